@@ -1,0 +1,7 @@
+//! llmtap-core: the provider-neutral heart of llmtap. Pure logic: no tokio, no sockets, no files.
+//!
+//! It owns the gen_ai vocabulary ([`semconv`]), the [`call::LlmCall`] record and its single mapping
+//! to span name, kind and attributes, content capture policy, redaction, byte budgets, the
+//! incremental SSE decoder and the provider codecs.
+
+pub mod env;
