@@ -1,0 +1,321 @@
+//! The gen_ai vocabulary llmtap emits and reads, pinned to one convention:
+//! **OpenTelemetry GenAI semantic conventions v1.41.0 plus the genai-main renames
+//! (cache_write, reasoning.level, previous_response.id, time_to_first_chunk)**.
+//!
+//! Every attribute key written anywhere in llmtap is a const here, so a convention change is one
+//! edit and a typo is a compile error. We own these instead of using
+//! `opentelemetry-semantic-conventions` because its gen_ai consts are `#[deprecated]` (moved to the
+//! GenAI repo) and break `-D warnings`.
+//!
+//! The deprecated `gen_ai.system` is deliberately absent: `gen_ai.provider.name` replaced it.
+//! Keys under `llmtap.` are our own extensions for facts the conventions have no name for.
+
+/// The convention version our attribute shapes follow (plus the genai-main renames above).
+pub const SEMCONV_VERSION: &str = "1.41.0";
+/// Schema URL matching [`SEMCONV_VERSION`], for instrumentation scopes and resources.
+pub const SCHEMA_URL: &str = "https://opentelemetry.io/schemas/1.41.0";
+
+// ---- gen_ai: operation and provider -------------------------------------------------------
+
+pub const GEN_AI_OPERATION_NAME: &str = "gen_ai.operation.name";
+pub const GEN_AI_PROVIDER_NAME: &str = "gen_ai.provider.name";
+
+// ---- gen_ai.request.* ----------------------------------------------------------------------
+
+pub const GEN_AI_REQUEST_MODEL: &str = "gen_ai.request.model";
+pub const GEN_AI_REQUEST_MAX_TOKENS: &str = "gen_ai.request.max_tokens";
+pub const GEN_AI_REQUEST_TEMPERATURE: &str = "gen_ai.request.temperature";
+pub const GEN_AI_REQUEST_TOP_P: &str = "gen_ai.request.top_p";
+/// An int since genai-main (a double in v1.41). OpenAI `top_logprobs` must NOT map here.
+pub const GEN_AI_REQUEST_TOP_K: &str = "gen_ai.request.top_k";
+pub const GEN_AI_REQUEST_FREQUENCY_PENALTY: &str = "gen_ai.request.frequency_penalty";
+pub const GEN_AI_REQUEST_PRESENCE_PENALTY: &str = "gen_ai.request.presence_penalty";
+pub const GEN_AI_REQUEST_STOP_SEQUENCES: &str = "gen_ai.request.stop_sequences";
+pub const GEN_AI_REQUEST_SEED: &str = "gen_ai.request.seed";
+/// Only set when the request asks for a count other than 1.
+pub const GEN_AI_REQUEST_CHOICE_COUNT: &str = "gen_ai.request.choice.count";
+/// Set (to `true`) only for streaming calls; absent means non-streaming.
+pub const GEN_AI_REQUEST_STREAM: &str = "gen_ai.request.stream";
+/// genai-main: the exact reasoning effort sent (`low`/`medium`/`high`...).
+pub const GEN_AI_REQUEST_REASONING_LEVEL: &str = "gen_ai.request.reasoning.level";
+/// genai-main: OpenAI Responses `previous_response_id`.
+pub const GEN_AI_REQUEST_PREVIOUS_RESPONSE_ID: &str = "gen_ai.request.previous_response.id";
+pub const GEN_AI_REQUEST_ENCODING_FORMATS: &str = "gen_ai.request.encoding_formats";
+pub const GEN_AI_OUTPUT_TYPE: &str = "gen_ai.output.type";
+
+// ---- gen_ai.response.* ---------------------------------------------------------------------
+
+pub const GEN_AI_RESPONSE_ID: &str = "gen_ai.response.id";
+pub const GEN_AI_RESPONSE_MODEL: &str = "gen_ai.response.model";
+/// One per choice, in choice order; `error` for a choice that ended abnormally.
+pub const GEN_AI_RESPONSE_FINISH_REASONS: &str = "gen_ai.response.finish_reasons";
+/// Seconds (double) from request start to the first response chunk; streaming only.
+pub const GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: &str = "gen_ai.response.time_to_first_chunk";
+
+// ---- gen_ai.usage.* ------------------------------------------------------------------------
+
+/// Includes cached input tokens.
+pub const GEN_AI_USAGE_INPUT_TOKENS: &str = "gen_ai.usage.input_tokens";
+/// Includes reasoning tokens.
+pub const GEN_AI_USAGE_OUTPUT_TOKENS: &str = "gen_ai.usage.output_tokens";
+/// Subset of input tokens.
+pub const GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: &str = "gen_ai.usage.cache_read.input_tokens";
+/// Subset of input tokens (genai-main rename of `cache_creation`).
+pub const GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS: &str = "gen_ai.usage.cache_write.input_tokens";
+/// Subset of output tokens.
+pub const GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: &str = "gen_ai.usage.reasoning.output_tokens";
+
+// ---- content (opt-in in semconv; JSON strings on Rust spans) -------------------------------
+
+pub const GEN_AI_INPUT_MESSAGES: &str = "gen_ai.input.messages";
+pub const GEN_AI_OUTPUT_MESSAGES: &str = "gen_ai.output.messages";
+pub const GEN_AI_SYSTEM_INSTRUCTIONS: &str = "gen_ai.system_instructions";
+pub const GEN_AI_TOOL_DEFINITIONS: &str = "gen_ai.tool.definitions";
+
+// ---- agents, conversations, tools ----------------------------------------------------------
+
+/// Only from a real session/thread id; never invented.
+pub const GEN_AI_CONVERSATION_ID: &str = "gen_ai.conversation.id";
+pub const GEN_AI_AGENT_NAME: &str = "gen_ai.agent.name";
+pub const GEN_AI_AGENT_ID: &str = "gen_ai.agent.id";
+pub const GEN_AI_AGENT_DESCRIPTION: &str = "gen_ai.agent.description";
+pub const GEN_AI_TOOL_NAME: &str = "gen_ai.tool.name";
+pub const GEN_AI_TOOL_CALL_ID: &str = "gen_ai.tool.call.id";
+pub const GEN_AI_TOOL_TYPE: &str = "gen_ai.tool.type";
+pub const GEN_AI_TOOL_DESCRIPTION: &str = "gen_ai.tool.description";
+pub const GEN_AI_TOOL_CALL_ARGUMENTS: &str = "gen_ai.tool.call.arguments";
+pub const GEN_AI_TOOL_CALL_RESULT: &str = "gen_ai.tool.call.result";
+
+// ---- embeddings ----------------------------------------------------------------------------
+
+pub const GEN_AI_EMBEDDINGS_DIMENSION_COUNT: &str = "gen_ai.embeddings.dimension.count";
+
+// ---- general conventions -------------------------------------------------------------------
+
+pub const SERVER_ADDRESS: &str = "server.address";
+pub const SERVER_PORT: &str = "server.port";
+/// Low-cardinality failure class; see [`error_type`] for the values llmtap itself produces.
+pub const ERROR_TYPE: &str = "error.type";
+pub const HTTP_RESPONSE_STATUS_CODE: &str = "http.response.status_code";
+
+// ---- OpenAI flavour (only on spans whose provider is OpenAI-flavoured) ---------------------
+
+/// `chat_completions` or `responses`.
+pub const OPENAI_API_TYPE: &str = "openai.api.type";
+/// Only when sent and not `auto`.
+pub const OPENAI_REQUEST_SERVICE_TIER: &str = "openai.request.service_tier";
+pub const OPENAI_RESPONSE_SERVICE_TIER: &str = "openai.response.service_tier";
+pub const OPENAI_RESPONSE_SYSTEM_FINGERPRINT: &str = "openai.response.system_fingerprint";
+
+// ---- llmtap extensions ---------------------------------------------------------------------
+
+/// Subtree token totals on agent spans. Kept out of `gen_ai.usage.*` because backends sum those
+/// across spans and would double count.
+pub const LLMTAP_USAGE_TOTAL_INPUT_TOKENS: &str = "llmtap.usage.total.input_tokens";
+pub const LLMTAP_USAGE_TOTAL_OUTPUT_TOKENS: &str = "llmtap.usage.total.output_tokens";
+pub const LLMTAP_USAGE_TOTAL_CACHE_READ_INPUT_TOKENS: &str =
+    "llmtap.usage.total.cache_read.input_tokens";
+pub const LLMTAP_USAGE_TOTAL_REASONING_OUTPUT_TOKENS: &str =
+    "llmtap.usage.total.reasoning.output_tokens";
+/// Prefix for user metadata (`x-llmtap-meta-<k>` header → `llmtap.meta.<k>`).
+pub const LLMTAP_META_PREFIX: &str = "llmtap.meta.";
+/// Number of SSE data events in a streamed response (excluding the `[DONE]` sentinel).
+pub const LLMTAP_RESPONSE_CHUNK_COUNT: &str = "llmtap.response.chunk_count";
+/// Output tokens per second over the generation window of a streamed response.
+pub const LLMTAP_RESPONSE_OUTPUT_TOKENS_PER_SECOND: &str =
+    "llmtap.response.output_tokens_per_second";
+/// The provider's own request id (`x-request-id`, `request-id`...), for support tickets.
+pub const LLMTAP_UPSTREAM_REQUEST_ID: &str = "llmtap.upstream.request_id";
+/// Bool: some captured content was cut to fit its byte budget.
+pub const LLMTAP_CAPTURE_TRUNCATED: &str = "llmtap.capture.truncated";
+/// Why captured content is missing or partial; values in [`capture_error`].
+pub const LLMTAP_CAPTURE_ERROR: &str = "llmtap.capture.error";
+/// The request path as received by the proxy (without query), e.g. `/v1/chat/completions`.
+pub const LLMTAP_HTTP_ROUTE: &str = "llmtap.http.route";
+
+/// `llmtap.meta.<key>` for a user metadata key.
+pub fn meta_key(key: &str) -> String {
+    let mut k = String::with_capacity(LLMTAP_META_PREFIX.len() + key.len());
+    k.push_str(LLMTAP_META_PREFIX);
+    k.push_str(key);
+    k
+}
+
+/// Well-known `gen_ai.operation.name` values.
+pub mod operation {
+    pub const CHAT: &str = "chat";
+    pub const TEXT_COMPLETION: &str = "text_completion";
+    pub const EMBEDDINGS: &str = "embeddings";
+    pub const GENERATE_CONTENT: &str = "generate_content";
+    pub const INVOKE_AGENT: &str = "invoke_agent";
+    pub const EXECUTE_TOOL: &str = "execute_tool";
+}
+
+/// `gen_ai.provider.name` values. The first group is semconv's well-known list; the second are
+/// custom values (allowed by the convention) for popular OpenAI-compatible hosts it doesn't name.
+pub mod provider {
+    pub const OPENAI: &str = "openai";
+    pub const ANTHROPIC: &str = "anthropic";
+    /// generativelanguage.googleapis.com
+    pub const GCP_GEMINI: &str = "gcp.gemini";
+    /// aiplatform.googleapis.com
+    pub const GCP_VERTEX_AI: &str = "gcp.vertex_ai";
+    pub const GROQ: &str = "groq";
+    pub const MISTRAL_AI: &str = "mistral_ai";
+    pub const DEEPSEEK: &str = "deepseek";
+    pub const X_AI: &str = "x_ai";
+    pub const PERPLEXITY: &str = "perplexity";
+    pub const AZURE_AI_OPENAI: &str = "azure.ai.openai";
+    pub const AZURE_AI_INFERENCE: &str = "azure.ai.inference";
+    pub const COHERE: &str = "cohere";
+    pub const AWS_BEDROCK: &str = "aws.bedrock";
+    pub const MOONSHOT_AI: &str = "moonshot_ai";
+
+    /// Custom (not in semconv): openrouter.ai.
+    pub const OPENROUTER: &str = "openrouter";
+    /// Custom (not in semconv): api.together.xyz.
+    pub const TOGETHER_AI: &str = "together_ai";
+    /// Custom (not in semconv): a local Ollama server.
+    pub const OLLAMA: &str = "ollama";
+
+    /// Whether `openai.*` attributes may appear on a span with this provider (semconv's
+    /// "flavour discriminator" rule: no `openai.*` on e.g. `aws.bedrock` spans).
+    pub fn is_openai_flavoured(provider: &str) -> bool {
+        provider == OPENAI || provider == AZURE_AI_OPENAI
+    }
+}
+
+/// `gen_ai.output.type` values.
+pub mod output_type {
+    pub const TEXT: &str = "text";
+    pub const JSON: &str = "json";
+    pub const IMAGE: &str = "image";
+    pub const SPEECH: &str = "speech";
+}
+
+/// `openai.api.type` values.
+pub mod openai_api_type {
+    pub const CHAT_COMPLETIONS: &str = "chat_completions";
+    pub const RESPONSES: &str = "responses";
+}
+
+/// Output message `finish_reason` values of the semconv message schema.
+pub mod finish_reason {
+    pub const STOP: &str = "stop";
+    pub const LENGTH: &str = "length";
+    pub const CONTENT_FILTER: &str = "content_filter";
+    pub const TOOL_CALL: &str = "tool_call";
+    /// A choice that ended abnormally (stream cut, in-stream error).
+    pub const ERROR: &str = "error";
+}
+
+/// The `error.type` values llmtap produces itself. Besides these, `error.type` carries the
+/// provider's error code/type from the error body (see `codec::parse_error_body`).
+pub mod error_type {
+    /// Semconv fallback when nothing more specific is known (e.g. an HTTP error with no code).
+    pub const OTHER: &str = "_OTHER";
+    /// Upstream closed a streamed response before it was complete.
+    pub const STREAM_TRUNCATED: &str = "stream_truncated";
+    /// The client went away before the response was fully delivered.
+    pub const CLIENT_DISCONNECTED: &str = "client_disconnected";
+    /// Upstream did not answer in time (proxy replies 504).
+    pub const UPSTREAM_TIMEOUT: &str = "upstream_timeout";
+    /// Upstream could not be reached (proxy replies 502).
+    pub const UPSTREAM_UNREACHABLE: &str = "upstream_unreachable";
+}
+
+/// `llmtap.capture.error` values: why a captured copy could not be (fully) decoded. The traffic
+/// itself is never affected.
+pub mod capture_error {
+    /// A JSON body (request or non-streaming response) did not parse.
+    pub const INVALID_JSON: &str = "invalid_json";
+    /// A stream had undecodable events (bad JSON in `data:`, invalid UTF-8, oversized event).
+    pub const INVALID_SSE: &str = "invalid_sse";
+}
+
+/// Model-call span name: `{operation} {model}` (`chat gpt-4o`), or just `{operation}` when the
+/// model is unknown or empty.
+pub fn model_span_name(operation: &str, model: Option<&str>) -> String {
+    name_with_suffix(operation, model)
+}
+
+/// Agent span name: `invoke_agent {name}`, or `invoke_agent` when unnamed.
+pub fn agent_span_name(agent_name: Option<&str>) -> String {
+    name_with_suffix(operation::INVOKE_AGENT, agent_name)
+}
+
+/// Tool span name: `execute_tool {name}`.
+pub fn tool_span_name(tool_name: &str) -> String {
+    name_with_suffix(operation::EXECUTE_TOOL, Some(tool_name))
+}
+
+fn name_with_suffix(prefix: &str, suffix: Option<&str>) -> String {
+    match suffix.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(s) => {
+            let mut name = String::with_capacity(prefix.len() + 1 + s.len());
+            name.push_str(prefix);
+            name.push(' ');
+            name.push_str(s);
+            name
+        }
+        None => prefix.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn span_names() {
+        assert_eq!(
+            model_span_name(operation::CHAT, Some("gpt-4o")),
+            "chat gpt-4o"
+        );
+        assert_eq!(model_span_name(operation::CHAT, None), "chat");
+        assert_eq!(
+            model_span_name(operation::EMBEDDINGS, Some("  ")),
+            "embeddings"
+        );
+        assert_eq!(agent_span_name(Some("planner")), "invoke_agent planner");
+        assert_eq!(agent_span_name(None), "invoke_agent");
+        assert_eq!(tool_span_name("get_weather"), "execute_tool get_weather");
+    }
+
+    #[test]
+    fn keys_are_the_published_names() {
+        // Spot checks against the spec text, including the genai-main renames.
+        assert_eq!(
+            GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS,
+            "gen_ai.usage.cache_write.input_tokens"
+        );
+        assert_eq!(
+            GEN_AI_REQUEST_REASONING_LEVEL,
+            "gen_ai.request.reasoning.level"
+        );
+        assert_eq!(
+            GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
+            "gen_ai.response.time_to_first_chunk"
+        );
+        assert_eq!(
+            GEN_AI_REQUEST_PREVIOUS_RESPONSE_ID,
+            "gen_ai.request.previous_response.id"
+        );
+        assert_eq!(meta_key("team"), "llmtap.meta.team");
+    }
+
+    #[test]
+    fn deprecated_system_key_is_never_defined() {
+        let src = include_str!("semconv.rs");
+        let needle = ["gen_ai", ".system\""].concat();
+        assert!(!src.contains(&needle), "deprecated key must not be defined");
+    }
+
+    #[test]
+    fn flavour_rule() {
+        assert!(provider::is_openai_flavoured(provider::OPENAI));
+        assert!(provider::is_openai_flavoured(provider::AZURE_AI_OPENAI));
+        assert!(!provider::is_openai_flavoured(provider::AWS_BEDROCK));
+        assert!(!provider::is_openai_flavoured(provider::GROQ));
+    }
+}
