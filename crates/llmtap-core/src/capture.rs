@@ -1,0 +1,204 @@
+//! What content gets captured, how big it may get, and what is scrubbed from it.
+//!
+//! Environment variables:
+//! - `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT` (case-insensitive): unset or empty → on
+//!   (llmtap's default: content is what users come for); `false` / `NO_CONTENT` → off;
+//!   `true` / `SPAN_ONLY` / `SPAN_AND_EVENT` / `EVENT_ONLY` → on (we only write span attributes,
+//!   so every "on" mode means "on the span"). Anything else is a startup error.
+//! - `LLMTAP_REDACT_PATTERNS`: extra regexes (Rust `regex` syntax) separated by `;`, each match
+//!   replaced by `[REDACTED:custom]`. `;` was chosen because it is rare in secrets' regexes and
+//!   needs no shell quoting gymnastics; write a literal semicolon inside a pattern as `\x3B`.
+//! - `LLMTAP_MAX_CONTENT_BYTES`: byte budget per content attribute (each of input messages,
+//!   output messages, system instructions, tool definitions), default
+//!   [`DEFAULT_MAX_CONTENT_BYTES`], minimum [`MIN_CONTENT_BYTES`].
+
+use crate::env::EnvSource;
+use crate::redact::Redactor;
+
+pub const ENV_CAPTURE_CONTENT: &str = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT";
+pub const ENV_REDACT_PATTERNS: &str = "LLMTAP_REDACT_PATTERNS";
+pub const ENV_MAX_CONTENT_BYTES: &str = "LLMTAP_MAX_CONTENT_BYTES";
+
+/// 64 KiB per attribute: four attributes stay well under the 1 MiB line limit of the collector's
+/// `otlpjsonfile` receiver, while typical conversations fit whole.
+pub const DEFAULT_MAX_CONTENT_BYTES: usize = 64 * 1024;
+/// Smaller budgets could not hold even a truncation marker.
+pub const MIN_CONTENT_BYTES: usize = 64;
+
+/// A configuration value that can't be used. The message names the variable and the value.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{var}={value:?} is not valid: {expected}")]
+    InvalidValue {
+        var: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+    #[error("{var} contains an invalid pattern {pattern:?}: {reason}")]
+    InvalidPattern {
+        var: &'static str,
+        pattern: String,
+        reason: String,
+    },
+}
+
+/// Content capture settings, shared by every codec call.
+#[derive(Debug, Clone)]
+pub struct CapturePolicy {
+    /// Record `gen_ai.{input,output}.messages`, `system_instructions`, `tool.definitions`.
+    pub content: bool,
+    /// Byte budget per content attribute (serialized JSON).
+    pub max_content_bytes: usize,
+    pub redactor: Redactor,
+}
+
+impl Default for CapturePolicy {
+    /// Content on, default budget, built-in redaction.
+    fn default() -> Self {
+        Self {
+            content: true,
+            max_content_bytes: DEFAULT_MAX_CONTENT_BYTES,
+            redactor: Redactor::new(),
+        }
+    }
+}
+
+impl CapturePolicy {
+    /// Content off (metadata, usage and timings are still recorded).
+    pub fn no_content() -> Self {
+        Self {
+            content: false,
+            ..Self::default()
+        }
+    }
+
+    /// Reads the three variables described in the module docs.
+    pub fn from_env(env: &impl EnvSource) -> Result<Self, ConfigError> {
+        let content = match env.non_empty(ENV_CAPTURE_CONTENT) {
+            None => true,
+            Some(value) => parse_capture_mode(&value).ok_or(ConfigError::InvalidValue {
+                var: ENV_CAPTURE_CONTENT,
+                value,
+                expected: "one of true, false, NO_CONTENT, SPAN_ONLY, EVENT_ONLY, SPAN_AND_EVENT",
+            })?,
+        };
+
+        let max_content_bytes = match env.non_empty(ENV_MAX_CONTENT_BYTES) {
+            None => DEFAULT_MAX_CONTENT_BYTES,
+            Some(value) => match value.parse::<usize>() {
+                Ok(n) if n >= MIN_CONTENT_BYTES => n,
+                _ => {
+                    return Err(ConfigError::InvalidValue {
+                        var: ENV_MAX_CONTENT_BYTES,
+                        value,
+                        expected: "a whole number of bytes, at least 64",
+                    });
+                }
+            },
+        };
+
+        let mut redactor = Redactor::new();
+        if let Some(patterns) = env.non_empty(ENV_REDACT_PATTERNS) {
+            redactor = redactor
+                .with_extra(patterns.split(';').map(str::trim))
+                .map_err(|e| ConfigError::InvalidPattern {
+                    var: ENV_REDACT_PATTERNS,
+                    pattern: e.pattern,
+                    reason: e.reason,
+                })?;
+        }
+
+        Ok(Self {
+            content,
+            max_content_bytes,
+            redactor,
+        })
+    }
+}
+
+fn parse_capture_mode(value: &str) -> Option<bool> {
+    let v = value.trim().to_ascii_lowercase();
+    match v.as_str() {
+        "false" | "no_content" => Some(false),
+        "true" | "span_only" | "span_and_event" | "event_only" => Some(true),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn defaults_when_unset() {
+        let env: HashMap<&str, &str> = HashMap::new();
+        let p = CapturePolicy::from_env(&env).unwrap();
+        assert!(p.content);
+        assert_eq!(p.max_content_bytes, DEFAULT_MAX_CONTENT_BYTES);
+        assert_eq!(p.redactor.extra_count(), 0);
+        assert_eq!(p.redactor.redact("bob@example.com"), "[REDACTED:email]");
+    }
+
+    #[test]
+    fn capture_modes() {
+        for (value, on) in [
+            ("", true),
+            ("true", true),
+            ("TRUE", true),
+            ("span_only", true),
+            ("SPAN_AND_EVENT", true),
+            ("Event_Only", true),
+            ("false", false),
+            ("NO_CONTENT", false),
+            (" no_content ", false),
+        ] {
+            let p = CapturePolicy::from_env(&[(ENV_CAPTURE_CONTENT, value)]).unwrap();
+            assert_eq!(p.content, on, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn bad_capture_mode_names_variable_and_value() {
+        let err = CapturePolicy::from_env(&[(ENV_CAPTURE_CONTENT, "maybe")]).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains(ENV_CAPTURE_CONTENT) && msg.contains("maybe"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn max_bytes() {
+        let p = CapturePolicy::from_env(&[(ENV_MAX_CONTENT_BYTES, "4096")]).unwrap();
+        assert_eq!(p.max_content_bytes, 4096);
+        for bad in ["12", "-1", "lots", "1.5"] {
+            let err = CapturePolicy::from_env(&[(ENV_MAX_CONTENT_BYTES, bad)]).unwrap_err();
+            let msg = err.to_string();
+            assert!(
+                msg.contains(ENV_MAX_CONTENT_BYTES) && msg.contains(bad),
+                "{msg}"
+            );
+        }
+    }
+
+    #[test]
+    fn redact_patterns() {
+        let p = CapturePolicy::from_env(&[(
+            ENV_REDACT_PATTERNS,
+            r"ACME-\d{4}; internal-[a-z]+ ;x\x3By",
+        )])
+        .unwrap();
+        assert_eq!(p.redactor.extra_count(), 3);
+        assert_eq!(
+            p.redactor.redact("ACME-1234 internal-host x;y ok"),
+            "[REDACTED:custom] [REDACTED:custom] [REDACTED:custom] ok"
+        );
+        let err = CapturePolicy::from_env(&[(ENV_REDACT_PATTERNS, "ok;[bad")]).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains(ENV_REDACT_PATTERNS) && msg.contains("[bad"),
+            "{msg}"
+        );
+    }
+}
