@@ -4,4 +4,10 @@
 //! to span name, kind and attributes, content capture policy, redaction, byte budgets, the
 //! incremental SSE decoder and the provider codecs.
 
+pub mod budget;
+pub mod call;
+pub mod capture;
 pub mod env;
+pub mod redact;
+pub mod semconv;
+pub mod sse;
