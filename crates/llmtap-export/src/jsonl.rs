@@ -1,0 +1,285 @@
+//! `JsonlSpanExporter`: each export call appends one line holding one OTLP/JSON `TracesData`.
+//!
+//! - the file is created `0600` (parent dirs `0700`), opened for appending; opening errors are
+//!   start-up errors naming the path;
+//! - each batch is serialised first and written with one `write_all`, then flushed, so a crash
+//!   (even SIGKILL) loses at most the batch being written and leaves at worst one torn last
+//!   line, which [`crate::reader::JsonlReader`] skips and counts;
+//! - a failed write (disk full) fails that batch (counted by the sink), is logged once, and
+//!   any partial bytes are truncated away so the next line starts clean;
+//! - size-based rotation: before a write that would push the file past `max_bytes`,
+//!   `traces.jsonl` → `traces.jsonl.1` → … → `traces.jsonl.<keep_files>` (oldest removed);
+//! - shutdown is idempotent; exports after it return `AlreadyShutdown`. Nothing here panics.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::trace::{SpanData, SpanExporter};
+
+use crate::config::BatchSettings;
+use crate::error::JsonlError;
+use crate::otlp_json;
+
+/// Default file, relative to the working directory.
+pub const DEFAULT_JSONL_PATH: &str = ".llmtap/traces.jsonl";
+/// Default rotation threshold: 100 MiB.
+pub const DEFAULT_MAX_BYTES: u64 = 100 * 1024 * 1024;
+/// Default number of rotated files kept.
+pub const DEFAULT_KEEP_FILES: usize = 5;
+
+/// Where and how the JSONL sink writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonlConfig {
+    /// The live file; rotated files get `.1`, `.2`, … appended.
+    pub path: PathBuf,
+    /// Rotate before a write would make the file larger than this; `None` never rotates.
+    pub max_bytes: Option<u64>,
+    /// Rotated files kept (`0` = discard the old file on rotation).
+    pub keep_files: usize,
+    /// Batch processor settings (short delay: a span is on disk within 1 s of ending).
+    pub batch: BatchSettings,
+}
+
+impl JsonlConfig {
+    /// Defaults for `path`: 100 MiB rotation, 5 files kept, 500 ms schedule delay.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            max_bytes: Some(DEFAULT_MAX_BYTES),
+            keep_files: DEFAULT_KEEP_FILES,
+            batch: BatchSettings::jsonl_default(),
+        }
+    }
+}
+
+/// Span exporter writing OTLP/JSON lines; see the module docs for the guarantees.
+#[derive(Debug)]
+pub struct JsonlSpanExporter {
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    path: PathBuf,
+    file: Option<File>,
+    /// Bytes in the live file (for rotation).
+    size: u64,
+    max_bytes: Option<u64>,
+    keep_files: usize,
+    /// Rotation only for regular files: never rename `/dev/stdout` or `/dev/full`.
+    rotatable: bool,
+    resource: ResourceAttributesWithSchema,
+    shut_down: bool,
+    write_error_logged: bool,
+    rotate_error_logged: bool,
+    /// A failed write left bytes we could not truncate: start the next write on a new line.
+    needs_newline: bool,
+}
+
+impl JsonlSpanExporter {
+    /// Creates parent directories and opens (or creates, mode 0600) the file for appending.
+    pub fn new(config: &JsonlConfig) -> Result<Self, JsonlError> {
+        let file = open_append(&config.path)?;
+        let meta = file.metadata().ok();
+        let size = meta.as_ref().map_or(0, fs::Metadata::len);
+        let rotatable = meta.as_ref().is_some_and(fs::Metadata::is_file);
+        Ok(Self {
+            state: Mutex::new(State {
+                path: config.path.clone(),
+                file: Some(file),
+                size,
+                max_bytes: config.max_bytes,
+                keep_files: config.keep_files,
+                rotatable,
+                resource: ResourceAttributesWithSchema::default(),
+                shut_down: false,
+                write_error_logged: false,
+                rotate_error_logged: false,
+                needs_newline: false,
+            }),
+        })
+    }
+
+    /// The file this exporter appends to.
+    pub fn path(&self) -> PathBuf {
+        self.lock().path.clone()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // No code path panics while holding the lock; recover the state regardless.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write_batch(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let mut state = self.lock();
+        if state.shut_down {
+            return Err(OTelSdkError::AlreadyShutdown);
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let data = otlp_json::traces_data(batch, &state.resource);
+        let line = otlp_json::encode_line(&data)
+            .map_err(|e| OTelSdkError::InternalFailure(format!("encode OTLP/JSON: {e}")))?;
+        state.rotate_if_needed(line.len() as u64);
+        state.append(&line)
+    }
+}
+
+impl State {
+    fn rotate_if_needed(&mut self, incoming: u64) {
+        let Some(max) = self.max_bytes else { return };
+        if !self.rotatable || self.size == 0 || self.size.saturating_add(incoming) <= max {
+            return;
+        }
+        match rotate(&self.path, self.keep_files) {
+            Ok(()) => match open_append(&self.path) {
+                Ok(file) => {
+                    self.file = Some(file);
+                    self.size = 0;
+                    self.needs_newline = false;
+                }
+                Err(e) => self.log_rotate_error(&e.to_string()),
+            },
+            Err(e) => self.log_rotate_error(&e.to_string()),
+        }
+    }
+
+    fn log_rotate_error(&mut self, error: &str) {
+        // Keep appending to the file we have: a missed rotation must not lose spans.
+        if !self.rotate_error_logged {
+            self.rotate_error_logged = true;
+            tracing::warn!(path = %self.path.display(), error, "JSONL rotation failed; still appending to the current file");
+        }
+    }
+
+    fn append(&mut self, line: &[u8]) -> OTelSdkResult {
+        let Some(file) = self.file.as_mut() else {
+            return Err(OTelSdkError::InternalFailure("JSONL file not open".into()));
+        };
+        if self.needs_newline {
+            if file.write_all(b"\n").and_then(|()| file.flush()).is_ok() {
+                self.size += 1;
+                self.needs_newline = false;
+            } else {
+                return Err(self.write_failed("terminating a torn line failed"));
+            }
+        }
+        match file.write_all(line).and_then(|()| file.flush()) {
+            Ok(()) => {
+                self.size += line.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                // Cut off whatever part of the line made it, so the file stays line-clean.
+                let truncated = self.rotatable && file.set_len(self.size).is_ok();
+                if !truncated {
+                    self.needs_newline = self.rotatable;
+                }
+                Err(self.write_failed(&e.to_string()))
+            }
+        }
+    }
+
+    fn write_failed(&mut self, error: &str) -> OTelSdkError {
+        if !self.write_error_logged {
+            self.write_error_logged = true;
+            tracing::warn!(path = %self.path.display(), error, "writing the JSONL trace file failed; spans are counted as failed, further errors are not logged");
+        }
+        OTelSdkError::InternalFailure(format!("write {}: {error}", self.path.display()))
+    }
+}
+
+impl SpanExporter for JsonlSpanExporter {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        self.write_batch(batch)
+    }
+
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        let mut state = self.lock();
+        if !state.shut_down {
+            state.shut_down = true;
+            if let Some(mut file) = state.file.take() {
+                let _ = file.flush();
+            }
+        }
+        Ok(())
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        // Every export already flushed; this only reports a closed sink.
+        if self.lock().shut_down {
+            Err(OTelSdkError::AlreadyShutdown)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.lock().resource = resource.into();
+    }
+}
+
+/// `path.N` for rotation index `n`.
+fn rotated_name(path: &Path, n: usize) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{n}"));
+    PathBuf::from(name)
+}
+
+/// Shifts `path.(k-1)` → `path.k` … `path` → `path.1`, dropping what falls off the end.
+fn rotate(path: &Path, keep_files: usize) -> std::io::Result<()> {
+    if keep_files == 0 {
+        return fs::remove_file(path);
+    }
+    let oldest = rotated_name(path, keep_files);
+    match fs::remove_file(&oldest) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    for n in (1..keep_files).rev() {
+        let from = rotated_name(path, n);
+        if from.exists() {
+            fs::rename(&from, rotated_name(path, n + 1))?;
+        }
+    }
+    fs::rename(path, rotated_name(path, 1))
+}
+
+fn open_append(path: &Path) -> Result<File, JsonlError> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_private_dir(parent).map_err(|source| JsonlError::CreateDir {
+            path: parent.to_path_buf(),
+            source,
+        })?;
+    }
+    let mut options = OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path).map_err(|source| JsonlError::Open {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}

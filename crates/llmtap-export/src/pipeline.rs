@@ -1,0 +1,316 @@
+//! The export pipeline: one `SdkTracerProvider`, one batch processor per sink (JSONL, OTLP),
+//! per-sink counters, and a shutdown that never blocks past its timeout.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use llmtap_core::env::EnvSource;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider, SpanExporter};
+
+use crate::config::{self, BatchSettings, OtlpConfig};
+use crate::error::PipelineError;
+use crate::jsonl::{JsonlConfig, JsonlSpanExporter};
+use crate::otlp::build_span_exporter;
+use crate::sink::{SharedSink, SinkProcessor, SinkSnapshot};
+
+/// Counters of every configured sink (`None` = sink not configured), as served on `/healthz`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PipelineStats {
+    /// The JSONL file sink.
+    pub jsonl: Option<SinkSnapshot>,
+    /// The OTLP forwarding sink.
+    pub otlp: Option<SinkSnapshot>,
+}
+
+/// Builder; explicit settings win over [`PipelineBuilder::from_env`], whatever the call order.
+#[derive(Debug, Default)]
+pub struct PipelineBuilder {
+    jsonl: Option<Option<JsonlConfig>>,
+    otlp: Option<Option<OtlpConfig>>,
+    service_name: Option<String>,
+    env: Option<EnvSettings>,
+}
+
+#[derive(Debug)]
+struct EnvSettings {
+    sdk_disabled: bool,
+    otlp: Option<OtlpConfig>,
+    resource_attributes: Option<String>,
+    service_name: Option<String>,
+}
+
+/// Service name used when neither the caller nor the environment gives one.
+pub const DEFAULT_SERVICE_NAME: &str = "llmtap";
+
+impl PipelineBuilder {
+    /// JSONL sink (`None` = no file).
+    pub fn jsonl(mut self, jsonl: Option<JsonlConfig>) -> Self {
+        self.jsonl = Some(jsonl);
+        self
+    }
+
+    /// OTLP sink, overriding the environment (`None` = forwarding off).
+    pub fn otlp(mut self, otlp: Option<OtlpConfig>) -> Self {
+        self.otlp = Some(otlp);
+        self
+    }
+
+    /// Default `service.name`, used unless `OTEL_SERVICE_NAME` or `OTEL_RESOURCE_ATTRIBUTES`
+    /// names one.
+    pub fn service_name(mut self, name: impl Into<String>) -> Self {
+        self.service_name = Some(name.into());
+        self
+    }
+
+    /// Reads `OTEL_SDK_DISABLED`, `OTEL_TRACES_EXPORTER`, `OTEL_EXPORTER_OTLP_*`, `OTEL_BSP_*`,
+    /// `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES`. Malformed values are errors.
+    /// `OTEL_SDK_DISABLED=true` is a kill switch: it turns off both sinks, even explicit ones.
+    pub fn from_env(mut self, env: &impl EnvSource) -> Result<Self, PipelineError> {
+        let sdk_disabled = config::sdk_disabled(env)?;
+        let otlp = if sdk_disabled {
+            None
+        } else {
+            OtlpConfig::from_env(env)?
+        };
+        // Validate now so a bad value fails here, not at build().
+        let _ = config::resource_from_env(env, DEFAULT_SERVICE_NAME)?;
+        self.env = Some(EnvSettings {
+            sdk_disabled,
+            otlp,
+            resource_attributes: env.non_empty(config::OTEL_RESOURCE_ATTRIBUTES),
+            service_name: env.non_empty(config::OTEL_SERVICE_NAME),
+        });
+        Ok(self)
+    }
+
+    /// Opens the JSONL file, builds the OTLP exporter and installs one batch processor per
+    /// sink. Does not touch the global tracer provider.
+    pub fn build(self) -> Result<Pipeline, PipelineError> {
+        let default_name = self.service_name.as_deref().unwrap_or(DEFAULT_SERVICE_NAME);
+        let (disabled, env_otlp, resource) = match &self.env {
+            Some(env) => {
+                let map = ResourceEnv {
+                    attributes: env.resource_attributes.as_deref(),
+                    service_name: env.service_name.as_deref(),
+                };
+                (
+                    env.sdk_disabled,
+                    env.otlp.clone(),
+                    config::resource_from_env(&map, default_name)?,
+                )
+            }
+            None => (
+                false,
+                None,
+                config::resource_from_env(&ResourceEnv::default(), default_name)?,
+            ),
+        };
+        let jsonl_cfg = if disabled { None } else { self.jsonl.flatten() };
+        let otlp_cfg = if disabled {
+            None
+        } else {
+            self.otlp.unwrap_or(env_otlp)
+        };
+
+        let mut builder = SdkTracerProvider::builder().with_resource(resource.clone());
+        let jsonl = match jsonl_cfg {
+            Some(cfg) => {
+                let exporter = JsonlSpanExporter::new(&cfg)?;
+                let sink = make_sink("jsonl", exporter, &resource, cfg.batch);
+                builder = builder.with_span_processor(SharedSink(sink.clone()));
+                Some(sink)
+            }
+            None => None,
+        };
+        let otlp = match otlp_cfg {
+            Some(cfg) => {
+                let exporter = build_span_exporter(&cfg)?;
+                let sink = make_sink("otlp", exporter, &resource, cfg.batch);
+                builder = builder.with_span_processor(SharedSink(sink.clone()));
+                Some(sink)
+            }
+            None => None,
+        };
+        Ok(Pipeline {
+            provider: builder.build(),
+            jsonl,
+            otlp,
+            resource,
+            shutdown_started: AtomicBool::new(false),
+            final_stats: Mutex::new(None),
+        })
+    }
+}
+
+fn make_sink<E: SpanExporter + 'static>(
+    name: &'static str,
+    mut exporter: E,
+    resource: &Resource,
+    batch: BatchSettings,
+) -> Arc<SinkProcessor> {
+    exporter.set_resource(resource);
+    SinkProcessor::new(name, exporter, batch)
+}
+
+/// The two resource variables, kept from `from_env` so `build` can apply the default service
+/// name chosen later in the builder chain.
+#[derive(Debug, Default)]
+struct ResourceEnv<'a> {
+    attributes: Option<&'a str>,
+    service_name: Option<&'a str>,
+}
+
+impl EnvSource for ResourceEnv<'_> {
+    fn var(&self, key: &str) -> Option<String> {
+        match key {
+            config::OTEL_RESOURCE_ATTRIBUTES => self.attributes.map(str::to_owned),
+            config::OTEL_SERVICE_NAME => self.service_name.map(str::to_owned),
+            _ => None,
+        }
+    }
+}
+
+/// A running export pipeline. Call [`Pipeline::shutdown`] before exit: dropping does not
+/// flush while tracers still hold the provider.
+#[derive(Debug)]
+pub struct Pipeline {
+    provider: SdkTracerProvider,
+    jsonl: Option<Arc<SinkProcessor>>,
+    otlp: Option<Arc<SinkProcessor>>,
+    resource: Resource,
+    shutdown_started: AtomicBool,
+    final_stats: Mutex<Option<PipelineStats>>,
+}
+
+impl Pipeline {
+    /// A builder with nothing configured.
+    pub fn builder() -> PipelineBuilder {
+        PipelineBuilder::default()
+    }
+
+    /// A tracer whose spans go to every sink.
+    pub fn tracer(&self, name: &'static str) -> SdkTracer {
+        self.provider.tracer(name)
+    }
+
+    /// The provider, e.g. for `tracing-opentelemetry` or `global::set_tracer_provider`.
+    pub fn provider(&self) -> &SdkTracerProvider {
+        &self.provider
+    }
+
+    /// The resource attached to every span.
+    pub fn resource(&self) -> &Resource {
+        &self.resource
+    }
+
+    /// Current counters; cheap (atomic loads), safe to call from request handlers.
+    pub fn stats(&self) -> PipelineStats {
+        PipelineStats {
+            jsonl: self.jsonl.as_ref().map(|s| s.stats().snapshot()),
+            otlp: self.otlp.as_ref().map(|s| s.stats().snapshot()),
+        }
+    }
+
+    /// Flushes every sink in parallel; returns `false` if one failed or `timeout` passed first.
+    pub fn force_flush(&self, timeout: Duration) -> bool {
+        let sinks: Vec<_> = self.sinks().cloned().collect();
+        run_bounded(
+            sinks,
+            timeout,
+            Arc::new(|s: &SinkProcessor| s.force_flush().is_ok()),
+        )
+    }
+
+    /// Flushes and stops both sinks in parallel, each on its own thread, so a dead collector
+    /// never delays the file. Returns within about `timeout` whatever the sinks do, never
+    /// panics, is safe inside a tokio runtime (blocks only this thread, and the gRPC client
+    /// runs on its own runtime), and is idempotent: later calls return the first result.
+    pub fn shutdown(&self, timeout: Duration) -> PipelineStats {
+        if self.shutdown_started.swap(true, Ordering::AcqRel) {
+            let done = *self
+                .final_stats
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            return done.unwrap_or_else(|| self.stats());
+        }
+        let sinks: Vec<_> = self.sinks().cloned().collect();
+        let completed = run_bounded(
+            sinks,
+            timeout,
+            Arc::new(move |s: &SinkProcessor| s.shutdown_with_timeout(timeout).is_ok()),
+        );
+        // Marks the provider shut down (new tracers become no-ops); sinks are already stopped,
+        // so this returns at once.
+        let _ = self
+            .provider
+            .shutdown_with_timeout(Duration::from_millis(1));
+        let stats = self.stats();
+        if !completed {
+            tracing::warn!(
+                ?stats,
+                "telemetry shutdown timed out; queued spans are lost"
+            );
+        }
+        for (name, snap) in [("jsonl", stats.jsonl), ("otlp", stats.otlp)] {
+            if let Some(s) = snap.filter(|s| s.dropped + s.failed + s.queued > 0) {
+                tracing::warn!(
+                    sink = name,
+                    written = s.written,
+                    dropped = s.dropped,
+                    failed = s.failed,
+                    lost_in_queue = s.queued,
+                    "spans were lost"
+                );
+            }
+        }
+        *self
+            .final_stats
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(stats);
+        stats
+    }
+
+    fn sinks(&self) -> impl Iterator<Item = &Arc<SinkProcessor>> {
+        self.jsonl.iter().chain(self.otlp.iter())
+    }
+}
+
+/// Runs `op` on every sink on its own thread and waits at most `timeout` (plus a small grace
+/// for thread start-up). Returns `true` when all finished in time and returned `true`.
+fn run_bounded(
+    sinks: Vec<Arc<SinkProcessor>>,
+    timeout: Duration,
+    op: Arc<dyn Fn(&SinkProcessor) -> bool + Send + Sync>,
+) -> bool {
+    let expected = sinks.len();
+    let deadline = Instant::now() + timeout + Duration::from_millis(200);
+    let (tx, rx) = mpsc::channel();
+    let mut started = 0usize;
+    for sink in sinks {
+        let tx = tx.clone();
+        let op = op.clone();
+        let spawned = thread::Builder::new()
+            .name("llmtap-sink-stop".into())
+            .spawn(move || {
+                let _ = tx.send(op(&sink));
+            });
+        match spawned {
+            Ok(_) => started += 1,
+            Err(e) => tracing::warn!(error = %e, "cannot start a sink shutdown thread"),
+        }
+    }
+    drop(tx);
+    let mut all_ok = true;
+    for _ in 0..started {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(ok) => all_ok &= ok,
+            Err(_) => return false,
+        }
+    }
+    all_ok && started == expected
+}
