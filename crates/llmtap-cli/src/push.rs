@@ -13,9 +13,9 @@ use llmtap_core::env::ProcessEnv;
 use llmtap_export::resend::{PushError, PushOptions, PushReport, push_file};
 use llmtap_export::{OtlpConfig, OtlpOverrides, OtlpProtocol};
 
+use crate::{EXIT_NO_INPUT, EXIT_USAGE};
+
 const EXIT_PARTIAL: u8 = 1;
-const EXIT_USAGE: u8 = 64;
-const EXIT_NO_INPUT: u8 = 66;
 const EXIT_UNAVAILABLE: u8 = 69;
 
 /// Flags of `llmtap push`.

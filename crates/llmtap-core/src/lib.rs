@@ -7,6 +7,7 @@
 pub mod budget;
 pub mod call;
 pub mod capture;
+pub mod codec;
 pub mod env;
 pub mod redact;
 pub mod semconv;

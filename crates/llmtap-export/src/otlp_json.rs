@@ -2,7 +2,7 @@
 //!
 //! The serde types of `opentelemetry-proto` (`with-serde`) follow the OTLP/JSON rules (hex
 //! ids including links, integer enums, 64-bit ints as strings, camelCase keys); the tests in
-//! `tests/otlp_json_rules.rs` check that on real written lines instead of trusting it
+//! `tests/jsonl.rs` check that on real written lines instead of trusting it
 //! (opentelemetry-rust#2065 had bugs here). One gap is fixed before serialising: a
 //! non-finite `doubleValue` would be written as `null` by serde_json (then read back as an
 //! empty value), and the proto3 spelling `"NaN"` is rejected by the crate's own reader, so

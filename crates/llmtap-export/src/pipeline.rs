@@ -229,6 +229,7 @@ impl Pipeline {
     /// never delays the file. Returns within about `timeout` whatever the sinks do, never
     /// panics, is safe inside a tokio runtime (blocks only this thread, and the gRPC client
     /// runs on its own runtime), and is idempotent: later calls return the first result.
+    /// Spans ended after shutdown are not exported; each sink counts them as `dropped`.
     pub fn shutdown(&self, timeout: Duration) -> PipelineStats {
         if self.shutdown_started.swap(true, Ordering::AcqRel) {
             let done = *self
@@ -243,11 +244,10 @@ impl Pipeline {
             timeout,
             Arc::new(move |s: &SinkProcessor| s.shutdown_with_timeout(timeout).is_ok()),
         );
-        // Marks the provider shut down (new tracers become no-ops); sinks are already stopped,
-        // so this returns at once.
-        let _ = self
-            .provider
-            .shutdown_with_timeout(Duration::from_millis(1));
+        // The provider itself is deliberately not shut down: the SDK would then skip `on_end`
+        // for every later span, so spans ended after shutdown would vanish uncounted. With the
+        // provider live they reach the stopped sinks, which count them as dropped. (Dropping
+        // the provider later calls the sinks' shutdown again, which returns at once.)
         let stats = self.stats();
         if !completed {
             tracing::warn!(

@@ -1,0 +1,82 @@
+//! The `llmtap` command line as a library, so tests run each subcommand in-process.
+//!
+//! Each subcommand lives in its own module with an `Args` struct and a `run`; [`main`] only
+//! parses and dispatches. Exit codes follow sysexits: 64 usage/config, 66 unreadable input,
+//! 69 unreachable service, 1 anything else.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod demo;
+pub mod proxy_cmd;
+mod push;
+pub mod spans;
+pub mod tree;
+
+/// Exit code for a usage or configuration error (EX_USAGE).
+pub const EXIT_USAGE: u8 = 64;
+/// Exit code for an input file that cannot be read (EX_NOINPUT).
+pub const EXIT_NO_INPUT: u8 = 66;
+
+/// OpenTelemetry-native tracing for LLM calls and agent swarms.
+#[derive(Debug, Parser)]
+#[command(name = "llmtap", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the recording proxy: point any client's base_url here.
+    Proxy(proxy_cmd::ProxyArgs),
+    /// See it work: a built-in mock upstream, the proxy and a scripted multi-agent run.
+    Demo(demo::DemoArgs),
+    /// Print the agent trees of a JSONL trace file.
+    Tree(tree::TreeArgs),
+    /// Re-send a JSONL trace file to an OTLP collector.
+    Push(push::Args),
+}
+
+/// Parses the command line and runs the subcommand.
+pub fn main() -> ExitCode {
+    init_logging();
+    match Cli::parse().command {
+        Command::Proxy(args) => run_async(proxy_cmd::run(&args)),
+        Command::Demo(args) => run_async(demo::run(&args)),
+        Command::Tree(args) => tree::run(&args),
+        Command::Push(args) => push::run(args),
+    }
+}
+
+/// Runs an async subcommand on a multi-threaded runtime; errors print one line and exit 1.
+fn run_async(fut: impl Future<Output = anyhow::Result<ExitCode>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("llmtap: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(fut) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("llmtap: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default: warnings).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,433 @@
+//! `llmtap tree`: each trace of a JSONL file as an indented agent tree — agents, tools and model
+//! calls with model, tokens, latency, time to first chunk and status per node, and subtree token
+//! totals on every node that has children. Spans whose parent is not in the file (orphans) are
+//! shown under their trace, marked, never dropped.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use llmtap_core::semconv;
+
+use crate::spans::{SpanRecord, SpanStatus, Tokens, read_file};
+use crate::{EXIT_NO_INPUT, EXIT_USAGE};
+
+/// Default file read when none is given: where the proxy writes.
+pub const DEFAULT_TRACES_FILE: &str = ".llmtap/traces.jsonl";
+
+/// Flags of `llmtap tree`.
+#[derive(Debug, clap::Args)]
+pub struct TreeArgs {
+    /// JSONL trace files (OTLP/JSON lines) [default: .llmtap/traces.jsonl]
+    pub files: Vec<PathBuf>,
+    /// Only the trace whose id starts with this hex prefix.
+    #[arg(long, value_name = "ID")]
+    pub trace: Option<String>,
+    /// Only traces with a span of this `gen_ai.conversation.id`.
+    #[arg(long, value_name = "ID")]
+    pub session: Option<String>,
+    /// Only the N most recent traces.
+    #[arg(long, value_name = "N")]
+    pub last: Option<usize>,
+    /// Print the trees as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Never colour the output (also when `NO_COLOR` is set or stdout is not a terminal).
+    #[arg(long)]
+    pub no_color: bool,
+}
+
+/// Which traces to show.
+#[derive(Debug, Clone, Default)]
+pub struct TreeFilter {
+    pub trace_prefix: Option<String>,
+    pub session: Option<String>,
+    pub last: Option<usize>,
+}
+
+/// One node of a rendered tree.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TreeNode {
+    pub span_id: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// The span's own tokens (model calls).
+    pub tokens: Tokens,
+    /// Tokens of this node and everything under it.
+    pub subtree_tokens: Tokens,
+    pub duration_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_to_first_chunk_ms: Option<f64>,
+    pub streamed: bool,
+    pub error: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_type: Option<String>,
+    /// The parent named by the span is not in the file.
+    pub orphan: bool,
+    pub children: Vec<TreeNode>,
+}
+
+/// One trace.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TraceTree {
+    pub trace_id: String,
+    pub start_unix_nanos: u64,
+    pub span_count: usize,
+    pub duration_ms: f64,
+    pub tokens: Tokens,
+    pub errors: usize,
+    pub roots: Vec<TreeNode>,
+}
+
+/// Builds the trees of `spans`, oldest trace first, after `filter`.
+pub fn build_trees(spans: Vec<SpanRecord>, filter: &TreeFilter) -> Vec<TraceTree> {
+    let mut by_trace: HashMap<String, Vec<SpanRecord>> = HashMap::new();
+    for span in spans {
+        by_trace.entry(span.trace_id.clone()).or_default().push(span);
+    }
+    let mut traces: Vec<TraceTree> = by_trace
+        .into_iter()
+        .filter(|(id, spans)| {
+            filter
+                .trace_prefix
+                .as_ref()
+                .is_none_or(|p| id.starts_with(&p.to_ascii_lowercase()))
+                && filter.session.as_ref().is_none_or(|session| {
+                    spans.iter().any(|s| {
+                        s.str_attr(semconv::GEN_AI_CONVERSATION_ID) == Some(session.as_str())
+                    })
+                })
+        })
+        .map(|(id, spans)| build_trace(id, spans))
+        .collect();
+    traces.sort_by(|a, b| {
+        (a.start_unix_nanos, &a.trace_id).cmp(&(b.start_unix_nanos, &b.trace_id))
+    });
+    if let Some(n) = filter.last {
+        let skip = traces.len().saturating_sub(n);
+        traces.drain(..skip);
+    }
+    traces
+}
+
+fn build_trace(trace_id: String, mut spans: Vec<SpanRecord>) -> TraceTree {
+    spans.sort_by(|a, b| (a.start_unix_nanos, &a.span_id).cmp(&(b.start_unix_nanos, &b.span_id)));
+    let ids: HashSet<&str> = spans.iter().map(|s| s.span_id.as_str()).collect();
+    let mut children: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut roots = Vec::new();
+    for (i, span) in spans.iter().enumerate() {
+        let parent = span.parent_span_id.as_str();
+        // A span naming itself as parent would loop; treat it as a root.
+        if !parent.is_empty() && parent != span.span_id && ids.contains(parent) {
+            children.entry(parent).or_default().push(i);
+        } else {
+            roots.push(i);
+        }
+    }
+    let start = spans.iter().map(|s| s.start_unix_nanos).min().unwrap_or(0);
+    let end = spans.iter().map(|s| s.end_unix_nanos).max().unwrap_or(0);
+    let mut visited = vec![false; spans.len()];
+    let root_nodes: Vec<TreeNode> = roots
+        .iter()
+        .map(|&i| build_node(&spans, i, &children, &mut visited))
+        .collect();
+    let mut tokens = Tokens::default();
+    for node in &root_nodes {
+        tokens += node.subtree_tokens;
+    }
+    TraceTree {
+        trace_id,
+        start_unix_nanos: start,
+        span_count: spans.len(),
+        duration_ms: nanos_to_ms(end.saturating_sub(start)),
+        tokens,
+        errors: spans
+            .iter()
+            .filter(|s| s.status == SpanStatus::Error)
+            .count(),
+        roots: root_nodes,
+    }
+}
+
+fn build_node(
+    spans: &[SpanRecord],
+    index: usize,
+    children: &HashMap<&str, Vec<usize>>,
+    visited: &mut [bool],
+) -> TreeNode {
+    if let Some(seen) = visited.get_mut(index) {
+        *seen = true;
+    }
+    let Some(span) = spans.get(index) else {
+        return empty_node();
+    };
+    let kids: Vec<TreeNode> = children
+        .get(span.span_id.as_str())
+        .into_iter()
+        .flatten()
+        .filter(|&&c| !visited.get(c).copied().unwrap_or(true))
+        .copied()
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|c| build_node(spans, c, children, visited))
+        .collect();
+    let tokens = if span.is_model_call() {
+        span.tokens()
+    } else {
+        Tokens::default()
+    };
+    let mut subtree_tokens = tokens;
+    for kid in &kids {
+        subtree_tokens += kid.subtree_tokens;
+    }
+    TreeNode {
+        span_id: span.span_id.clone(),
+        name: span.name.clone(),
+        operation: span.operation().map(str::to_owned),
+        agent: span.str_attr(semconv::GEN_AI_AGENT_NAME).map(str::to_owned),
+        model: span.is_model_call().then(|| span.model().map(str::to_owned)).flatten(),
+        tokens,
+        subtree_tokens,
+        duration_ms: nanos_to_ms(span.duration_nanos()),
+        time_to_first_chunk_ms: span
+            .f64_attr(semconv::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK)
+            .map(|s| s * 1000.0),
+        streamed: matches!(
+            span.attributes.get(semconv::GEN_AI_REQUEST_STREAM),
+            Some(crate::spans::AttrValue::Bool(true))
+        ),
+        error: span.status == SpanStatus::Error,
+        error_type: span.str_attr(semconv::ERROR_TYPE).map(str::to_owned),
+        orphan: !span.parent_span_id.is_empty()
+            && !spans.iter().any(|s| s.span_id == span.parent_span_id),
+        children: kids,
+    }
+}
+
+fn empty_node() -> TreeNode {
+    TreeNode {
+        span_id: String::new(),
+        name: String::new(),
+        operation: None,
+        agent: None,
+        model: None,
+        tokens: Tokens::default(),
+        subtree_tokens: Tokens::default(),
+        duration_ms: 0.0,
+        time_to_first_chunk_ms: None,
+        streamed: false,
+        error: false,
+        error_type: None,
+        orphan: false,
+        children: Vec::new(),
+    }
+}
+
+fn nanos_to_ms(nanos: u64) -> f64 {
+    nanos as f64 / 1_000_000.0
+}
+
+/// ANSI styling, on only for terminals.
+#[derive(Debug, Clone, Copy)]
+pub struct Style {
+    pub color: bool,
+}
+
+impl Style {
+    fn paint(self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    }
+    fn dim(self, text: &str) -> String {
+        self.paint("2", text)
+    }
+    fn bold(self, text: &str) -> String {
+        self.paint("1", text)
+    }
+    fn red(self, text: &str) -> String {
+        self.paint("31", text)
+    }
+    fn green(self, text: &str) -> String {
+        self.paint("32", text)
+    }
+    fn cyan(self, text: &str) -> String {
+        self.paint("36", text)
+    }
+}
+
+/// Renders trees as text.
+pub fn render(traces: &[TraceTree], style: Style) -> String {
+    let mut out = String::new();
+    for trace in traces {
+        out.push_str(&format!(
+            "{} {}  {} spans, {}, {}{}\n",
+            style.bold("trace"),
+            style.dim(&trace.trace_id),
+            trace.span_count,
+            format_ms(trace.duration_ms),
+            format_tokens(trace.tokens),
+            if trace.errors > 0 {
+                style.red(&format!(", {} error(s)", trace.errors))
+            } else {
+                String::new()
+            },
+        ));
+        let count = trace.roots.len();
+        for (i, root) in trace.roots.iter().enumerate() {
+            render_node(root, "", i + 1 == count, style, &mut out);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn render_node(node: &TreeNode, prefix: &str, last: bool, style: Style, out: &mut String) {
+    let branch = if last { "└─ " } else { "├─ " };
+    let mut line = format!("{prefix}{branch}{}", style.bold(&node.name));
+    if let Some(agent) = &node.agent {
+        line.push_str(&format!(" {}", style.cyan(&format!("[{agent}]"))));
+    }
+    if let Some(model) = &node.model
+        && !node.name.contains(model.as_str())
+    {
+        line.push_str(&format!(" → {model}"));
+    }
+    let status = match (&node.error, &node.error_type) {
+        (true, Some(kind)) => style.red(&format!("✗ {kind}")),
+        (true, None) => style.red("✗ error"),
+        (false, _) => style.green("✓"),
+    };
+    line.push_str(&format!("  {status}  {}", format_ms(node.duration_ms)));
+    if let Some(ttft) = node.time_to_first_chunk_ms {
+        line.push_str(&format!(" (ttft {})", format_ms(ttft)));
+    }
+    if node.streamed {
+        line.push_str(" stream");
+    }
+    if node.tokens != Tokens::default() {
+        line.push_str(&format!("  {}", format_tokens(node.tokens)));
+    }
+    if !node.children.is_empty() && node.subtree_tokens != Tokens::default() {
+        line.push_str(&style.dim(&format!("  Σ {}", format_tokens(node.subtree_tokens))));
+    }
+    if node.orphan {
+        line.push_str(&style.dim("  (parent not in file)"));
+    }
+    out.push_str(&line);
+    out.push('\n');
+    let child_prefix = format!("{prefix}{}", if last { "   " } else { "│  " });
+    let count = node.children.len();
+    for (i, child) in node.children.iter().enumerate() {
+        render_node(child, &child_prefix, i + 1 == count, style, out);
+    }
+}
+
+fn format_ms(ms: f64) -> String {
+    if ms >= 1000.0 {
+        format!("{:.2} s", ms / 1000.0)
+    } else if ms >= 10.0 {
+        format!("{ms:.0} ms")
+    } else {
+        format!("{ms:.1} ms")
+    }
+}
+
+fn format_tokens(t: Tokens) -> String {
+    let mut text = format!("in {} / out {}", t.input, t.output);
+    if t.cache_read > 0 {
+        text.push_str(&format!(" (cached {})", t.cache_read));
+    }
+    if t.reasoning > 0 {
+        text.push_str(&format!(" (reasoning {})", t.reasoning));
+    }
+    text.push_str(" tok");
+    text
+}
+
+/// Whether stdout should get colour.
+pub fn stdout_style(no_color: bool) -> Style {
+    Style {
+        color: !no_color
+            && std::env::var_os("NO_COLOR").is_none()
+            && std::io::stdout().is_terminal(),
+    }
+}
+
+/// Runs `llmtap tree`.
+pub fn run(args: &TreeArgs) -> ExitCode {
+    if args.last == Some(0) {
+        eprintln!("llmtap tree: --last must be at least 1");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    let files = if args.files.is_empty() {
+        vec![PathBuf::from(DEFAULT_TRACES_FILE)]
+    } else {
+        args.files.clone()
+    };
+    let mut spans = Vec::new();
+    for file in &files {
+        match read_file(file) {
+            Ok((mut read, stats)) => {
+                spans.append(&mut read);
+                if stats.invalid_lines > 0 || stats.torn_last_line {
+                    eprintln!(
+                        "llmtap tree: {}: skipped {} line(s) that are not OTLP/JSON{}",
+                        file.display(),
+                        stats.invalid_lines,
+                        if stats.torn_last_line {
+                            " and a torn last line"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+            }
+            Err(err) => {
+                eprintln!("llmtap tree: {err}");
+                return ExitCode::from(EXIT_NO_INPUT);
+            }
+        }
+    }
+    let filter = TreeFilter {
+        trace_prefix: args.trace.clone(),
+        session: args.session.clone(),
+        last: args.last,
+    };
+    let trees = build_trees(spans, &filter);
+    let mut stdout = std::io::stdout().lock();
+    let written = if args.json {
+        serde_json::to_writer_pretty(&mut stdout, &trees)
+            .map_err(std::io::Error::other)
+            .and_then(|()| writeln!(stdout))
+    } else if trees.is_empty() {
+        writeln!(stdout, "no traces found")
+    } else {
+        stdout.write_all(render(&trees, stdout_style(args.no_color)).as_bytes())
+    };
+    // A closed pipe (`llmtap tree | head`) is not an error worth reporting.
+    match written {
+        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
+            eprintln!("llmtap tree: cannot write output: {err}");
+            ExitCode::FAILURE
+        }
+        _ => ExitCode::SUCCESS,
+    }
+}
+
+/// Groups spans by trace id (used by the demo to print only its own run).
+pub fn trace_ids(spans: &[SpanRecord]) -> BTreeMap<String, usize> {
+    let mut ids = BTreeMap::new();
+    for span in spans {
+        *ids.entry(span.trace_id.clone()).or_insert(0) += 1;
+    }
+    ids
+}

@@ -1,0 +1,163 @@
+//! The `llmtap` binary as a new user runs it: `demo` from an empty directory with no API key and
+//! no network, `tree` on what it wrote, and clear errors for bad input.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use anyhow::{Context as _, Result, ensure};
+use serde_json::Value;
+
+fn llmtap(dir: &Path, args: &[&str]) -> Result<Output> {
+    Command::new(env!("CARGO_BIN_EXE_llmtap"))
+        .args(args)
+        .current_dir(dir)
+        // The user's shell may point at a collector; this run must not depend on one.
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        .env("NO_COLOR", "1")
+        .output()
+        .context("cannot run llmtap")
+}
+
+#[test]
+fn demo_prints_the_agent_tree_and_writes_jsonl() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let out = llmtap(dir.path(), &["demo"])?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        out.status.success(),
+        "demo failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file = dir.path().join(".llmtap/demo.jsonl");
+    assert!(file.is_file(), "demo wrote no JSONL");
+    for agent in [
+        "[orchestrator]",
+        "[researcher-web]",
+        "[researcher-papers]",
+        "[fact-checker]",
+        "[writer]",
+    ] {
+        assert!(stdout.contains(agent), "{agent} missing from:\n{stdout}");
+    }
+    assert!(stdout.contains("rate_limit_exceeded"), "the 429 shows:\n{stdout}");
+    assert!(stdout.contains(".llmtap/demo.jsonl"), "says where the file is");
+    assert!(stdout.contains("llmtap push"), "says how to send it to a collector");
+    let text = std::fs::read_to_string(&file)?;
+    assert!(!text.contains("sk-demo"), "the demo's API key leaked into JSONL");
+
+    // The same tree, read back by `llmtap tree --json`.
+    let tree = llmtap(dir.path(), &["tree", ".llmtap/demo.jsonl", "--json"])?;
+    ensure!(tree.status.success(), "tree failed: {tree:?}");
+    let trees: Value = serde_json::from_slice(&tree.stdout)?;
+    let traces = trees.as_array().context("array")?;
+    assert_eq!(traces.len(), 1, "one trace for the whole run");
+    assert_eq!(traces[0]["span_count"], 7);
+    assert_eq!(traces[0]["errors"], 1);
+    let roots = traces[0]["roots"].as_array().context("roots")?;
+    assert_eq!(roots.len(), 1);
+    let root = &roots[0];
+    assert_eq!(root["agent"], "orchestrator");
+    let children: Vec<&str> = root["children"]
+        .as_array()
+        .context("children")?
+        .iter()
+        .filter_map(|c| c["agent"].as_str())
+        .collect();
+    assert_eq!(
+        children.iter().filter(|a| **a == "researcher-web").count(),
+        2
+    );
+    assert!(children.contains(&"researcher-papers"));
+    assert!(children.contains(&"writer"));
+    let papers = root["children"]
+        .as_array()
+        .context("children")?
+        .iter()
+        .find(|c| c["agent"] == "researcher-papers")
+        .context("papers")?;
+    let checks = papers["children"].as_array().context("fact-checker calls")?;
+    assert_eq!(checks.len(), 2);
+    assert!(checks.iter().all(|c| c["agent"] == "fact-checker"));
+    assert_eq!(
+        checks.iter().filter(|c| c["error"] == true).count(),
+        1,
+        "one rate-limited attempt"
+    );
+    // Subtree totals add up: the root's total is the sum over every model call.
+    let mut sum = 0;
+    fn walk(node: &Value, sum: &mut u64) {
+        *sum += node["tokens"]["input"].as_u64().unwrap_or(0);
+        for child in node["children"].as_array().into_iter().flatten() {
+            walk(child, sum);
+        }
+    }
+    walk(root, &mut sum);
+    assert!(sum > 0);
+    assert_eq!(root["subtree_tokens"]["input"].as_u64(), Some(sum));
+    Ok(())
+}
+
+#[test]
+fn tree_reports_unreadable_and_foreign_files_clearly() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let missing = llmtap(dir.path(), &["tree", "nope.jsonl"])?;
+    assert_eq!(missing.status.code(), Some(66));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("nope.jsonl"));
+
+    std::fs::write(dir.path().join("junk.jsonl"), "not json\n{\"also\": \"not otlp\"\n")?;
+    let junk = llmtap(dir.path(), &["tree", "junk.jsonl"])?;
+    assert!(junk.status.success());
+    let stderr = String::from_utf8_lossy(&junk.stderr);
+    assert!(stderr.contains("skipped"), "{stderr}");
+    assert!(String::from_utf8_lossy(&junk.stdout).contains("no traces found"));
+    Ok(())
+}
+
+#[test]
+fn proxy_rejects_bad_config_with_exit_64_and_one_line() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let out = Command::new(env!("CARGO_BIN_EXE_llmtap"))
+        .args(["proxy", "--listen", "not-an-address"])
+        .current_dir(dir.path())
+        .output()?;
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("--listen"), "{stderr}");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_llmtap"))
+        .args(["proxy", "--listen", "127.0.0.1:0"])
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "bogus")
+        .current_dir(dir.path())
+        .output()?;
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("OTEL_EXPORTER_OTLP_PROTOCOL"), "{stderr}");
+    Ok(())
+}
+
+/// SIGTERM drains and exits 0 with the spans flushed.
+#[test]
+fn proxy_exits_cleanly_on_sigterm() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_llmtap"))
+        .args(["proxy", "--listen", "127.0.0.1:0", "--jsonl", "t.jsonl"])
+        .current_dir(dir.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    // Wait for the "listening" line.
+    let stderr = child.stderr.take().context("stderr")?;
+    let mut reader = std::io::BufReader::new(stderr);
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut reader, &mut line)?;
+    assert!(line.contains("listening on http://127.0.0.1:"), "{line}");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()?;
+    assert!(status.success());
+    let exit = child.wait()?;
+    assert_eq!(exit.code(), Some(0));
+    Ok(())
+}

@@ -1,0 +1,386 @@
+//! Provider codecs: turn copies of request/response bodies into an [`LlmCall`].
+//!
+//! The proxy's flow, per call:
+//! 1. [`route`] the request path → [`Route`] (or forward unrecorded when `None`);
+//! 2. `let mut call = route.api.new_call(provider_for_host(host));`
+//! 3. [`parse_request`] on a copy of the request body;
+//! 4. on a 2xx JSON response, [`parse_response`]; on a 2xx SSE response, a [`StreamState`] fed with
+//!    every chunk (or with decoded [`SseEvent`]s), then [`StreamState::finish`] exactly once;
+//!    on an error status, `call.error_type = parse_error_body(body)` (else `_OTHER`).
+//!
+//! Parsers never panic on any input. A body that doesn't parse leaves the call's metadata as far
+//! as known, sets `call.capture_error` and returns a [`CodecError`]; traffic is never affected.
+
+mod common;
+pub mod openai_chat;
+pub mod openai_completions;
+pub mod openai_embeddings;
+
+#[cfg(test)]
+mod tests;
+
+use serde_json::Value;
+
+use crate::call::LlmCall;
+use crate::capture::CapturePolicy;
+use crate::semconv::{capture_error, openai_api_type, operation, provider};
+use crate::sse::{SseDecoder, SseEvent};
+
+/// The wire APIs llmtap understands. More come later (OpenAI Responses, Anthropic, Gemini).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Api {
+    /// `POST /v1/chat/completions`
+    OpenAiChat,
+    /// `POST /v1/completions` (legacy text completions)
+    OpenAiCompletions,
+    /// `POST /v1/embeddings`
+    OpenAiEmbeddings,
+}
+
+impl Api {
+    /// The `gen_ai.operation.name` for calls on this API.
+    pub fn operation(&self) -> &'static str {
+        match self {
+            Api::OpenAiChat => operation::CHAT,
+            Api::OpenAiCompletions => operation::TEXT_COMPLETION,
+            Api::OpenAiEmbeddings => operation::EMBEDDINGS,
+        }
+    }
+
+    /// The `openai.api.type` value, where semconv defines one (`chat_completions`/`responses`).
+    pub fn api_type(&self) -> Option<&'static str> {
+        match self {
+            Api::OpenAiChat => Some(openai_api_type::CHAT_COMPLETIONS),
+            Api::OpenAiCompletions | Api::OpenAiEmbeddings => None,
+        }
+    }
+
+    /// A fresh [`LlmCall`] for this API with operation and api type set.
+    pub fn new_call(&self, provider: impl Into<String>) -> LlmCall {
+        let mut call = LlmCall::new(self.operation(), provider);
+        call.api_type = self.api_type();
+        call
+    }
+}
+
+/// Where a request path goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub api: Api,
+    /// Provider named by an explicit first path segment (`/openai/v1/...` → `openai`,
+    /// `/anthropic/v1/...` → `anthropic`, `/gemini/v1beta/...` → `gcp.gemini`).
+    pub provider_hint: Option<&'static str>,
+    /// The path to send upstream: the input with the provider segment removed (query kept).
+    pub upstream_path: String,
+}
+
+/// Explicit provider prefixes. Only recognised when followed by `/v1` or `/v1beta`, so Azure's
+/// `/openai/deployments/...` paths pass through intact.
+const PROVIDER_PREFIXES: &[(&str, &str)] = &[
+    ("/openai", provider::OPENAI),
+    ("/anthropic", provider::ANTHROPIC),
+    ("/gemini", provider::GCP_GEMINI),
+];
+
+/// Maps a request path (optionally with `?query`) to an API. Matching is by path suffix, so every
+/// OpenAI-compatible layout works: `/v1/chat/completions`, `/openai/v1/chat/completions`,
+/// `/v1beta/openai/chat/completions` (Gemini), `/openai/deployments/d/chat/completions` (Azure).
+/// `None` = not an API we record (the proxy forwards it unrecorded). The HTTP method is the
+/// caller's concern (only `POST` creates a model call).
+pub fn route(path: &str) -> Option<Route> {
+    let (path_only, query) = match path.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (path, None),
+    };
+    let mut hint = None;
+    let mut rest = path_only;
+    for (prefix, name) in PROVIDER_PREFIXES {
+        if let Some(after) = path_only.strip_prefix(prefix)
+            && (after.starts_with("/v1/") || after.starts_with("/v1beta/"))
+        {
+            hint = Some(*name);
+            rest = after;
+            break;
+        }
+    }
+    let matched = rest.trim_end_matches('/');
+    let api = if matched.ends_with("/chat/completions") {
+        Api::OpenAiChat
+    } else if matched.ends_with("/completions") {
+        Api::OpenAiCompletions
+    } else if matched.ends_with("/embeddings") {
+        Api::OpenAiEmbeddings
+    } else {
+        return None;
+    };
+    let mut upstream_path = String::with_capacity(path.len());
+    upstream_path.push_str(rest);
+    if let Some(q) = query {
+        upstream_path.push('?');
+        upstream_path.push_str(q);
+    }
+    Some(Route {
+        api,
+        provider_hint: hint,
+        upstream_path,
+    })
+}
+
+/// A body copy that could not be decoded. Carries no body text (it could hold secrets).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CodecError {
+    #[error("body is not valid JSON (line {line}, column {column})")]
+    InvalidJson { line: usize, column: usize },
+    #[error("body is JSON but not an object")]
+    NotAnObject,
+}
+
+impl CodecError {
+    /// The bounded `llmtap.capture.error` value for this error.
+    pub fn capture_error(&self) -> &'static str {
+        capture_error::INVALID_JSON
+    }
+}
+
+fn parse_object(body: &[u8], call: &mut LlmCall) -> Result<Value, CodecError> {
+    let result = match serde_json::from_slice::<Value>(body) {
+        Ok(v) if v.is_object() => Ok(v),
+        Ok(_) => Err(CodecError::NotAnObject),
+        Err(e) => Err(CodecError::InvalidJson {
+            line: e.line(),
+            column: e.column(),
+        }),
+    };
+    if let Err(e) = &result {
+        call.capture_error = Some(e.capture_error());
+    }
+    result
+}
+
+/// Reads a request body copy: model and parameters, the stream flag, and (when the policy
+/// captures content) input messages, system instructions and tool definitions — redacted and
+/// within budget.
+pub fn parse_request(
+    api: Api,
+    body: &[u8],
+    policy: &CapturePolicy,
+    call: &mut LlmCall,
+) -> Result<(), CodecError> {
+    let v = parse_object(body, call)?;
+    match api {
+        Api::OpenAiChat => openai_chat::request::parse(&v, policy, call),
+        Api::OpenAiCompletions => openai_completions::parse_request(&v, policy, call),
+        Api::OpenAiEmbeddings => openai_embeddings::parse_request(&v, call),
+    }
+    Ok(())
+}
+
+/// Reads a non-streaming 2xx response body copy: id, model, finish reasons, usage, provider
+/// extras and (when captured) output messages.
+pub fn parse_response(
+    api: Api,
+    body: &[u8],
+    policy: &CapturePolicy,
+    call: &mut LlmCall,
+) -> Result<(), CodecError> {
+    let v = parse_object(body, call)?;
+    if let Some(code) = common::error_code(&v) {
+        call.error_type.get_or_insert(code);
+    }
+    match api {
+        Api::OpenAiChat => openai_chat::response::parse(&v, policy, call),
+        Api::OpenAiCompletions => openai_completions::parse_response(&v, policy, call),
+        Api::OpenAiEmbeddings => openai_embeddings::parse_response(&v, call),
+    }
+    Ok(())
+}
+
+/// The provider's error code/type from an error response body, for `error.type`: bounded to 64
+/// chars of `[A-Za-z0-9_.-]`. `None` when the body names none (use `_OTHER` then).
+/// Understands OpenAI (`error.code`/`error.type`), Anthropic (`error.type`), Gemini
+/// (`error.status`) and vLLM (`type` of an `{"object":"error"}` body).
+pub fn parse_error_body(body: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    common::error_code(&v)
+}
+
+/// `gen_ai.provider.name` for an upstream host (`host` or `host:port`, any case):
+///
+/// | host | provider |
+/// |---|---|
+/// | api.openai.com | `openai` |
+/// | api.anthropic.com | `anthropic` |
+/// | generativelanguage.googleapis.com | `gcp.gemini` |
+/// | *aiplatform.googleapis.com | `gcp.vertex_ai` |
+/// | api.groq.com | `groq` |
+/// | api.mistral.ai | `mistral_ai` |
+/// | api.deepseek.com | `deepseek` |
+/// | api.x.ai | `x_ai` |
+/// | api.perplexity.ai | `perplexity` |
+/// | api.cohere.com / api.cohere.ai | `cohere` |
+/// | api.moonshot.ai / api.moonshot.cn | `moonshot_ai` |
+/// | *.openai.azure.com | `azure.ai.openai` |
+/// | *.services.ai.azure.com, *.inference.ai.azure.com | `azure.ai.inference` |
+/// | bedrock-runtime.*.amazonaws.com | `aws.bedrock` |
+/// | openrouter.ai | `openrouter` (custom) |
+/// | api.together.xyz / api.together.ai | `together_ai` (custom) |
+/// | any host on port 11434 (Ollama's default port) | `ollama` (custom) |
+/// | anything else | `openai` (an OpenAI-compatible server: vLLM, LM Studio, llama.cpp...) |
+pub fn provider_for_host(host: &str) -> &'static str {
+    let (name, port) = split_host_port(host);
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    let exact: &[(&str, &'static str)] = &[
+        ("api.openai.com", provider::OPENAI),
+        ("api.anthropic.com", provider::ANTHROPIC),
+        ("generativelanguage.googleapis.com", provider::GCP_GEMINI),
+        ("aiplatform.googleapis.com", provider::GCP_VERTEX_AI),
+        ("api.groq.com", provider::GROQ),
+        ("api.mistral.ai", provider::MISTRAL_AI),
+        ("api.deepseek.com", provider::DEEPSEEK),
+        ("api.x.ai", provider::X_AI),
+        ("api.perplexity.ai", provider::PERPLEXITY),
+        ("api.cohere.com", provider::COHERE),
+        ("api.cohere.ai", provider::COHERE),
+        ("api.moonshot.ai", provider::MOONSHOT_AI),
+        ("api.moonshot.cn", provider::MOONSHOT_AI),
+        ("openrouter.ai", provider::OPENROUTER),
+        ("api.together.xyz", provider::TOGETHER_AI),
+        ("api.together.ai", provider::TOGETHER_AI),
+    ];
+    if let Some((_, p)) = exact.iter().find(|(h, _)| *h == name) {
+        return p;
+    }
+    if name.ends_with("-aiplatform.googleapis.com") {
+        return provider::GCP_VERTEX_AI;
+    }
+    if name.ends_with(".openai.azure.com") {
+        return provider::AZURE_AI_OPENAI;
+    }
+    if name.ends_with(".services.ai.azure.com") || name.ends_with(".inference.ai.azure.com") {
+        return provider::AZURE_AI_INFERENCE;
+    }
+    if name.starts_with("bedrock-runtime.") && name.ends_with(".amazonaws.com") {
+        return provider::AWS_BEDROCK;
+    }
+    if port == Some(11434) {
+        return provider::OLLAMA;
+    }
+    provider::OPENAI
+}
+
+/// Splits `host[:port]`, including bracketed IPv6 (`[::1]:8080`).
+fn split_host_port(host: &str) -> (&str, Option<u16>) {
+    if let Some(rest) = host.strip_prefix('[') {
+        return match rest.split_once(']') {
+            Some((addr, tail)) => (addr, tail.strip_prefix(':').and_then(|p| p.parse().ok())),
+            None => (rest, None),
+        };
+    }
+    match host.rsplit_once(':') {
+        // A bare IPv6 address has several colons and no port.
+        Some((name, port)) if !name.contains(':') => (name, port.parse().ok()),
+        _ => (host, None),
+    }
+}
+
+/// Cap on text accumulated per stream field when the capture budget is not known
+/// ([`StreamState::new`]): generous but bounded.
+const DEFAULT_STREAM_ACCUMULATE_BYTES: usize = 1024 * 1024;
+
+/// The accumulator for one streamed response. Feed it raw body chunks ([`feed`](Self::feed)) or
+/// already-decoded events ([`on_event`](Self::on_event)) — not both — then call
+/// [`finish`](Self::finish) exactly once.
+#[derive(Debug)]
+pub struct StreamState {
+    api: Api,
+    decoder: SseDecoder,
+    inner: StreamInner,
+}
+
+#[derive(Debug)]
+enum StreamInner {
+    /// Chat and legacy completions share the chunk shape (`choices[].delta` / `choices[].text`).
+    /// Boxed: the accumulator is large and embeddings streams need none of it.
+    Choices(Box<openai_chat::stream::ChoicesStream>),
+    /// Embeddings never stream; events are counted and otherwise ignored.
+    Ignored { events: u64 },
+}
+
+impl StreamState {
+    /// Accumulates content up to a generous fixed bound (1 MiB per field).
+    pub fn new(api: Api) -> Self {
+        Self::build(api, true, DEFAULT_STREAM_ACCUMULATE_BYTES)
+    }
+
+    /// Accumulates only what `policy` will record: nothing when content is off, else up to the
+    /// content budget. Prefer this over [`new`](Self::new) when the policy is at hand.
+    pub fn with_capture(api: Api, policy: &CapturePolicy) -> Self {
+        Self::build(api, policy.content, policy.max_content_bytes)
+    }
+
+    fn build(api: Api, content: bool, max_bytes: usize) -> Self {
+        let inner = match api {
+            Api::OpenAiChat | Api::OpenAiCompletions => StreamInner::Choices(Box::new(
+                openai_chat::stream::ChoicesStream::new(content, max_bytes),
+            )),
+            Api::OpenAiEmbeddings => StreamInner::Ignored { events: 0 },
+        };
+        Self {
+            api,
+            decoder: SseDecoder::new(),
+            inner,
+        }
+    }
+
+    /// The API this stream belongs to.
+    pub fn api(&self) -> Api {
+        self.api
+    }
+
+    /// Decodes a raw response body chunk (any split) with the built-in SSE decoder.
+    pub fn feed(&mut self, chunk: &[u8]) {
+        let Self { decoder, inner, .. } = self;
+        decoder.feed(chunk, |ev| inner.on_event(&ev));
+    }
+
+    /// One decoded SSE event (when the caller runs its own [`SseDecoder`]).
+    pub fn on_event(&mut self, ev: &SseEvent<'_>) {
+        self.inner.on_event(ev);
+    }
+
+    /// Writes what the stream said into `call`: response id, model, provider extras, one finish
+    /// reason per choice (choices still open get `error` — they did not end normally, whether
+    /// `complete` or not), usage, an in-stream error's code as `error_type` (unless one is set),
+    /// `timings.chunk_count` (data events, excluding `[DONE]`), `capture_error = invalid_sse`
+    /// when events were undecodable, and (per `policy`) output messages as accumulated so far.
+    /// `complete` is `false` when the stream was cut (upstream hang-up, client disconnect).
+    pub fn finish(mut self, policy: &CapturePolicy, call: &mut LlmCall, complete: bool) {
+        let Self { decoder, inner, .. } = &mut self;
+        decoder.finish(|ev| inner.on_event(&ev));
+        let decoder_errors = self.decoder.stats().had_errors();
+        match self.inner {
+            StreamInner::Choices(stream) => stream.finish(policy, call, complete, self.api),
+            StreamInner::Ignored { events } => {
+                call.timings.chunk_count = events;
+            }
+        }
+        if decoder_errors {
+            call.capture_error.get_or_insert(capture_error::INVALID_SSE);
+        }
+    }
+}
+
+impl StreamInner {
+    fn on_event(&mut self, ev: &SseEvent<'_>) {
+        match self {
+            StreamInner::Choices(stream) => stream.on_event(ev),
+            StreamInner::Ignored { events } => {
+                if ev.data != "[DONE]" {
+                    *events += 1;
+                }
+            }
+        }
+    }
+}

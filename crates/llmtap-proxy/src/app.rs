@@ -1,0 +1,518 @@
+//! `App::build(config)` → `app.serve(listener, shutdown)`: the proxy as a library that tests start
+//! in-process on `127.0.0.1:0` and the binary wraps with signals and exit codes.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST};
+use http::{HeaderValue, Method, Request, Response, StatusCode, Uri};
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use llmtap_core::capture::CapturePolicy;
+use llmtap_core::codec::{self, Route};
+use llmtap_core::env::{EnvSource, ProcessEnv};
+use llmtap_export::{Pipeline, PipelineStats};
+use opentelemetry::propagation::TextMapPropagator as _;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracer;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::body::{ProxyBody, RequestBody, TapBody, buffer_request};
+use crate::config::{Config, Upstream};
+use crate::error::ProxyError;
+use crate::headers::{
+    HEADER_TRACERESPONSE, HeaderExtractor, HeaderInjector, strip_hop_by_hop, take_agent_headers,
+    traceresponse,
+};
+use crate::recorder::{CallRecorder, Outcome, RequestFacts};
+use crate::stats::{ProxyStats, StatsSnapshot};
+
+/// Instrumentation scope name of the proxy's spans.
+pub const SCOPE_NAME: &str = "llmtap-proxy";
+/// Chunk copies queued per call before the recorder is considered behind and copies are dropped
+/// (the traffic itself is never held back).
+const CHUNK_COPY_QUEUE: usize = 256;
+/// How long shutdown waits for recorder tasks to end spans after connections have closed.
+const SPAN_DRAIN_LIMIT: Duration = Duration::from_secs(5);
+/// Time allowed to flush both sinks at shutdown.
+const TELEMETRY_SHUTDOWN_LIMIT: Duration = Duration::from_secs(10);
+
+type UpstreamClient = Client<HttpsConnector<HttpConnector>, RequestBody>;
+
+/// Errors building the proxy.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// Content capture settings (`OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`, redaction
+    /// patterns) are invalid.
+    #[error(transparent)]
+    Capture(#[from] llmtap_core::capture::ConfigError),
+    /// The exporter could not be set up (bad `OTEL_*` value, unwritable JSONL path).
+    #[error(transparent)]
+    Telemetry(#[from] llmtap_export::PipelineError),
+}
+
+/// Errors serving.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The listener failed in a way that is not a per-connection hiccup.
+    #[error("listener failed: {0}")]
+    Listener(#[source] std::io::Error),
+}
+
+/// What the proxy did, reported when it stops.
+#[derive(Debug, Clone, Serialize)]
+pub struct ShutdownReport {
+    /// Proxy counters.
+    pub proxy: StatsSnapshot,
+    /// Per-sink span counters after the final flush.
+    pub telemetry: PipelineStats,
+    /// Calls still open when the grace period ran out (their spans were ended as abandoned).
+    pub abandoned_calls: u64,
+}
+
+struct State {
+    config: Config,
+    client: UpstreamClient,
+    tracer: SdkTracer,
+    policy: Arc<CapturePolicy>,
+    stats: Arc<ProxyStats>,
+    pipeline: Pipeline,
+    propagator: TraceContextPropagator,
+}
+
+/// A built proxy, ready to serve.
+pub struct App {
+    state: Arc<State>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("config", &self.state.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl App {
+    /// Builds the proxy with telemetry configured from the process environment.
+    pub async fn build(config: Config) -> Result<Self, BuildError> {
+        Self::build_with_env(config, &ProcessEnv).await
+    }
+
+    /// Builds the proxy reading `OTEL_*` settings from `env` (tests pass a map).
+    pub async fn build_with_env(config: Config, env: &impl EnvSource) -> Result<Self, BuildError> {
+        let mut policy = CapturePolicy::from_env(env)?;
+        if config.no_content {
+            policy.content = false;
+        }
+        let pipeline = Pipeline::builder()
+            .service_name(&config.service_name)
+            .jsonl(config.jsonl.clone().map(llmtap_export::JsonlConfig::new))
+            .from_env(env)?
+            .build()?;
+        let tracer = pipeline.tracer(SCOPE_NAME);
+        let client = upstream_client(&config);
+        Ok(Self {
+            state: Arc::new(State {
+                config,
+                client,
+                tracer,
+                policy: Arc::new(policy),
+                stats: Arc::new(ProxyStats::default()),
+                pipeline,
+                propagator: TraceContextPropagator::new(),
+            }),
+        })
+    }
+
+    /// The proxy's counters (shared; live).
+    pub fn stats(&self) -> Arc<ProxyStats> {
+        Arc::clone(&self.state.stats)
+    }
+
+    /// Per-sink span counters.
+    pub fn telemetry_stats(&self) -> PipelineStats {
+        self.state.pipeline.stats()
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, lets in-flight calls finish within
+    /// the grace period, ends every span and flushes both sinks.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<ShutdownReport, ServeError> {
+        let graceful = GracefulShutdown::new();
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                accepted = listener.accept() => {
+                    let (stream, _peer) = match accepted {
+                        Ok(pair) => pair,
+                        Err(err) if is_transient_accept_error(&err) => {
+                            tracing::debug!(%err, "accept failed; continuing");
+                            continue;
+                        }
+                        Err(err) => return Err(ServeError::Listener(err)),
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let state = Arc::clone(&self.state);
+                    let service = hyper::service::service_fn(move |req| {
+                        let state = Arc::clone(&state);
+                        async move { Ok::<_, Infallible>(handle(state, req).await) }
+                    });
+                    let conn = auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .into_owned();
+                    let conn = graceful.watch(conn);
+                    tokio::spawn(async move {
+                        if let Err(err) = conn.await {
+                            tracing::debug!(%err, "connection ended with an error");
+                        }
+                    });
+                }
+            }
+        }
+        drop(listener);
+        let grace = self.state.config.shutdown_grace;
+        if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+            tracing::warn!(?grace, "grace period over; closing remaining connections");
+        }
+        // Connections are closed; recorder tasks end their spans as soon as they see the outcome.
+        let deadline = tokio::time::Instant::now() + SPAN_DRAIN_LIMIT;
+        while self.state.stats.in_flight() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let abandoned_calls = self.state.stats.in_flight();
+        let proxy = self.state.stats.snapshot();
+        let state = Arc::clone(&self.state);
+        let telemetry = tokio::task::spawn_blocking(move || {
+            state.pipeline.shutdown(TELEMETRY_SHUTDOWN_LIMIT)
+        })
+        .await
+        .unwrap_or_else(|_| self.state.pipeline.stats());
+        Ok(ShutdownReport {
+            proxy,
+            telemetry,
+            abandoned_calls,
+        })
+    }
+}
+
+fn is_transient_accept_error(err: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        err.kind(),
+        ConnectionAborted | ConnectionReset | Interrupted | WouldBlock
+    ) || err.raw_os_error() == Some(24) // EMFILE: back off, don't die
+}
+
+fn upstream_client(config: &Config) -> UpstreamClient {
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(config.connect_timeout));
+    http.set_keepalive(Some(Duration::from_secs(60)));
+    let builder = match hyper_rustls::HttpsConnectorBuilder::new().with_native_roots() {
+        Ok(builder) => builder,
+        Err(err) => {
+            tracing::warn!(%err, "no native root certificates; https upstreams will fail");
+            let tls = rustls_empty_roots();
+            hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls)
+        }
+    };
+    let https = builder
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build(https)
+}
+
+/// A TLS config that trusts nothing: https upstreams fail with a clear 502 instead of the proxy
+/// refusing to start on a machine without a CA bundle (plain-http upstreams keep working).
+fn rustls_empty_roots() -> rustls::ClientConfig {
+    rustls::ClientConfig::builder()
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth()
+}
+
+/// Which upstream a route goes to.
+fn upstream_for<'a>(config: &'a Config, route: Option<&Route>, path: &str) -> &'a Upstream {
+    let hint = route.and_then(|r| r.provider_hint).or_else(|| {
+        let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
+        match first {
+            "anthropic" => Some(llmtap_core::semconv::provider::ANTHROPIC),
+            "gemini" => Some(llmtap_core::semconv::provider::GCP_GEMINI),
+            _ => None,
+        }
+    });
+    match hint {
+        Some(llmtap_core::semconv::provider::ANTHROPIC) => &config.upstream_anthropic,
+        Some(llmtap_core::semconv::provider::GCP_GEMINI) => &config.upstream_gemini,
+        _ => &config.upstream_openai,
+    }
+}
+
+/// `base` + `path` + the original query, which is forwarded untouched and never recorded.
+fn upstream_uri(base: &Uri, path: &str, query: Option<&str>) -> Option<Uri> {
+    let prefix = base.path().trim_end_matches('/');
+    let mut path_and_query = String::with_capacity(prefix.len() + path.len() + 64);
+    path_and_query.push_str(prefix);
+    path_and_query.push_str(path);
+    if let Some(q) = query {
+        path_and_query.push('?');
+        path_and_query.push_str(q);
+    }
+    let mut parts = base.clone().into_parts();
+    parts.path_and_query = path_and_query.parse().ok();
+    Uri::from_parts(parts).ok()
+}
+
+/// Upstream base as shown in client-facing errors: scheme, host, port, prefix — no userinfo.
+fn upstream_label(base: &Uri) -> String {
+    let scheme = base.scheme_str().unwrap_or("http");
+    let host = base.host().unwrap_or("");
+    match base.port_u16() {
+        Some(port) => format!("{scheme}://{host}:{port}{}", base.path().trim_end_matches('/')),
+        None => format!("{scheme}://{host}{}", base.path().trim_end_matches('/')),
+    }
+}
+
+fn default_port(base: &Uri) -> Option<u16> {
+    base.port_u16().or(match base.scheme_str() {
+        Some("https") => Some(443),
+        Some("http") => Some(80),
+        _ => None,
+    })
+}
+
+async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<ProxyBody> {
+    if req.method() == Method::GET && req.uri().path() == "/healthz" {
+        return health(&state);
+    }
+    let route = codec::route(req.uri().path());
+    let upstream = upstream_for(&state.config, route.as_ref(), req.uri().path());
+    match route {
+        Some(route) => forward_recorded(&state, upstream, route, req).await,
+        None => forward_unrecorded(&state, upstream, req).await,
+    }
+}
+
+fn health(state: &State) -> Response<ProxyBody> {
+    #[derive(Serialize)]
+    struct Health<'a> {
+        status: &'a str,
+        #[serde(flatten)]
+        proxy: StatsSnapshot,
+        sinks: PipelineStats,
+    }
+    let body = serde_json::to_vec(&Health {
+        status: "ok",
+        proxy: state.stats.snapshot(),
+        sinks: state.pipeline.stats(),
+    })
+    .unwrap_or_else(|_| b"{\"status\":\"ok\"}".to_vec());
+    json_response(StatusCode::OK, Bytes::from(body), None)
+}
+
+fn json_response(
+    status: StatusCode,
+    body: Bytes,
+    traceresponse: Option<HeaderValue>,
+) -> Response<ProxyBody> {
+    let mut resp = Response::new(ProxyBody::full(body));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Some(tr) = traceresponse {
+        resp.headers_mut().insert(HEADER_TRACERESPONSE, tr);
+    }
+    resp
+}
+
+fn error_response(err: &ProxyError, traceresponse: Option<HeaderValue>) -> Response<ProxyBody> {
+    json_response(err.status(), err.client_body(), traceresponse)
+}
+
+/// Sends `req` upstream with the head timeout; classifies failures.
+async fn send_upstream(
+    state: &State,
+    upstream: &Upstream,
+    req: Request<RequestBody>,
+) -> Result<Response<Incoming>, ProxyError> {
+    let limit = state.config.upstream_timeout;
+    match tokio::time::timeout(limit, state.client.request(req)).await {
+        Ok(Ok(resp)) => Ok(resp),
+        Ok(Err(err)) => {
+            tracing::debug!(error = %err, "upstream request failed");
+            Err(ProxyError::from_client_error(upstream_label(&upstream.base), &err))
+        }
+        Err(_) => Err(ProxyError::UpstreamTimeout {
+            upstream: upstream_label(&upstream.base),
+            secs: limit.as_secs(),
+        }),
+    }
+}
+
+fn upstream_request(
+    parts: http::request::Parts,
+    uri: Uri,
+    body: RequestBody,
+) -> Request<RequestBody> {
+    let mut headers = parts.headers;
+    strip_hop_by_hop(&mut headers);
+    headers.remove(HOST);
+    let mut req = Request::new(body);
+    *req.method_mut() = parts.method;
+    *req.uri_mut() = uri;
+    *req.headers_mut() = headers;
+    req
+}
+
+fn prepare_response(resp: Response<Incoming>) -> (http::response::Parts, Incoming) {
+    let (mut parts, body) = resp.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    (parts, body)
+}
+
+async fn forward_unrecorded(
+    state: &State,
+    upstream: &Upstream,
+    req: Request<Incoming>,
+) -> Response<ProxyBody> {
+    state.stats.record_unrecorded();
+    let (mut parts, body) = req.into_parts();
+    let _ = take_agent_headers(&mut parts.headers);
+    let Some(uri) = upstream_uri(&upstream.base, parts.uri.path(), parts.uri.query()) else {
+        return json_response(StatusCode::BAD_REQUEST, Bytes::new(), None);
+    };
+    let body = RequestBody::Chained {
+        prefix: None,
+        rest: body,
+    };
+    match send_upstream(state, upstream, upstream_request(parts, uri, body)).await {
+        Ok(resp) => {
+            let (parts, body) = prepare_response(resp);
+            Response::from_parts(parts, ProxyBody::Plain(body))
+        }
+        Err(err) => {
+            state.stats.record_upstream_error();
+            error_response(&err, None)
+        }
+    }
+}
+
+async fn forward_recorded(
+    state: &State,
+    upstream: &Upstream,
+    route: Route,
+    req: Request<Incoming>,
+) -> Response<ProxyBody> {
+    let (mut parts, body) = req.into_parts();
+    let agent = take_agent_headers(&mut parts.headers);
+    let Some(uri) = upstream_uri(&upstream.base, &route.upstream_path, parts.uri.query()) else {
+        return json_response(StatusCode::BAD_REQUEST, Bytes::new(), None);
+    };
+    let buffered = match buffer_request(body, state.config.max_capture_bytes).await {
+        Ok(buffered) => buffered,
+        Err(err) => {
+            tracing::debug!(%err, "client request body failed");
+            return error_response(&ProxyError::ClientBody, None);
+        }
+    };
+
+    let parent = state.propagator.extract(&HeaderExtractor(&parts.headers));
+    let host = upstream.base.host().unwrap_or_default();
+    let provider = upstream
+        .provider_override
+        .clone()
+        .or_else(|| route.provider_hint.map(str::to_owned))
+        .unwrap_or_else(|| codec::provider_for_host(host).to_owned());
+    state.stats.record_request(&provider);
+    let mut recorder = CallRecorder::on_request(
+        RequestFacts {
+            api: route.api,
+            provider,
+            server_address: Some(host.to_owned()),
+            server_port: default_port(&upstream.base),
+            route: &route.upstream_path,
+            body: &buffered.bytes,
+            body_complete: buffered.complete,
+            agent,
+            parent: &parent,
+            max_capture_bytes: state.config.max_capture_bytes,
+        },
+        &state.tracer,
+        Arc::clone(&state.policy),
+        Arc::clone(&state.stats),
+    );
+    let traceresponse = traceresponse(recorder.span_context());
+
+    // The upstream sees our span as the caller, so a traced upstream nests under this call.
+    state.propagator.inject_context(
+        &recorder.propagation_context(),
+        &mut HeaderInjector(&mut parts.headers),
+    );
+    if buffered.complete {
+        parts
+            .headers
+            .insert(CONTENT_LENGTH, HeaderValue::from(buffered.bytes.len()));
+    }
+    let upstream_req = upstream_request(parts, uri, buffered.body);
+
+    let resp = match send_upstream(state, upstream, upstream_req).await {
+        Ok(resp) => resp,
+        Err(err) => {
+            let response = error_response(&err, traceresponse);
+            recorder.finish(Outcome::Failed(err));
+            return response;
+        }
+    };
+    recorder.on_response_head(resp.status(), resp.headers());
+    let (mut parts, body) = prepare_response(resp);
+    if let Some(tr) = traceresponse {
+        parts.headers.insert(HEADER_TRACERESPONSE, tr);
+    }
+
+    let (copies_tx, mut copies_rx) = mpsc::channel::<Bytes>(CHUNK_COPY_QUEUE);
+    let (end_tx, end_rx) = oneshot::channel();
+    tokio::spawn(async move {
+        while let Some(chunk) = copies_rx.recv().await {
+            recorder.on_chunk(&chunk);
+        }
+        let outcome = end_rx.await.map_or(Outcome::Abandoned, Outcome::Body);
+        recorder.finish(outcome);
+    });
+    let body = TapBody::new(body, copies_tx, end_tx, state.config.stream_idle_timeout);
+    Response::from_parts(parts, ProxyBody::Tap(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_uri_keeps_prefix_and_query() {
+        let base: Uri = "https://openrouter.ai/api/".parse().expect("uri");
+        let uri = upstream_uri(&base, "/v1/chat/completions", Some("a=1")).expect("uri");
+        assert_eq!(uri.to_string(), "https://openrouter.ai/api/v1/chat/completions?a=1");
+        assert_eq!(upstream_label(&base), "https://openrouter.ai/api");
+        let base: Uri = "http://127.0.0.1:9/".parse().expect("uri");
+        assert_eq!(upstream_label(&base), "http://127.0.0.1:9");
+        assert_eq!(default_port(&"https://x".parse().expect("uri")), Some(443));
+    }
+}

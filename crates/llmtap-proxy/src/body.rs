@@ -1,0 +1,312 @@
+//! Bodies on both legs of the proxy.
+//!
+//! The response body is wrapped in [`TapBody`], which forwards every frame unchanged and hands a
+//! cheap copy (a refcounted `Bytes`) to the call's recorder task over a bounded channel. Decoding
+//! happens in that task, off the write path. The body's end, error or drop is the call's outcome,
+//! delivered on a oneshot that cannot be full — so the span always learns how the call ended.
+
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Sleep;
+
+/// Boxed error for bodies: hyper only needs `Into<Box<dyn Error>>`.
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// How a response body ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyOutcome {
+    /// Upstream sent the whole body and the client took it.
+    Completed,
+    /// Upstream broke the body off (connection closed or reset mid-body).
+    UpstreamHangup,
+    /// No chunk arrived within the idle timeout.
+    IdleTimeout,
+    /// The client went away before the body ended (the body was dropped unfinished).
+    ClientDisconnected,
+}
+
+/// What the recorder learns when the body ends.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BodyEnd {
+    pub(crate) outcome: BodyOutcome,
+    pub(crate) first_chunk_at: Option<Instant>,
+    pub(crate) ended_at: Instant,
+    /// Chunks not copied to the recorder because its queue was full (traffic first).
+    pub(crate) copies_lost: u64,
+}
+
+/// A chunk copy for the recorder.
+pub(crate) type ChunkCopy = Bytes;
+
+/// Timeout error surfaced to hyper, which aborts the client connection: the client sees a cut
+/// stream, exactly what the upstream gave it.
+#[derive(Debug, thiserror::Error)]
+#[error("upstream sent nothing for {0:?}")]
+pub(crate) struct IdleTimeout(Duration);
+
+/// Response body that forwards upstream frames and reports copies and the outcome.
+#[derive(Debug)]
+pub(crate) struct TapBody {
+    inner: Incoming,
+    copies: Option<mpsc::Sender<ChunkCopy>>,
+    end: Option<oneshot::Sender<BodyEnd>>,
+    idle: Pin<Box<Sleep>>,
+    idle_timeout: Duration,
+    first_chunk_at: Option<Instant>,
+    copies_lost: u64,
+}
+
+impl TapBody {
+    pub(crate) fn new(
+        inner: Incoming,
+        copies: mpsc::Sender<ChunkCopy>,
+        end: oneshot::Sender<BodyEnd>,
+        idle_timeout: Duration,
+    ) -> Self {
+        Self {
+            inner,
+            copies: Some(copies),
+            end: Some(end),
+            idle: Box::pin(tokio::time::sleep(idle_timeout)),
+            idle_timeout,
+            first_chunk_at: None,
+            copies_lost: 0,
+        }
+    }
+
+    fn report(&mut self, outcome: BodyOutcome) {
+        // Close the copy channel first so the recorder has every copy before the outcome.
+        self.copies = None;
+        if let Some(end) = self.end.take() {
+            let _ = end.send(BodyEnd {
+                outcome,
+                first_chunk_at: self.first_chunk_at,
+                ended_at: Instant::now(),
+                copies_lost: self.copies_lost,
+            });
+        }
+    }
+}
+
+impl Body for TapBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        if this.end.is_none() {
+            return Poll::Ready(None);
+        }
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    if !data.is_empty() {
+                        let now = Instant::now();
+                        this.first_chunk_at.get_or_insert(now);
+                        if let Some(tx) = &this.copies {
+                            if tx.try_send(data.clone()).is_err() {
+                                this.copies_lost += 1;
+                            }
+                        }
+                    }
+                }
+                let deadline = tokio::time::Instant::now() + this.idle_timeout;
+                this.idle.as_mut().reset(deadline);
+                if this.inner.is_end_stream() {
+                    this.report(BodyOutcome::Completed);
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(err))) => {
+                this.report(BodyOutcome::UpstreamHangup);
+                Poll::Ready(Some(Err(Box::new(err))))
+            }
+            Poll::Ready(None) => {
+                this.report(BodyOutcome::Completed);
+                Poll::Ready(None)
+            }
+            Poll::Pending => {
+                ready!(this.idle.as_mut().poll(cx));
+                this.report(BodyOutcome::IdleTimeout);
+                Poll::Ready(Some(Err(Box::new(IdleTimeout(this.idle_timeout)))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.end.is_none() || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for TapBody {
+    fn drop(&mut self) {
+        // Dropped before its end: hyper only drops an unfinished body when the client is gone.
+        self.report(BodyOutcome::ClientDisconnected);
+    }
+}
+
+/// Every response body the proxy sends.
+#[derive(Debug)]
+pub(crate) enum ProxyBody {
+    /// A recorded upstream response.
+    Tap(TapBody),
+    /// An unrecorded upstream response (unknown path), forwarded as is.
+    Plain(Incoming),
+    /// A body the proxy made itself (errors, `/healthz`).
+    Full(Option<Bytes>),
+}
+
+impl ProxyBody {
+    pub(crate) fn full(bytes: impl Into<Bytes>) -> Self {
+        Self::Full(Some(bytes.into()))
+    }
+}
+
+impl Body for ProxyBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match &mut *self {
+            Self::Tap(body) => Pin::new(body).poll_frame(cx),
+            Self::Plain(body) => Pin::new(body)
+                .poll_frame(cx)
+                .map_err(|e| Box::new(e) as BoxError),
+            Self::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Tap(body) => body.is_end_stream(),
+            Self::Plain(body) => body.is_end_stream(),
+            Self::Full(bytes) => bytes.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Tap(body) => body.size_hint(),
+            Self::Plain(body) => body.size_hint(),
+            Self::Full(Some(bytes)) => SizeHint::with_exact(bytes.len() as u64),
+            Self::Full(None) => SizeHint::with_exact(0),
+        }
+    }
+}
+
+/// The body sent upstream: the request as buffered for parsing, or — when it was larger than the
+/// capture budget — the buffered prefix followed by the rest of the client's body, streamed.
+#[derive(Debug)]
+pub(crate) enum RequestBody {
+    /// Fully buffered.
+    Full(Option<Bytes>),
+    /// Prefix then the remaining client body.
+    Chained {
+        prefix: Option<Bytes>,
+        rest: Incoming,
+    },
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match &mut *self {
+            Self::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Self::Chained { prefix, rest } => {
+                if let Some(bytes) = prefix.take() {
+                    return Poll::Ready(Some(Ok(Frame::data(bytes))));
+                }
+                Pin::new(rest)
+                    .poll_frame(cx)
+                    .map_err(|e| Box::new(e) as BoxError)
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Full(bytes) => bytes.is_none(),
+            Self::Chained { prefix, rest } => prefix.is_none() && rest.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Full(Some(bytes)) => SizeHint::with_exact(bytes.len() as u64),
+            Self::Full(None) => SizeHint::with_exact(0),
+            Self::Chained { prefix, rest } => {
+                let extra = prefix.as_ref().map_or(0, |b| b.len() as u64);
+                let inner = rest.size_hint();
+                let mut hint = SizeHint::new();
+                hint.set_lower(inner.lower() + extra);
+                if let Some(upper) = inner.upper() {
+                    hint.set_upper(upper + extra);
+                }
+                hint
+            }
+        }
+    }
+}
+
+/// Result of reading the start of a client's request body.
+#[derive(Debug)]
+pub(crate) struct BufferedRequest {
+    /// The bytes read (the whole body unless `complete` is false).
+    pub(crate) bytes: Bytes,
+    /// Whether the whole body fit in the budget.
+    pub(crate) complete: bool,
+    /// The body to send upstream.
+    pub(crate) body: RequestBody,
+}
+
+/// Reads the client's body up to `limit` bytes without ever holding more than that.
+pub(crate) async fn buffer_request(mut body: Incoming, limit: usize) -> Result<BufferedRequest, hyper::Error> {
+    use http_body_util::BodyExt as _;
+    let mut buf = bytes::BytesMut::new();
+    while !body.is_end_stream() {
+        let Some(frame) = body.frame().await.transpose()? else {
+            break;
+        };
+        if let Ok(data) = frame.into_data() {
+            buf.extend_from_slice(&data);
+            if buf.len() > limit {
+                let prefix = buf.freeze();
+                return Ok(BufferedRequest {
+                    bytes: prefix.clone(),
+                    complete: false,
+                    body: RequestBody::Chained {
+                        prefix: Some(prefix),
+                        rest: body,
+                    },
+                });
+            }
+        }
+    }
+    let bytes = buf.freeze();
+    Ok(BufferedRequest {
+        bytes: bytes.clone(),
+        complete: true,
+        body: RequestBody::Full(Some(bytes)),
+    })
+}

@@ -1,0 +1,365 @@
+//! Proxy configuration: one precedence order (flag > `LLMTAP_*` env > default) and loud failures.
+//!
+//! Flags arrive as raw strings so a bad flag and a bad env value produce the same one-line error,
+//! which the binary turns into exit code 64 (EX_USAGE).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use http::Uri;
+use llmtap_core::env::EnvSource;
+
+/// Default listen address: loopback only, so a fresh install never exposes an open relay.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8421";
+/// Default JSONL path, relative to the working directory.
+pub const DEFAULT_JSONL: &str = ".llmtap/traces.jsonl";
+/// Default upstream for OpenAI-compatible paths.
+pub const DEFAULT_UPSTREAM_OPENAI: &str = "https://api.openai.com";
+/// Default upstream for Anthropic Messages paths.
+pub const DEFAULT_UPSTREAM_ANTHROPIC: &str = "https://api.anthropic.com";
+/// Default upstream for Gemini paths.
+pub const DEFAULT_UPSTREAM_GEMINI: &str = "https://generativelanguage.googleapis.com";
+/// Time allowed for the upstream to send response headers. Long non-streaming reasoning calls
+/// take minutes, so this is generous.
+pub const DEFAULT_UPSTREAM_TIMEOUT_SECS: u64 = 600;
+/// Time allowed between two body chunks of an upstream response before the call is ended as
+/// `upstream_timeout`.
+pub const DEFAULT_STREAM_IDLE_TIMEOUT_SECS: u64 = 300;
+/// Time allowed to open a TCP (and TLS) connection to an upstream.
+pub const DEFAULT_CONNECT_TIMEOUT_SECS: u64 = 10;
+/// Grace period for in-flight calls on SIGTERM/SIGINT.
+pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 30;
+/// Bytes of a request or non-streaming response body kept for parsing. Larger bodies still pass
+/// through untouched; only their capture is skipped and marked.
+pub const DEFAULT_MAX_CAPTURE_BYTES: usize = 8 * 1024 * 1024;
+/// `service.name` when neither `OTEL_SERVICE_NAME` nor `OTEL_RESOURCE_ATTRIBUTES` set one.
+pub const DEFAULT_SERVICE_NAME: &str = "llmtap-proxy";
+
+/// Raw values from command-line flags; `None` means the flag was not given.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--listen`
+    pub listen: Option<String>,
+    /// `--jsonl` (a path or `off`)
+    pub jsonl: Option<String>,
+    /// `--upstream-openai`
+    pub upstream_openai: Option<String>,
+    /// `--upstream-anthropic`
+    pub upstream_anthropic: Option<String>,
+    /// `--upstream-gemini`
+    pub upstream_gemini: Option<String>,
+    /// `--provider-openai`: the `gen_ai.provider.name` for OpenAI-compatible upstreams.
+    pub provider_openai: Option<String>,
+    /// `--no-content`: turns content capture off whatever the OTel variable says.
+    pub no_content: bool,
+    /// `--upstream-timeout-secs`
+    pub upstream_timeout_secs: Option<String>,
+    /// `--stream-idle-timeout-secs`
+    pub stream_idle_timeout_secs: Option<String>,
+    /// `--shutdown-grace-secs`
+    pub shutdown_grace_secs: Option<String>,
+}
+
+/// Where one family of API paths is forwarded.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// Base URL (scheme, authority and an optional path prefix such as `/api`).
+    pub base: Uri,
+    /// `gen_ai.provider.name` to record instead of the one derived from the host.
+    pub provider_override: Option<String>,
+}
+
+/// Everything the proxy needs to run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// JSONL output path; `None` when turned off.
+    pub jsonl: Option<PathBuf>,
+    /// Upstream for OpenAI-compatible paths.
+    pub upstream_openai: Upstream,
+    /// Upstream for Anthropic paths.
+    pub upstream_anthropic: Upstream,
+    /// Upstream for Gemini paths.
+    pub upstream_gemini: Upstream,
+    /// `--no-content` given: capture no message content.
+    pub no_content: bool,
+    /// See [`DEFAULT_UPSTREAM_TIMEOUT_SECS`].
+    pub upstream_timeout: Duration,
+    /// See [`DEFAULT_STREAM_IDLE_TIMEOUT_SECS`].
+    pub stream_idle_timeout: Duration,
+    /// See [`DEFAULT_CONNECT_TIMEOUT_SECS`].
+    pub connect_timeout: Duration,
+    /// See [`DEFAULT_SHUTDOWN_GRACE_SECS`].
+    pub shutdown_grace: Duration,
+    /// See [`DEFAULT_MAX_CAPTURE_BYTES`].
+    pub max_capture_bytes: usize,
+    /// Default `service.name` for the exported resource.
+    pub service_name: String,
+}
+
+/// A configuration value that could not be used. The message names the flag and variable.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid value {value:?} for {flag} / {env}: {reason}")]
+pub struct ConfigError {
+    /// The command-line flag.
+    pub flag: &'static str,
+    /// The environment variable.
+    pub env: &'static str,
+    /// The value as given.
+    pub value: String,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+impl Default for Config {
+    /// The same values `load` gives with no flags and an empty environment (a unit test checks).
+    fn default() -> Self {
+        Self {
+        listen: SocketAddr::from(([127, 0, 0, 1], 8421)),
+        jsonl: Some(PathBuf::from(DEFAULT_JSONL)),
+        upstream_openai: Upstream {
+            base: Uri::from_static(DEFAULT_UPSTREAM_OPENAI),
+            provider_override: None,
+        },
+        upstream_anthropic: Upstream {
+            base: Uri::from_static(DEFAULT_UPSTREAM_ANTHROPIC),
+            provider_override: None,
+        },
+        upstream_gemini: Upstream {
+            base: Uri::from_static(DEFAULT_UPSTREAM_GEMINI),
+            provider_override: None,
+        },
+        no_content: false,
+        upstream_timeout: Duration::from_secs(DEFAULT_UPSTREAM_TIMEOUT_SECS),
+        stream_idle_timeout: Duration::from_secs(DEFAULT_STREAM_IDLE_TIMEOUT_SECS),
+        connect_timeout: Duration::from_secs(DEFAULT_CONNECT_TIMEOUT_SECS),
+        shutdown_grace: Duration::from_secs(DEFAULT_SHUTDOWN_GRACE_SECS),
+        max_capture_bytes: DEFAULT_MAX_CAPTURE_BYTES,
+            service_name: DEFAULT_SERVICE_NAME.to_owned(),
+        }
+    }
+}
+
+/// Picks flag, then env, then default, remembering names for the error message.
+struct Setting<'a, E: EnvSource> {
+    env_source: &'a E,
+    flag: &'static str,
+    env: &'static str,
+}
+
+impl<E: EnvSource> Setting<'_, E> {
+    fn raw(&self, flag_value: Option<&String>, default: &str) -> String {
+        flag_value
+            .map(|v| v.trim().to_owned())
+            .or_else(|| self.env_source.non_empty(self.env))
+            .unwrap_or_else(|| default.to_owned())
+    }
+
+    fn error(&self, value: &str, reason: impl Into<String>) -> ConfigError {
+        ConfigError {
+            flag: self.flag,
+            env: self.env,
+            value: value.to_owned(),
+            reason: reason.into(),
+        }
+    }
+}
+
+fn setting<'a, E: EnvSource>(env_source: &'a E, flag: &'static str, env: &'static str) -> Setting<'a, E> {
+    Setting {
+        env_source,
+        flag,
+        env,
+    }
+}
+
+impl Config {
+    /// Builds the configuration from flags and the environment.
+    pub fn load(flags: &Overrides, env: &impl EnvSource) -> Result<Self, ConfigError> {
+        let s = setting(env, "--listen", "LLMTAP_LISTEN");
+        let raw = s.raw(flags.listen.as_ref(), DEFAULT_LISTEN);
+        let listen = raw
+            .parse::<SocketAddr>()
+            .map_err(|e| s.error(&raw, format!("expected HOST:PORT with a numeric host ({e})")))?;
+
+        let s = setting(env, "--jsonl", "LLMTAP_JSONL");
+        let raw = s.raw(flags.jsonl.as_ref(), DEFAULT_JSONL);
+        let jsonl = match raw.as_str() {
+            "off" | "none" | "false" => None,
+            "" => return Err(s.error(&raw, "expected a file path or `off`")),
+            path => Some(PathBuf::from(path)),
+        };
+
+        let provider_openai = setting(env, "--provider-openai", "LLMTAP_PROVIDER_OPENAI")
+            .raw(flags.provider_openai.as_ref(), "");
+        let provider_openai = Some(provider_openai).filter(|p| !p.is_empty());
+        let upstream_openai = parse_upstream(
+            setting(env, "--upstream-openai", "LLMTAP_UPSTREAM_OPENAI"),
+            flags.upstream_openai.as_ref(),
+            DEFAULT_UPSTREAM_OPENAI,
+            provider_openai,
+        )?;
+        let upstream_anthropic = parse_upstream(
+            setting(env, "--upstream-anthropic", "LLMTAP_UPSTREAM_ANTHROPIC"),
+            flags.upstream_anthropic.as_ref(),
+            DEFAULT_UPSTREAM_ANTHROPIC,
+            None,
+        )?;
+        let upstream_gemini = parse_upstream(
+            setting(env, "--upstream-gemini", "LLMTAP_UPSTREAM_GEMINI"),
+            flags.upstream_gemini.as_ref(),
+            DEFAULT_UPSTREAM_GEMINI,
+            None,
+        )?;
+
+        let s = setting(env, "--no-content", "LLMTAP_NO_CONTENT");
+        let no_content = if flags.no_content {
+            true
+        } else {
+            let raw = s.raw(None, "false");
+            parse_bool(&raw).ok_or_else(|| s.error(&raw, "expected true or false"))?
+        };
+
+        let upstream_timeout = parse_secs(
+            setting(env, "--upstream-timeout-secs", "LLMTAP_UPSTREAM_TIMEOUT_SECS"),
+            flags.upstream_timeout_secs.as_ref(),
+            DEFAULT_UPSTREAM_TIMEOUT_SECS,
+        )?;
+        let stream_idle_timeout = parse_secs(
+            setting(env, "--stream-idle-timeout-secs", "LLMTAP_STREAM_IDLE_TIMEOUT_SECS"),
+            flags.stream_idle_timeout_secs.as_ref(),
+            DEFAULT_STREAM_IDLE_TIMEOUT_SECS,
+        )?;
+        let shutdown_grace = parse_secs(
+            setting(env, "--shutdown-grace-secs", "LLMTAP_SHUTDOWN_GRACE_SECS"),
+            flags.shutdown_grace_secs.as_ref(),
+            DEFAULT_SHUTDOWN_GRACE_SECS,
+        )?;
+
+        let s = setting(env, "(none)", "LLMTAP_MAX_CAPTURE_BYTES");
+        let raw = s.raw(None, &DEFAULT_MAX_CAPTURE_BYTES.to_string());
+        let max_capture_bytes = raw
+            .parse::<usize>()
+            .map_err(|_| s.error(&raw, "expected a number of bytes"))?;
+
+        Ok(Self {
+            listen,
+            jsonl,
+            upstream_openai,
+            upstream_anthropic,
+            upstream_gemini,
+            no_content,
+            upstream_timeout,
+            stream_idle_timeout,
+            connect_timeout: Duration::from_secs(DEFAULT_CONNECT_TIMEOUT_SECS),
+            shutdown_grace,
+            max_capture_bytes,
+            service_name: DEFAULT_SERVICE_NAME.to_owned(),
+        })
+    }
+}
+
+fn parse_upstream<E: EnvSource>(
+    s: Setting<'_, E>,
+    flag: Option<&String>,
+    default: &str,
+    provider_override: Option<String>,
+) -> Result<Upstream, ConfigError> {
+    let raw = s.raw(flag, default);
+    let base = raw
+        .parse::<Uri>()
+        .map_err(|e| s.error(&raw, format!("not a URL ({e})")))?;
+    match base.scheme_str() {
+        Some("http" | "https") => {}
+        _ => return Err(s.error(&raw, "expected an http:// or https:// URL")),
+    }
+    if base.host().is_none() {
+        return Err(s.error(&raw, "the URL has no host"));
+    }
+    if base.query().is_some() {
+        return Err(s.error(&raw, "the URL must not carry a query string"));
+    }
+    Ok(Upstream {
+        base,
+        provider_override,
+    })
+}
+
+fn parse_secs<E: EnvSource>(
+    s: Setting<'_, E>,
+    flag: Option<&String>,
+    default: u64,
+) -> Result<Duration, ConfigError> {
+    let raw = s.raw(flag, &default.to_string());
+    let secs = raw
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v > 0.0 && *v < 1e9)
+        .ok_or_else(|| s.error(&raw, "expected a positive number of seconds"))?;
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn parse_bool(raw: &str) -> Option<bool> {
+    match raw.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_parse() {
+        let cfg = Config::load(&Overrides::default(), &[("", ""); 0]).expect("defaults");
+        assert_eq!(cfg.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(cfg.jsonl.as_deref(), Some(std::path::Path::new(DEFAULT_JSONL)));
+        assert_eq!(cfg.upstream_openai.base.host(), Some("api.openai.com"));
+        assert!(!cfg.no_content);
+        let def = Config::default();
+        assert_eq!(format!("{cfg:?}"), format!("{def:?}"));
+    }
+
+    #[test]
+    fn flag_beats_env_beats_default() {
+        let env = [
+            ("LLMTAP_LISTEN", "127.0.0.1:9000"),
+            ("LLMTAP_JSONL", "off"),
+            ("LLMTAP_UPSTREAM_OPENAI", "http://127.0.0.1:1234/api"),
+        ];
+        let cfg = Config::load(&Overrides::default(), &env).expect("env");
+        assert_eq!(cfg.listen.port(), 9000);
+        assert!(cfg.jsonl.is_none());
+        assert_eq!(cfg.upstream_openai.base.path(), "/api");
+
+        let flags = Overrides {
+            listen: Some("127.0.0.1:9001".into()),
+            jsonl: Some("/tmp/x.jsonl".into()),
+            ..Overrides::default()
+        };
+        let cfg = Config::load(&flags, &env).expect("flags");
+        assert_eq!(cfg.listen.port(), 9001);
+        assert_eq!(cfg.jsonl.as_deref(), Some(std::path::Path::new("/tmp/x.jsonl")));
+    }
+
+    #[test]
+    fn bad_values_name_flag_and_variable() {
+        for (env, needle) in [
+            (("LLMTAP_LISTEN", "localhost"), "--listen / LLMTAP_LISTEN"),
+            (("LLMTAP_UPSTREAM_OPENAI", "ftp://x"), "LLMTAP_UPSTREAM_OPENAI"),
+            (("LLMTAP_UPSTREAM_GEMINI", "http://h/?key=1"), "LLMTAP_UPSTREAM_GEMINI"),
+            (("LLMTAP_UPSTREAM_TIMEOUT_SECS", "-1"), "LLMTAP_UPSTREAM_TIMEOUT_SECS"),
+            (("LLMTAP_NO_CONTENT", "maybe"), "LLMTAP_NO_CONTENT"),
+            (("LLMTAP_MAX_CAPTURE_BYTES", "lots"), "LLMTAP_MAX_CAPTURE_BYTES"),
+        ] {
+            let err = Config::load(&Overrides::default(), &[env]).expect_err(env.0);
+            let msg = err.to_string();
+            assert!(msg.contains(needle), "{msg}");
+            assert!(!msg.contains('\n'), "one line: {msg}");
+        }
+    }
+}

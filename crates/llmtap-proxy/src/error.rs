@@ -1,0 +1,127 @@
+//! Proxy errors, classified by who is at fault, with a bounded `error.type` and an
+//! OpenAI-shaped JSON body for the client. Internal error text never reaches a client: the body
+//! names the upstream and a fixed reason, nothing else.
+
+use std::error::Error as StdError;
+use std::io;
+
+use bytes::Bytes;
+use http::StatusCode;
+
+/// Why a call could not be forwarded or did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// The upstream could not be reached (DNS, refused, TLS, reset before a response).
+    #[error("upstream {upstream} unreachable: {reason}")]
+    UpstreamUnreachable {
+        /// Upstream base URL, without credentials or query.
+        upstream: String,
+        /// A fixed, client-safe reason.
+        reason: &'static str,
+    },
+    /// The upstream did not send response headers in time.
+    #[error("upstream {upstream} sent no response within {secs} s")]
+    UpstreamTimeout {
+        /// Upstream base URL.
+        upstream: String,
+        /// The configured limit.
+        secs: u64,
+    },
+    /// The client sent a request body the proxy could not read.
+    #[error("request body could not be read")]
+    ClientBody,
+}
+
+impl ProxyError {
+    /// HTTP status the client receives: the upstream's fault is 502/504, never a blanket 400.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::UpstreamUnreachable { .. } => StatusCode::BAD_GATEWAY,
+            Self::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            Self::ClientBody => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// Bounded `error.type` value recorded on the span.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Self::UpstreamUnreachable { .. } => "upstream_unreachable",
+            Self::UpstreamTimeout { .. } => "upstream_timeout",
+            Self::ClientBody => "client_body_error",
+        }
+    }
+
+    /// OpenAI-shaped error body, so SDKs show the message to their user.
+    pub fn client_body(&self) -> Bytes {
+        let body = serde_json::json!({
+            "error": {
+                "type": format!("llmtap_{}", self.error_type()),
+                "code": self.error_type(),
+                "message": format!("llmtap: {self}"),
+                "param": null,
+            }
+        });
+        Bytes::from(body.to_string())
+    }
+
+    /// Classifies a client error from the upstream HTTP client.
+    pub(crate) fn from_client_error(
+        upstream: String,
+        err: &hyper_util::client::legacy::Error,
+    ) -> Self {
+        let reason = if err.is_connect() {
+            io_reason(err).unwrap_or("connection failed")
+        } else {
+            io_reason(err).unwrap_or("connection closed before a response")
+        };
+        Self::UpstreamUnreachable { upstream, reason }
+    }
+}
+
+/// Walks the source chain for an I/O error and names its kind with a fixed string.
+fn io_reason(err: &(dyn StdError + 'static)) -> Option<&'static str> {
+    let mut current: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(e) = current {
+        if let Some(io) = e.downcast_ref::<io::Error>() {
+            return Some(match io.kind() {
+                io::ErrorKind::ConnectionRefused => "connection refused",
+                io::ErrorKind::ConnectionReset => "connection reset",
+                io::ErrorKind::ConnectionAborted => "connection aborted",
+                io::ErrorKind::TimedOut => "connect timed out",
+                io::ErrorKind::NotFound => "host not found",
+                io::ErrorKind::InvalidData => "TLS or protocol error",
+                _ => "I/O error",
+            });
+        }
+        let text = e.to_string();
+        if text.contains("dns error") || text.contains("failed to lookup") {
+            return Some("host not found");
+        }
+        current = e.source();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_are_openai_shaped_and_bounded() {
+        let err = ProxyError::UpstreamUnreachable {
+            upstream: "http://127.0.0.1:9".into(),
+            reason: "connection refused",
+        };
+        assert_eq!(err.status(), StatusCode::BAD_GATEWAY);
+        let v: serde_json::Value = serde_json::from_slice(&err.client_body()).expect("json");
+        assert_eq!(v["error"]["type"], "llmtap_upstream_unreachable");
+        let msg = v["error"]["message"].as_str().expect("message");
+        assert!(msg.contains("http://127.0.0.1:9"), "{msg}");
+        let timeout = ProxyError::UpstreamTimeout {
+            upstream: "x".into(),
+            secs: 3,
+        };
+        assert_eq!(timeout.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(timeout.error_type(), "upstream_timeout");
+    }
+}

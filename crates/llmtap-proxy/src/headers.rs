@@ -1,0 +1,172 @@
+//! Header handling: llmtap's own `x-llmtap-*` headers are read and stripped, hop-by-hop headers
+//! are not forwarded, and W3C trace context goes in and out.
+//!
+//! Credentials (`authorization`, `x-api-key`, `api-key`, `x-goog-api-key`, cookies) are forwarded
+//! to the upstream untouched but never read into a record: nothing in this module copies a header
+//! value into telemetry except the three llmtap headers below.
+
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use opentelemetry::propagation::{Extractor, Injector};
+use opentelemetry::trace::SpanContext;
+
+/// Agent name of the caller (`gen_ai.agent.name`).
+pub const HEADER_AGENT: &str = "x-llmtap-agent";
+/// Session / conversation id of the caller (`gen_ai.conversation.id`).
+pub const HEADER_SESSION: &str = "x-llmtap-session";
+/// Prefix of free-form metadata headers (`llmtap.meta.<k>`).
+pub const HEADER_META_PREFIX: &str = "x-llmtap-meta-";
+/// Response header carrying the call's own span (W3C Trace Context level 2).
+pub const HEADER_TRACERESPONSE: &str = "traceresponse";
+
+/// Longest llmtap header value recorded; longer ones are cut (they are labels, not payloads).
+const MAX_LABEL_BYTES: usize = 256;
+/// Most `x-llmtap-meta-*` headers recorded per call (bounded attribute count).
+const MAX_META: usize = 32;
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1) plus proxy credentials meant for us, never forwarded.
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
+/// The llmtap headers of one request.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct AgentHeaders {
+    pub(crate) agent_name: Option<String>,
+    pub(crate) session: Option<String>,
+    pub(crate) meta: Vec<(String, String)>,
+}
+
+/// Reads the `x-llmtap-*` headers and removes them so the upstream never sees them.
+pub(crate) fn take_agent_headers(headers: &mut HeaderMap) -> AgentHeaders {
+    let mut out = AgentHeaders {
+        agent_name: label(headers.get(HEADER_AGENT)),
+        session: label(headers.get(HEADER_SESSION)),
+        meta: Vec::new(),
+    };
+    let ours: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| name.as_str().starts_with("x-llmtap-"))
+        .cloned()
+        .collect();
+    for name in ours {
+        if let Some(key) = name.as_str().strip_prefix(HEADER_META_PREFIX) {
+            if out.meta.len() < MAX_META && !key.is_empty() {
+                if let Some(value) = label(headers.get(&name)) {
+                    out.meta.push((key.replace('-', "_"), value));
+                }
+            }
+        }
+        headers.remove(&name);
+    }
+    out
+}
+
+fn label(value: Option<&HeaderValue>) -> Option<String> {
+    let text = value?.to_str().ok()?.trim();
+    if text.is_empty() {
+        return None;
+    }
+    let mut end = text.len().min(MAX_LABEL_BYTES);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Some(text[..end].to_owned())
+}
+
+/// Removes hop-by-hop headers, including any named by `Connection`.
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// `traceresponse` value for a span: `00-<trace-id>-<span-id>-<flags>`.
+pub(crate) fn traceresponse(span: &SpanContext) -> Option<HeaderValue> {
+    if !span.is_valid() {
+        return None;
+    }
+    let value = format!(
+        "00-{}-{}-{:02x}",
+        span.trace_id(),
+        span.span_id(),
+        span.trace_flags().to_u8()
+    );
+    HeaderValue::from_str(&value).ok()
+}
+
+/// Lets the OTel propagator read a `HeaderMap`.
+pub(crate) struct HeaderExtractor<'a>(pub(crate) &'a HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(HeaderName::as_str).collect()
+    }
+}
+
+/// Lets the OTel propagator write into a `HeaderMap`.
+pub(crate) struct HeaderInjector<'a>(pub(crate) &'a mut HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(key.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            self.0.insert(name, value);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn llmtap_headers_are_read_and_stripped() {
+        let mut h = HeaderMap::new();
+        h.insert(HEADER_AGENT, HeaderValue::from_static("researcher-1"));
+        h.insert(HEADER_SESSION, HeaderValue::from_static("s-42"));
+        h.insert("x-llmtap-meta-user-tier", HeaderValue::from_static("gold"));
+        h.insert("x-llmtap-unknown", HeaderValue::from_static("x"));
+        h.insert("authorization", HeaderValue::from_static("Bearer sk-secret"));
+        let got = take_agent_headers(&mut h);
+        assert_eq!(got.agent_name.as_deref(), Some("researcher-1"));
+        assert_eq!(got.session.as_deref(), Some("s-42"));
+        assert_eq!(got.meta, vec![("user_tier".to_owned(), "gold".to_owned())]);
+        assert!(h.keys().all(|k| !k.as_str().starts_with("x-llmtap-")));
+        assert!(h.contains_key("authorization"), "credentials are forwarded");
+    }
+
+    #[test]
+    fn hop_by_hop_and_connection_named_headers_go() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", HeaderValue::from_static("keep-alive, x-private"));
+        h.insert("x-private", HeaderValue::from_static("1"));
+        h.insert("proxy-authorization", HeaderValue::from_static("Basic abc"));
+        h.insert("content-type", HeaderValue::from_static("application/json"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("content-type"));
+    }
+}

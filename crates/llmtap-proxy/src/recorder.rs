@@ -1,0 +1,338 @@
+//! The per-call context and its explicit phases:
+//! [`CallRecorder::on_request`] → [`CallRecorder::on_response_head`] → [`CallRecorder::on_chunk`]*
+//! → [`CallRecorder::finish`].
+//!
+//! `finish` is the only place a span ends. It takes the recording out of an `Option`, so a second
+//! call is a no-op, and `Drop` calls it for the paths where nobody else could (the client hung up
+//! while we waited for the upstream's headers, or the task was cancelled): every span ends exactly
+//! once.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, StatusCode};
+use llmtap_core::call::LlmCall;
+use llmtap_core::capture::CapturePolicy;
+use llmtap_core::codec::{self, Api, StreamState};
+use llmtap_core::sse::SseDecoder;
+use opentelemetry::trace::{Span as _, SpanContext, TraceContextExt as _, Tracer as _};
+use opentelemetry::Context;
+use opentelemetry_sdk::trace::{Span, SdkTracer};
+
+use crate::body::{BodyEnd, BodyOutcome};
+use crate::error::ProxyError;
+use crate::headers::AgentHeaders;
+use crate::stats::ProxyStats;
+
+/// `error.type` for an upstream that broke a response off mid-body.
+pub(crate) const ERROR_STREAM_TRUNCATED: &str = "stream_truncated";
+/// `error.type` for a client that went away before the response ended.
+pub(crate) const ERROR_CLIENT_DISCONNECTED: &str = "client_disconnected";
+/// `error.type` when the upstream went silent mid-body.
+pub(crate) const ERROR_UPSTREAM_TIMEOUT: &str = "upstream_timeout";
+/// Marker when a request or response could not be parsed (forwarded unchanged regardless).
+pub(crate) const CAPTURE_INVALID_JSON: &str = "invalid_json";
+/// Marker when a body was larger than the capture budget.
+pub(crate) const CAPTURE_TOO_LARGE: &str = "body_over_capture_budget";
+/// Marker when copies of stream chunks were lost because the recorder fell behind.
+pub(crate) const CAPTURE_CHUNKS_LOST: &str = "chunk_copies_lost";
+
+/// How a call ended, as far as the span is concerned.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// The body ended (see [`BodyEnd`]).
+    Body(BodyEnd),
+    /// No response could be produced.
+    Failed(ProxyError),
+    /// Dropped before any response: the client left while the upstream was still thinking.
+    Abandoned,
+}
+
+/// What the response body is accumulated into for decoding.
+#[derive(Debug)]
+enum ResponseCapture {
+    /// Nothing yet (no head seen).
+    None,
+    /// A non-streaming body, kept up to the capture budget.
+    Buffer { bytes: BytesMut, overflow: bool },
+    /// An SSE stream decoded incrementally.
+    Stream {
+        decoder: SseDecoder,
+        state: Box<StreamState>,
+        /// SSE events seen: the chunk count users compare with the provider's.
+        events: u64,
+    },
+}
+
+#[derive(Debug)]
+struct Recording {
+    span: Span,
+    call: LlmCall,
+    api: Api,
+    policy: Arc<CapturePolicy>,
+    stats: Arc<ProxyStats>,
+    started: Instant,
+    status: Option<StatusCode>,
+    response: ResponseCapture,
+    max_capture_bytes: usize,
+}
+
+/// One recorded call.
+#[derive(Debug)]
+pub(crate) struct CallRecorder {
+    recording: Option<Recording>,
+    span_context: SpanContext,
+}
+
+/// Everything `on_request` needs.
+pub(crate) struct RequestFacts<'a> {
+    pub(crate) api: Api,
+    pub(crate) provider: String,
+    pub(crate) server_address: Option<String>,
+    pub(crate) server_port: Option<u16>,
+    pub(crate) route: &'a str,
+    pub(crate) body: &'a [u8],
+    pub(crate) body_complete: bool,
+    pub(crate) agent: AgentHeaders,
+    pub(crate) parent: &'a Context,
+    pub(crate) max_capture_bytes: usize,
+}
+
+impl CallRecorder {
+    /// Phase 1: parse the request copy and start the span with the sampling-relevant attributes.
+    pub(crate) fn on_request(
+        facts: RequestFacts<'_>,
+        tracer: &SdkTracer,
+        policy: Arc<CapturePolicy>,
+        stats: Arc<ProxyStats>,
+    ) -> Self {
+        let started = Instant::now();
+        let mut call = LlmCall::new(facts.api.operation(), facts.provider);
+        call.api_type = facts.api.api_type();
+        call.server_address = facts.server_address;
+        call.server_port = facts.server_port;
+        call.route = Some(facts.route.to_owned());
+        call.agent.agent_name = facts.agent.agent_name;
+        call.agent.conversation_id = facts.agent.session;
+        call.agent.meta = facts.agent.meta;
+        if facts.body_complete {
+            if codec::parse_request(facts.api, facts.body, &policy, &mut call).is_err() {
+                call.capture_error = Some(CAPTURE_INVALID_JSON);
+            }
+        } else {
+            call.capture_error = Some(CAPTURE_TOO_LARGE);
+        }
+        let span = tracer
+            .span_builder(call.span_name())
+            .with_kind(call.span_kind())
+            .with_attributes(call.start_attributes())
+            .start_with_context(tracer, facts.parent);
+        let span_context = span.span_context().clone();
+        Self {
+            recording: Some(Recording {
+                span,
+                call,
+                api: facts.api,
+                policy,
+                stats,
+                started,
+                status: None,
+                response: ResponseCapture::None,
+                max_capture_bytes: facts.max_capture_bytes,
+            }),
+            span_context,
+        }
+    }
+
+    /// The call's own span, for `traceresponse` and the upstream `traceparent`.
+    pub(crate) fn span_context(&self) -> &SpanContext {
+        &self.span_context
+    }
+
+    /// Context whose active span is this call's span, for propagation.
+    pub(crate) fn propagation_context(&self) -> Context {
+        Context::new().with_remote_span_context(self.span_context.clone())
+    }
+
+    /// Phase 2: status and headers of the upstream response.
+    pub(crate) fn on_response_head(&mut self, status: StatusCode, headers: &HeaderMap) {
+        let Some(rec) = self.recording.as_mut() else {
+            return;
+        };
+        rec.status = Some(status);
+        rec.call.http_status = Some(status.as_u16());
+        for name in ["x-request-id", "request-id", "x-goog-request-id", "apim-request-id"] {
+            if let Some(id) = headers.get(name).and_then(|v| v.to_str().ok()) {
+                rec.call.response.upstream_request_id = Some(truncate(id, 128).to_owned());
+                break;
+            }
+        }
+        let is_sse = headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.trim_start().starts_with("text/event-stream"));
+        rec.response = if status.is_success() && is_sse {
+            ResponseCapture::Stream {
+                decoder: SseDecoder::new(),
+                state: Box::new(StreamState::new(rec.api)),
+                events: 0,
+            }
+        } else {
+            ResponseCapture::Buffer {
+                bytes: BytesMut::new(),
+                overflow: false,
+            }
+        };
+    }
+
+    /// Phase 3: a copy of one body chunk, exactly as forwarded.
+    pub(crate) fn on_chunk(&mut self, chunk: &Bytes) {
+        let Some(rec) = self.recording.as_mut() else {
+            return;
+        };
+        match &mut rec.response {
+            ResponseCapture::None => {}
+            ResponseCapture::Buffer { bytes, overflow } => {
+                if *overflow {
+                    return;
+                }
+                if bytes.len() + chunk.len() > rec.max_capture_bytes {
+                    *overflow = true;
+                    *bytes = BytesMut::new();
+                } else {
+                    bytes.extend_from_slice(chunk);
+                }
+            }
+            ResponseCapture::Stream {
+                decoder,
+                state,
+                events,
+            } => {
+                decoder.feed(chunk, |event| {
+                    *events += 1;
+                    state.on_event(&event);
+                });
+            }
+        }
+    }
+
+    /// Phase 4: the one place the span ends.
+    pub(crate) fn finish(&mut self, outcome: Outcome) {
+        let Some(rec) = self.recording.take() else {
+            return;
+        };
+        rec.finish(outcome);
+    }
+}
+
+impl Drop for CallRecorder {
+    fn drop(&mut self) {
+        self.finish(Outcome::Abandoned);
+    }
+}
+
+impl Recording {
+    fn finish(mut self, outcome: Outcome) {
+        let ended_at = match &outcome {
+            Outcome::Body(end) => end.ended_at,
+            _ => Instant::now(),
+        };
+        let call = &mut self.call;
+        call.timings.duration = Some(ended_at.saturating_duration_since(self.started));
+
+        let body_outcome = match outcome {
+            Outcome::Body(end) => {
+                if let Some(first) = end.first_chunk_at {
+                    if call.request.stream {
+                        call.timings.time_to_first_chunk =
+                            Some(first.saturating_duration_since(self.started));
+                    }
+                }
+                if end.copies_lost > 0 && call.capture_error.is_none() {
+                    call.capture_error = Some(CAPTURE_CHUNKS_LOST);
+                }
+                Some(end.outcome)
+            }
+            Outcome::Failed(err) => {
+                self.stats.record_upstream_error();
+                call.error_type = Some(err.error_type().to_owned());
+                None
+            }
+            Outcome::Abandoned => {
+                call.error_type = Some(ERROR_CLIENT_DISCONNECTED.to_owned());
+                None
+            }
+        };
+
+        if let Some(body_outcome) = body_outcome {
+            let complete = body_outcome == BodyOutcome::Completed;
+            match std::mem::replace(&mut self.response, ResponseCapture::None) {
+                ResponseCapture::Stream {
+                    mut decoder,
+                    state,
+                    mut events,
+                } => {
+                    let mut state = *state;
+                    decoder.finish(|event| {
+                        events += 1;
+                        state.on_event(&event);
+                    });
+                    call.timings.chunk_count = events;
+                    state.finish(&self.policy, call, complete);
+                }
+                ResponseCapture::Buffer { bytes, overflow } => {
+                    let status = self.status.unwrap_or(StatusCode::OK);
+                    if overflow {
+                        call.capture_error.get_or_insert(CAPTURE_TOO_LARGE);
+                    } else if status.is_success() {
+                        if complete
+                            && codec::parse_response(self.api, &bytes, &self.policy, call).is_err()
+                        {
+                            call.capture_error.get_or_insert(CAPTURE_INVALID_JSON);
+                        }
+                    }
+                    if !status.is_success() {
+                        self.stats.record_upstream_error();
+                        call.error_type = Some(
+                            codec::parse_error_body(&bytes)
+                                .unwrap_or_else(|| status.as_u16().to_string()),
+                        );
+                    }
+                }
+                ResponseCapture::None => {}
+            }
+            // The body's own fate wins over what the payload said: a cut stream is an error even
+            // when the chunks so far looked healthy.
+            match body_outcome {
+                BodyOutcome::Completed => {}
+                BodyOutcome::UpstreamHangup => {
+                    call.error_type = Some(ERROR_STREAM_TRUNCATED.to_owned());
+                }
+                BodyOutcome::IdleTimeout => {
+                    call.error_type = Some(ERROR_UPSTREAM_TIMEOUT.to_owned());
+                }
+                BodyOutcome::ClientDisconnected => {
+                    call.error_type = Some(ERROR_CLIENT_DISCONNECTED.to_owned());
+                }
+            }
+        }
+
+        let mut span = self.span;
+        span.set_attributes(call.end_attributes());
+        span.set_status(call.status());
+        span.end();
+        self.stats.record_call_finished(call.error_type.is_some());
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}

@@ -1,0 +1,126 @@
+//! Proxy counters for `/healthz` and the shutdown report. Plain atomics, one per counter and
+//! provider slot: no lock is shared across connections on the request path.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use llmtap_core::semconv;
+use serde::Serialize;
+
+/// Provider slots counted individually; anything else lands in `other`.
+const PROVIDERS: [&str; 12] = [
+    semconv::provider::OPENAI,
+    semconv::provider::ANTHROPIC,
+    semconv::provider::GCP_GEMINI,
+    semconv::provider::GCP_VERTEX_AI,
+    semconv::provider::AZURE_AI_OPENAI,
+    semconv::provider::GROQ,
+    semconv::provider::MISTRAL_AI,
+    semconv::provider::DEEPSEEK,
+    semconv::provider::X_AI,
+    semconv::provider::PERPLEXITY,
+    semconv::provider::COHERE,
+    semconv::provider::AWS_BEDROCK,
+];
+
+/// Shared counters.
+#[derive(Debug)]
+pub struct ProxyStats {
+    started: Instant,
+    by_provider: [AtomicU64; PROVIDERS.len()],
+    other_provider: AtomicU64,
+    unrecorded: AtomicU64,
+    upstream_errors: AtomicU64,
+    calls_finished: AtomicU64,
+    calls_failed: AtomicU64,
+    in_flight: AtomicU64,
+}
+
+impl Default for ProxyStats {
+    fn default() -> Self {
+        Self {
+            started: Instant::now(),
+            by_provider: std::array::from_fn(|_| AtomicU64::new(0)),
+            other_provider: AtomicU64::new(0),
+            unrecorded: AtomicU64::new(0),
+            upstream_errors: AtomicU64::new(0),
+            calls_finished: AtomicU64::new(0),
+            calls_failed: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+        }
+    }
+}
+
+/// A point-in-time copy of [`ProxyStats`].
+#[derive(Debug, Clone, Serialize)]
+pub struct StatsSnapshot {
+    /// Seconds since the proxy started.
+    pub uptime_secs: f64,
+    /// Recorded requests per `gen_ai.provider.name`.
+    pub requests_by_provider: std::collections::BTreeMap<String, u64>,
+    /// Requests on unknown paths, forwarded without a span.
+    pub unrecorded_requests: u64,
+    /// Upstream failures: unreachable, timeouts and non-2xx answers.
+    pub upstream_errors: u64,
+    /// Calls whose span has ended.
+    pub calls_finished: u64,
+    /// Of those, calls that ended with an `error.type`.
+    pub calls_failed: u64,
+    /// Calls whose span has not ended yet.
+    pub calls_in_flight: u64,
+}
+
+impl ProxyStats {
+    pub(crate) fn record_request(&self, provider: &str) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        match PROVIDERS.iter().position(|p| *p == provider) {
+            Some(i) => self.by_provider[i].fetch_add(1, Ordering::Relaxed),
+            None => self.other_provider.fetch_add(1, Ordering::Relaxed),
+        };
+    }
+
+    pub(crate) fn record_unrecorded(&self) {
+        self.unrecorded.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn record_upstream_error(&self) {
+        self.upstream_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn record_call_finished(&self, failed: bool) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.calls_finished.fetch_add(1, Ordering::Relaxed);
+        if failed {
+            self.calls_failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Calls whose span has not ended.
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Copies the counters.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let mut by_provider = std::collections::BTreeMap::new();
+        for (name, count) in PROVIDERS.iter().zip(&self.by_provider) {
+            let n = count.load(Ordering::Relaxed);
+            if n > 0 {
+                by_provider.insert((*name).to_owned(), n);
+            }
+        }
+        let other = self.other_provider.load(Ordering::Relaxed);
+        if other > 0 {
+            by_provider.insert("other".to_owned(), other);
+        }
+        StatsSnapshot {
+            uptime_secs: self.started.elapsed().as_secs_f64(),
+            requests_by_provider: by_provider,
+            unrecorded_requests: self.unrecorded.load(Ordering::Relaxed),
+            upstream_errors: self.upstream_errors.load(Ordering::Relaxed),
+            calls_finished: self.calls_finished.load(Ordering::Relaxed),
+            calls_failed: self.calls_failed.load(Ordering::Relaxed),
+            calls_in_flight: self.in_flight.load(Ordering::Relaxed),
+        }
+    }
+}

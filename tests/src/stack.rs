@@ -1,0 +1,300 @@
+//! The whole product in-process for end-to-end tests: the mock upstream, the real proxy on
+//! `127.0.0.1:0` with its JSONL in a tempdir, and optionally the fake OTLP collector receiving
+//! the forwarded spans. [`Stack::stop`] shuts the proxy down the way SIGTERM does (drain, end
+//! every span, flush both sinks) and returns what it reported.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use bytes::Bytes;
+use http::{HeaderMap, Request, StatusCode};
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use llmtap_mock::{MockConfig, MockUpstream};
+use llmtap_proxy::{App, Config, Overrides, ShutdownReport};
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::jsonl::read_spans;
+use crate::otlp::FakeCollector;
+use crate::spans::RecordedSpan;
+
+/// How to start a [`Stack`].
+#[derive(Debug, Clone, Default)]
+pub struct StackOptions {
+    /// Mock upstream settings.
+    pub mock: MockConfig,
+    /// Forward spans over OTLP (http/protobuf) to a fake collector.
+    pub collector: bool,
+    /// Flags for the proxy (listen, jsonl and upstream are filled in unless set here).
+    pub overrides: Overrides,
+    /// Extra environment (`OTEL_*`, `LLMTAP_*`) the proxy sees instead of the process's.
+    pub env: Vec<(String, String)>,
+    /// Point the OpenAI upstream at this URL instead of the mock (e.g. a closed port).
+    pub upstream_openai: Option<String>,
+}
+
+/// A running mock upstream + proxy (+ collector).
+pub struct Stack {
+    pub mock: MockUpstream,
+    pub collector: Option<FakeCollector>,
+    pub proxy_addr: SocketAddr,
+    pub jsonl: PathBuf,
+    pub client: Client<HttpConnector, Full<Bytes>>,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<Result<ShutdownReport, llmtap_proxy::ServeError>>>,
+    _dir: TempDir,
+}
+
+/// A response as a client saw it.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    /// The body as UTF-8 (lossy).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// `traceresponse`, which a spawned agent sends back as `traceparent`.
+    pub fn traceresponse(&self) -> Option<String> {
+        self.headers
+            .get("traceresponse")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    }
+}
+
+impl Stack {
+    /// Starts everything with defaults.
+    pub async fn start() -> Result<Self> {
+        Self::start_with(StackOptions::default()).await
+    }
+
+    /// Starts everything.
+    pub async fn start_with(options: StackOptions) -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let jsonl = dir.path().join("traces.jsonl");
+        let mock = MockUpstream::bind_local(options.mock.clone()).await?;
+        let collector = if options.collector {
+            Some(FakeCollector::start().await)
+        } else {
+            None
+        };
+        let mut overrides = options.overrides.clone();
+        overrides.listen.get_or_insert_with(|| "127.0.0.1:0".into());
+        overrides
+            .jsonl
+            .get_or_insert_with(|| jsonl.display().to_string());
+        overrides.upstream_openai = Some(
+            options
+                .upstream_openai
+                .clone()
+                .unwrap_or_else(|| mock.base_url()),
+        );
+        overrides
+            .shutdown_grace_secs
+            .get_or_insert_with(|| "5".into());
+        let mut env = options.env.clone();
+        if let Some(collector) = &collector {
+            env.push((
+                "OTEL_EXPORTER_OTLP_ENDPOINT".into(),
+                collector.http_endpoint(),
+            ));
+            env.push((
+                "OTEL_EXPORTER_OTLP_PROTOCOL".into(),
+                "http/protobuf".into(),
+            ));
+            env.push(("OTEL_BSP_SCHEDULE_DELAY".into(), "50".into()));
+        }
+        let env: HashMap<String, String> = env.into_iter().collect();
+        let config = Config::load(&overrides, &env)?;
+        let app = App::build_with_env(config, &env).await?;
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let proxy_addr = listener.local_addr()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(app.serve(listener, async {
+            let _ = stopped.await;
+        }));
+        Ok(Self {
+            mock,
+            collector,
+            proxy_addr,
+            jsonl,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            stop: Some(stop),
+            server: Some(server),
+            _dir: dir,
+        })
+    }
+
+    /// `http://<proxy>` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.proxy_addr)
+    }
+
+    /// The OpenAI `base_url` real clients use.
+    pub fn openai_base_url(&self) -> String {
+        self.url("/v1")
+    }
+
+    /// POSTs a JSON body with extra headers and reads the whole answer.
+    pub async fn post(&self, path: &str, body: &str, headers: &[(&str, &str)]) -> Result<Reply> {
+        let mut request = Request::post(self.url(path))
+            .header("content-type", "application/json")
+            .header("authorization", "Bearer sk-test-e2e-000000000000000000000000");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = self
+            .client
+            .request(request.body(Full::new(Bytes::from(body.to_owned())))?)
+            .await
+            .context("proxy did not answer")?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok(Reply {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// GET `path`.
+    pub async fn get(&self, path: &str) -> Result<Reply> {
+        let response = self
+            .client
+            .request(Request::get(self.url(path)).body(Full::new(Bytes::new()))?)
+            .await?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok(Reply {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// Stops the proxy (as SIGTERM does) and returns its report and every span in the JSONL.
+    pub async fn stop(&mut self) -> Result<(ShutdownReport, Vec<RecordedSpan>)> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let server = self.server.take().context("already stopped")?;
+        let report = tokio::time::timeout(Duration::from_secs(30), server)
+            .await
+            .context("proxy did not stop within 30 s")???;
+        let spans = if self.jsonl.exists() {
+            read_spans(&self.jsonl)?
+        } else {
+            Vec::new()
+        };
+        Ok((report, spans))
+    }
+
+    /// Spans in the JSONL so far (the exporter flushes within about a second).
+    pub async fn wait_for_jsonl_spans(&self, n: usize, timeout: Duration) -> Result<Vec<RecordedSpan>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let spans = if self.jsonl.exists() {
+                read_spans(&self.jsonl).unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            if spans.len() >= n || tokio::time::Instant::now() >= deadline {
+                anyhow::ensure!(
+                    spans.len() >= n,
+                    "expected {n} spans in the JSONL within {timeout:?}, found {}",
+                    spans.len()
+                );
+                return Ok(spans);
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+/// An upstream that answers every request with the same scripted bytes, chunk by chunk, so a
+/// test can compare what a client gets directly and through the proxy byte for byte.
+pub struct FixedUpstream {
+    pub addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl FixedUpstream {
+    /// Serves `chunks` (each flushed on its own, `gap` apart) with `content_type` and `status`.
+    pub async fn start(
+        status: u16,
+        content_type: &'static str,
+        chunks: Vec<Bytes>,
+        gap: Duration,
+    ) -> Result<Self> {
+        use hyper::body::Frame;
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let chunks = chunks.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |_req| {
+                        let chunks = chunks.clone();
+                        async move {
+                            let (tx, rx) = tokio::sync::mpsc::channel::<
+                                Result<Frame<Bytes>, std::convert::Infallible>,
+                            >(4);
+                            tokio::spawn(async move {
+                                for chunk in chunks {
+                                    if tx.send(Ok(Frame::data(chunk))).await.is_err() {
+                                        return;
+                                    }
+                                    tokio::time::sleep(gap).await;
+                                }
+                            });
+                            let mut rx = rx;
+                            let body = http_body_util::StreamBody::new(
+                                futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)),
+                            );
+                            let mut response = hyper::Response::new(body);
+                            *response.status_mut() =
+                                StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+                            response.headers_mut().insert(
+                                "content-type",
+                                http::HeaderValue::from_static(content_type),
+                            );
+                            Ok::<_, std::convert::Infallible>(response)
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Ok(Self { addr, task })
+    }
+
+    /// `http://<addr>`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for FixedUpstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
