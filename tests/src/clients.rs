@@ -53,7 +53,10 @@ fn skip_or_fail_in<T>(ci: bool, what: &str) -> Option<T> {
         !ci,
         "{what}, and CI=true: e2e prerequisites must be installed in CI (run scripts/test.sh)"
     );
-    let _ = writeln!(std::io::stderr().lock(), "SKIP: {what} (run scripts/test.sh)");
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "SKIP: {what} (run scripts/test.sh)"
+    );
     None
 }
 

@@ -461,8 +461,9 @@ async fn handle_http(
     };
 
     let decoded = match protocol {
-        OtlpProtocol::HttpJson => serde_json::from_slice::<ExportTraceServiceRequest>(&body)
-            .map_err(|e| e.to_string()),
+        OtlpProtocol::HttpJson => {
+            serde_json::from_slice::<ExportTraceServiceRequest>(&body).map_err(|e| e.to_string())
+        }
         _ => ExportTraceServiceRequest::decode(body.as_slice()).map_err(|e| e.to_string()),
     };
     let request = match decoded {

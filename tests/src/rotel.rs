@@ -445,7 +445,8 @@ mod tests {
     use super::*;
 
     // Captured from rotel-agent 0.0.1-alpha10 (`rotel==0.0.1a15`), log line colours included.
-    const SAMPLE: &str = "\u{1b}[2m2026-11-23T16:48:05.929474Z\u{1b}[0m \u{1b}[32m INFO\u{1b}[0m Starting Rotel.
+    const SAMPLE: &str =
+        "\u{1b}[2m2026-11-23T16:48:05.929474Z\u{1b}[0m \u{1b}[32m INFO\u{1b}[0m Starting Rotel.
 ResourceSpans #0
 Resource SchemaURL: 
 Resource attributes:
@@ -506,7 +507,9 @@ Attributes:
     #[test]
     fn binary_lookup_prefers_env_then_venv() {
         let dir = tempfile::tempdir().unwrap();
-        let agent = dir.path().join(".venv/lib/python3.12/site-packages/rotel/rotel-agent");
+        let agent = dir
+            .path()
+            .join(".venv/lib/python3.12/site-packages/rotel/rotel-agent");
         std::fs::create_dir_all(agent.parent().unwrap()).unwrap();
         assert_eq!(binary_from(&[("X", "")], dir.path()), None);
         std::fs::write(&agent, b"").unwrap();

@@ -53,6 +53,29 @@ pub struct Stack {
     _dir: TempDir,
 }
 
+/// Test reads are bounded too: nothing a test sends back is near this.
+const MAX_TEST_BODY_BYTES: usize = 512 * 1024 * 1024;
+
+/// Reads a whole response body (up to 512 MiB; more is an error).
+pub async fn read_body<B>(body: B) -> Result<Bytes>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let mut body = std::pin::pin!(body);
+    let mut out = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            anyhow::ensure!(
+                out.len() + data.len() <= MAX_TEST_BODY_BYTES,
+                "response body over {MAX_TEST_BODY_BYTES} bytes"
+            );
+            out.extend_from_slice(&data);
+        }
+    }
+    Ok(out.freeze())
+}
+
 /// A response as a client saw it.
 #[derive(Debug, Clone)]
 pub struct Reply {
@@ -112,10 +135,7 @@ impl Stack {
                 "OTEL_EXPORTER_OTLP_ENDPOINT".into(),
                 collector.http_endpoint(),
             ));
-            env.push((
-                "OTEL_EXPORTER_OTLP_PROTOCOL".into(),
-                "http/protobuf".into(),
-            ));
+            env.push(("OTEL_EXPORTER_OTLP_PROTOCOL".into(), "http/protobuf".into()));
             env.push(("OTEL_BSP_SCHEDULE_DELAY".into(), "50".into()));
         }
         let env: HashMap<String, String> = env.into_iter().collect();
@@ -153,7 +173,10 @@ impl Stack {
     pub async fn post(&self, path: &str, body: &str, headers: &[(&str, &str)]) -> Result<Reply> {
         let mut request = Request::post(self.url(path))
             .header("content-type", "application/json")
-            .header("authorization", "Bearer sk-test-e2e-000000000000000000000000");
+            .header(
+                "authorization",
+                "Bearer sk-test-e2e-000000000000000000000000",
+            );
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
@@ -164,7 +187,7 @@ impl Stack {
             .context("proxy did not answer")?;
         let status = response.status();
         let headers = response.headers().clone();
-        let body = response.into_body().collect().await?.to_bytes();
+        let body = read_body(response.into_body()).await?;
         Ok(Reply {
             status,
             headers,
@@ -180,7 +203,7 @@ impl Stack {
             .await?;
         let status = response.status();
         let headers = response.headers().clone();
-        let body = response.into_body().collect().await?.to_bytes();
+        let body = read_body(response.into_body()).await?;
         Ok(Reply {
             status,
             headers,
@@ -206,7 +229,11 @@ impl Stack {
     }
 
     /// Spans in the JSONL so far (the exporter flushes within about a second).
-    pub async fn wait_for_jsonl_spans(&self, n: usize, timeout: Duration) -> Result<Vec<RecordedSpan>> {
+    pub async fn wait_for_jsonl_spans(
+        &self,
+        n: usize,
+        timeout: Duration,
+    ) -> Result<Vec<RecordedSpan>> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let spans = if self.jsonl.exists() {
@@ -297,4 +324,3 @@ impl Drop for FixedUpstream {
         self.task.abort();
     }
 }
-

@@ -402,7 +402,12 @@ impl SpanForest {
 
     /// Matches expected children to actual ones in any order (maximum bipartite matching), then
     /// explains what is left over: missing, unexpected, or closest-but-different spans.
-    fn match_children(&self, expected: &[ExpectedNode], actual: &[usize], path: &str) -> Vec<String> {
+    fn match_children(
+        &self,
+        expected: &[ExpectedNode],
+        actual: &[usize],
+        path: &str,
+    ) -> Vec<String> {
         let fits: Vec<Vec<bool>> = expected
             .iter()
             .map(|e| {
@@ -581,7 +586,10 @@ pub fn check_span_forest<S: SpanSource + ?Sized>(
 ///
 /// # Panics
 /// On any mismatch, or when the golden can't be read.
-pub fn assert_span_forest<S: SpanSource + ?Sized>(actual: &S, expected_json_path: impl AsRef<Path>) {
+pub fn assert_span_forest<S: SpanSource + ?Sized>(
+    actual: &S,
+    expected_json_path: impl AsRef<Path>,
+) {
     if let Err(m) = check_span_forest(actual, expected_json_path) {
         panic!("{m}");
     }

@@ -94,7 +94,10 @@ fn assert_superset_of_peer(span: &RecordedSpan, call: &str) -> Result<()> {
 }
 
 fn check_create(span: &RecordedSpan, seen: &Value) -> Result<()> {
-    assert_eq!(span.attr_str(sc::GEN_AI_RESPONSE_ID).as_deref(), seen["id"].as_str());
+    assert_eq!(
+        span.attr_str(sc::GEN_AI_RESPONSE_ID).as_deref(),
+        seen["id"].as_str()
+    );
     assert_eq!(
         span.attr_i64(sc::GEN_AI_USAGE_INPUT_TOKENS),
         seen["prompt_tokens"].as_i64()
@@ -104,7 +107,9 @@ fn check_create(span: &RecordedSpan, seen: &Value) -> Result<()> {
         seen["completion_tokens"].as_i64()
     );
     let output: Value = serde_json::from_str(
-        &span.attr_str(sc::GEN_AI_OUTPUT_MESSAGES).context("output")?,
+        &span
+            .attr_str(sc::GEN_AI_OUTPUT_MESSAGES)
+            .context("output")?,
     )?;
     assert_eq!(output[0]["parts"][0]["content"], seen["content"]);
     let input: Value =
@@ -214,18 +219,26 @@ async fn curl_stream_and_traceresponse_handoff() -> Result<()> {
     let run = |extra: Vec<String>| {
         let mut command = Command::new(&curl);
         command
-            .args(["-sS", "-N", "-D", "-", "-H", "content-type: application/json"])
+            .args([
+                "-sS",
+                "-N",
+                "-D",
+                "-",
+                "-H",
+                "content-type: application/json",
+            ])
             .args(["-H", "authorization: Bearer sk-e2e-curl-000000000000000000"])
             .args(extra)
             .args(["--data", &body, &url]);
         command
     };
-    let output = |mut command: Command| -> Result<String> {
-        let out = command.output()?;
+    // curl blocks: run it off the runtime that serves the proxy.
+    let output = |mut command: Command| async move {
+        let out = tokio::task::spawn_blocking(move || command.output()).await??;
         ensure!(out.status.success(), "curl failed: {out:?}");
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        anyhow::Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     };
-    let first = output(run(vec!["-H".into(), "x-llmtap-agent: curl-parent".into()]))?;
+    let first = output(run(vec!["-H".into(), "x-llmtap-agent: curl-parent".into()])).await?;
     assert!(first.contains("data: [DONE]"));
     let traceresponse = first
         .lines()
@@ -238,7 +251,8 @@ async fn curl_stream_and_traceresponse_handoff() -> Result<()> {
         "x-llmtap-agent: curl-child".into(),
         "-H".into(),
         format!("traceparent: {traceresponse}"),
-    ]))?;
+    ]))
+    .await?;
     let (_, spans) = stack.stop().await?;
     let parent = one(&spans, "curl-parent")?;
     let child = one(&spans, "curl-child")?;

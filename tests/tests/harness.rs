@@ -294,14 +294,16 @@ async fn fake_collector_accepts_number_ints_and_gzip_json() -> Result<()> {
 async fn fake_collector_rejects_bad_requests_without_recording() -> Result<()> {
     let collector = FakeCollector::start().await;
     let json = [("content-type", "application/json")];
+    assert_eq!(raw_post(&collector, "/v1/logs", &json, b"{}").await?.0, 404);
     assert_eq!(
-        raw_post(&collector, "/v1/logs", &json, b"{}").await?.0,
-        404
-    );
-    assert_eq!(
-        raw_post(&collector, "/v1/traces", &[("content-type", "text/plain")], b"x")
-            .await?
-            .0,
+        raw_post(
+            &collector,
+            "/v1/traces",
+            &[("content-type", "text/plain")],
+            b"x"
+        )
+        .await?
+        .0,
         415
     );
     assert_eq!(
@@ -350,7 +352,11 @@ async fn refused_grpc_exports_are_retried_and_not_recorded() -> Result<()> {
     collector.accept();
     emit_agent_run(grpc_exporter(collector.grpc_endpoint())?).await?;
     let spans = collector.wait_for_spans(AGENT_RUN_SPANS, WAIT).await?;
-    assert_eq!(spans.len(), AGENT_RUN_SPANS, "only the accepted run is recorded");
+    assert_eq!(
+        spans.len(),
+        AGENT_RUN_SPANS,
+        "only the accepted run is recorded"
+    );
     Ok(())
 }
 
@@ -365,7 +371,11 @@ async fn refuse_next_lets_a_retry_through() -> Result<()> {
     .await?;
     let spans = collector.wait_for_spans(AGENT_RUN_SPANS, WAIT).await?;
     assert_eq!(collector.refused_count(), 1);
-    assert_eq!(spans.len(), AGENT_RUN_SPANS, "the retried batch arrives once");
+    assert_eq!(
+        spans.len(),
+        AGENT_RUN_SPANS,
+        "the retried batch arrives once"
+    );
     assert_span_forest(&spans, GOLDEN);
     Ok(())
 }
@@ -376,13 +386,22 @@ async fn refusal_status_reaches_http_clients() -> Result<()> {
     collector.refuse_with(429);
     let json = [("content-type", "application/json")];
     let body = JSON_WITH_NUMBER_INTS.as_bytes();
-    assert_eq!(raw_post(&collector, "/v1/traces", &json, body).await?.0, 429);
+    assert_eq!(
+        raw_post(&collector, "/v1/traces", &json, body).await?.0,
+        429
+    );
     collector.refuse_with(503);
-    assert_eq!(raw_post(&collector, "/v1/traces", &json, body).await?.0, 503);
+    assert_eq!(
+        raw_post(&collector, "/v1/traces", &json, body).await?.0,
+        503
+    );
     collector.wait_for_refusals(2, WAIT).await?;
     assert!(collector.requests().is_empty());
     collector.accept();
-    assert_eq!(raw_post(&collector, "/v1/traces", &json, body).await?.0, 200);
+    assert_eq!(
+        raw_post(&collector, "/v1/traces", &json, body).await?.0,
+        200
+    );
     assert_eq!(collector.requests().len(), 1);
     assert_eq!(collector.refused_count(), 2);
     Ok(())
@@ -437,8 +456,8 @@ fn fixture_spans() -> Vec<RecordedSpan> {
 
 #[test]
 fn jsonl_fixture_reads_string_and_number_ints() {
-    let data = jsonl::read_traces_data(llmtap_tests::tree::goldens_dir().join("agent_run.jsonl"))
-        .unwrap();
+    let data =
+        jsonl::read_traces_data(llmtap_tests::tree::goldens_dir().join("agent_run.jsonl")).unwrap();
     assert_eq!(data.len(), 2, "two lines, two TracesData");
     let spans = fixture_spans();
     assert_eq!(spans.len(), AGENT_RUN_SPANS);
@@ -468,8 +487,8 @@ fn jsonl_reader_names_the_bad_line() {
 fn comparator_passes_on_the_right_golden() {
     assert_span_forest(&fixture_spans(), GOLDEN);
     // Also from TracesData directly, and with the absolute path.
-    let data = jsonl::read_traces_data(llmtap_tests::tree::goldens_dir().join("agent_run.jsonl"))
-        .unwrap();
+    let data =
+        jsonl::read_traces_data(llmtap_tests::tree::goldens_dir().join("agent_run.jsonl")).unwrap();
     assert_span_forest(&data, llmtap_tests::tree::goldens_dir().join(GOLDEN));
 }
 
@@ -527,10 +546,7 @@ fn assert_span_forest_panics_on_a_wrong_golden() {
             assert_span_forest(&spans, golden);
         }));
         let panic = result.expect_err(golden);
-        let text = panic
-            .downcast_ref::<String>()
-            .cloned()
-            .unwrap_or_default();
+        let text = panic.downcast_ref::<String>().cloned().unwrap_or_default();
         assert!(text.contains("actual forest:"), "{golden}: {text}");
         assert!(text.contains(golden), "message names the golden: {text}");
     }
@@ -581,17 +597,26 @@ fn comparator_fails_on_kind_status_and_external_parent() {
         ))
         .expect("right kind");
     let m = forest
-        .check(&golden(r#"{"name":"invoke_agent planner","kind":"client"}"#))
+        .check(&golden(
+            r#"{"name":"invoke_agent planner","kind":"client"}"#,
+        ))
         .expect_err("wrong kind");
     assert!(m.mentions("kind expected client, got internal"), "{m}");
     let m = forest
-        .check(&golden(r#"{"name":"invoke_agent planner","status":"error"}"#))
+        .check(&golden(
+            r#"{"name":"invoke_agent planner","status":"error"}"#,
+        ))
         .expect_err("wrong status");
     assert!(m.mentions("status expected error, got unset"), "{m}");
     let m = forest
-        .check(&golden(r#"{"name":"invoke_agent planner","external_parent":true}"#))
+        .check(&golden(
+            r#"{"name":"invoke_agent planner","external_parent":true}"#,
+        ))
         .expect_err("a true root");
-    assert!(m.mentions("external_parent expected true, got false"), "{m}");
+    assert!(
+        m.mentions("external_parent expected true, got false"),
+        "{m}"
+    );
 
     // A child without its parent becomes a root with an external parent.
     let orphan: Vec<RecordedSpan> = spans
@@ -657,7 +682,9 @@ fn to_golden_round_trips() {
     let forest = SpanForest::from_spans(fixture_spans());
     let golden = forest.to_golden(&[AGENT, STEP, TOKENS]);
     let parsed = ExpectedForest::from_json_str(&golden.to_string()).unwrap();
-    forest.check(&parsed).expect("a forest matches its own golden");
+    forest
+        .check(&parsed)
+        .expect("a forest matches its own golden");
     assert_eq!(forest.len(), AGENT_RUN_SPANS);
     assert_eq!(forest.children_of("invoke_agent researcher").len(), 2);
 }
@@ -714,8 +741,11 @@ async fn rotel_receives_http_json() -> Result<()> {
     let Some(rotel) = Rotel::start().await else {
         return Ok(());
     };
-    let trace_id = emit_agent_run(http_exporter(rotel.http_traces_url(), Protocol::HttpJson)?).await?;
-    let spans = rotel.wait_for_trace(&trace_id, AGENT_RUN_SPANS, WAIT).await?;
+    let trace_id =
+        emit_agent_run(http_exporter(rotel.http_traces_url(), Protocol::HttpJson)?).await?;
+    let spans = rotel
+        .wait_for_trace(&trace_id, AGENT_RUN_SPANS, WAIT)
+        .await?;
     let chat = spans
         .iter()
         .find(|s| s.attr_i64(STEP) == Some(4))

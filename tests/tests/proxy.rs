@@ -11,7 +11,7 @@ use http_body_util::BodyExt as _;
 use llmtap_core::semconv as sc;
 use llmtap_proxy::Overrides;
 use llmtap_tests::RecordedSpan;
-use llmtap_tests::stack::{FixedUpstream, Stack, StackOptions};
+use llmtap_tests::stack::{FixedUpstream, Stack, StackOptions, read_body};
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode as OtlpStatus;
 use serde_json::{Value, json};
 
@@ -67,7 +67,11 @@ fn assert_unique_ids(spans: &[RecordedSpan]) {
 async fn non_streaming_chat_becomes_one_complete_span() -> Result<()> {
     let mut stack = Stack::start().await?;
     let reply = stack
-        .post(CHAT, &chat("gpt-4o-mini", false), &[("x-llmtap-agent", "planner")])
+        .post(
+            CHAT,
+            &chat("gpt-4o-mini", false),
+            &[("x-llmtap-agent", "planner")],
+        )
         .await?;
     assert_eq!(reply.status, StatusCode::OK);
     let body: Value = serde_json::from_slice(&reply.body)?;
@@ -76,26 +80,47 @@ async fn non_streaming_chat_becomes_one_complete_span() -> Result<()> {
     let span = only(&spans);
 
     assert_eq!(span.name(), "chat gpt-4o-mini");
-    assert_eq!(span.kind(), opentelemetry_proto::tonic::trace::v1::span::SpanKind::Client);
+    assert_eq!(
+        span.kind(),
+        opentelemetry_proto::tonic::trace::v1::span::SpanKind::Client
+    );
     assert_eq!(span.status_code(), OtlpStatus::Unset);
     assert_eq!(
         traceresponse,
         format!("00-{}-{}-01", span.trace_id(), span.span_id())
     );
-    assert_eq!(span.attr_str(sc::GEN_AI_OPERATION_NAME).as_deref(), Some("chat"));
-    assert_eq!(span.attr_str(sc::GEN_AI_PROVIDER_NAME).as_deref(), Some("openai"));
-    assert_eq!(span.attr_str(sc::GEN_AI_REQUEST_MODEL).as_deref(), Some("gpt-4o-mini"));
+    assert_eq!(
+        span.attr_str(sc::GEN_AI_OPERATION_NAME).as_deref(),
+        Some("chat")
+    );
+    assert_eq!(
+        span.attr_str(sc::GEN_AI_PROVIDER_NAME).as_deref(),
+        Some("openai")
+    );
+    assert_eq!(
+        span.attr_str(sc::GEN_AI_REQUEST_MODEL).as_deref(),
+        Some("gpt-4o-mini")
+    );
     assert_eq!(
         span.attr_str(sc::GEN_AI_RESPONSE_MODEL).as_deref(),
         body["model"].as_str()
     );
-    assert_eq!(span.attr_str(sc::GEN_AI_RESPONSE_ID).as_deref(), body["id"].as_str());
-    assert_eq!(span.attr(sc::GEN_AI_RESPONSE_FINISH_REASONS), Some(json!(["stop"])));
+    assert_eq!(
+        span.attr_str(sc::GEN_AI_RESPONSE_ID).as_deref(),
+        body["id"].as_str()
+    );
+    assert_eq!(
+        span.attr(sc::GEN_AI_RESPONSE_FINISH_REASONS),
+        Some(json!(["stop"]))
+    );
     assert_eq!(int(span, sc::GEN_AI_REQUEST_MAX_TOKENS), Some(64));
     assert_eq!(int(span, sc::GEN_AI_REQUEST_SEED), Some(7));
     assert_eq!(span.attr(sc::GEN_AI_REQUEST_TEMPERATURE), Some(json!(0.5)));
     assert_eq!(span.attr(sc::GEN_AI_REQUEST_TOP_P), Some(json!(0.9)));
-    assert_eq!(span.attr(sc::GEN_AI_REQUEST_STOP_SEQUENCES), Some(json!(["END"])));
+    assert_eq!(
+        span.attr(sc::GEN_AI_REQUEST_STOP_SEQUENCES),
+        Some(json!(["END"]))
+    );
     assert_eq!(
         int(span, sc::GEN_AI_USAGE_INPUT_TOKENS),
         body["usage"]["prompt_tokens"].as_i64()
@@ -105,29 +130,43 @@ async fn non_streaming_chat_becomes_one_complete_span() -> Result<()> {
         body["usage"]["completion_tokens"].as_i64()
     );
     assert_eq!(
-        span.attr_str(sc::OPENAI_RESPONSE_SYSTEM_FINGERPRINT).as_deref(),
+        span.attr_str(sc::OPENAI_RESPONSE_SYSTEM_FINGERPRINT)
+            .as_deref(),
         body["system_fingerprint"].as_str()
     );
     assert_eq!(
         span.attr_str(sc::OPENAI_RESPONSE_SERVICE_TIER).as_deref(),
         body["service_tier"].as_str()
     );
-    assert_eq!(span.attr_str(sc::SERVER_ADDRESS).as_deref(), Some("127.0.0.1"));
+    assert_eq!(
+        span.attr_str(sc::SERVER_ADDRESS).as_deref(),
+        Some("127.0.0.1")
+    );
     assert_eq!(
         int(span, sc::SERVER_PORT),
         Some(i64::from(stack.mock.addr().port()))
     );
-    assert_eq!(span.attr_str(sc::GEN_AI_AGENT_NAME).as_deref(), Some("planner"));
+    assert_eq!(
+        span.attr_str(sc::GEN_AI_AGENT_NAME).as_deref(),
+        Some("planner")
+    );
     assert!(span.attr_str(sc::LLMTAP_UPSTREAM_REQUEST_ID).is_some());
     assert!(span.attr(sc::ERROR_TYPE).is_none());
 
     let input: Value = serde_json::from_str(
-        &span.attr_str(sc::GEN_AI_INPUT_MESSAGES).context("input messages")?,
+        &span
+            .attr_str(sc::GEN_AI_INPUT_MESSAGES)
+            .context("input messages")?,
     )?;
     assert_eq!(input[1]["role"], "user");
-    assert_eq!(input[1]["parts"][0]["content"], "Say hello to the tracing team.");
+    assert_eq!(
+        input[1]["parts"][0]["content"],
+        "Say hello to the tracing team."
+    );
     let output: Value = serde_json::from_str(
-        &span.attr_str(sc::GEN_AI_OUTPUT_MESSAGES).context("output messages")?,
+        &span
+            .attr_str(sc::GEN_AI_OUTPUT_MESSAGES)
+            .context("output messages")?,
     )?;
     assert_eq!(output[0]["role"], "assistant");
     assert_eq!(
@@ -158,7 +197,10 @@ async fn streaming_with_usage_records_ttft_chunks_usage_and_output() -> Result<(
             continue;
         }
         let chunk: Value = serde_json::from_str(data)?;
-        if let Some(piece) = chunk.pointer("/choices/0/delta/content").and_then(Value::as_str) {
+        if let Some(piece) = chunk
+            .pointer("/choices/0/delta/content")
+            .and_then(Value::as_str)
+        {
             content.push_str(piece);
         }
         if !chunk["usage"].is_null() {
@@ -174,17 +216,28 @@ async fn streaming_with_usage_records_ttft_chunks_usage_and_output() -> Result<(
         .context("ttft")?;
     assert!(ttft > 0.0 && ttft < 5.0, "ttft {ttft}");
     assert!(int(span, sc::LLMTAP_RESPONSE_CHUNK_COUNT).unwrap_or(0) >= 5);
-    assert_eq!(int(span, sc::GEN_AI_USAGE_INPUT_TOKENS), usage["prompt_tokens"].as_i64());
+    assert_eq!(
+        int(span, sc::GEN_AI_USAGE_INPUT_TOKENS),
+        usage["prompt_tokens"].as_i64()
+    );
     assert_eq!(
         int(span, sc::GEN_AI_USAGE_OUTPUT_TOKENS),
         usage["completion_tokens"].as_i64()
     );
-    assert!(span.attr(sc::LLMTAP_RESPONSE_OUTPUT_TOKENS_PER_SECOND).is_some());
+    assert!(
+        span.attr(sc::LLMTAP_RESPONSE_OUTPUT_TOKENS_PER_SECOND)
+            .is_some()
+    );
     let output: Value = serde_json::from_str(
-        &span.attr_str(sc::GEN_AI_OUTPUT_MESSAGES).context("output")?,
+        &span
+            .attr_str(sc::GEN_AI_OUTPUT_MESSAGES)
+            .context("output")?,
     )?;
     assert_eq!(output[0]["parts"][0]["content"], content.as_str());
-    assert_eq!(span.attr(sc::GEN_AI_RESPONSE_FINISH_REASONS), Some(json!(["stop"])));
+    assert_eq!(
+        span.attr(sc::GEN_AI_RESPONSE_FINISH_REASONS),
+        Some(json!(["stop"]))
+    );
     Ok(())
 }
 
@@ -217,7 +270,11 @@ async fn streamed_tool_call_arguments_are_assembled() -> Result<()> {
     });
     let reply = stack.post(CHAT, &body.to_string(), &[]).await?;
     let mut arguments = String::new();
-    for data in reply.text().lines().filter_map(|l| l.strip_prefix("data: ")) {
+    for data in reply
+        .text()
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+    {
         if let Ok(chunk) = serde_json::from_str::<Value>(data)
             && let Some(piece) = chunk
                 .pointer("/choices/0/delta/tool_calls/0/function/arguments")
@@ -233,14 +290,21 @@ async fn streamed_tool_call_arguments_are_assembled() -> Result<()> {
         Some(json!(["tool_calls"]))
     );
     let output: Value = serde_json::from_str(
-        &span.attr_str(sc::GEN_AI_OUTPUT_MESSAGES).context("output")?,
+        &span
+            .attr_str(sc::GEN_AI_OUTPUT_MESSAGES)
+            .context("output")?,
     )?;
     let part = &output[0]["parts"][0];
     assert_eq!(part["type"], "tool_call");
     assert_eq!(part["name"], "get_weather");
-    assert_eq!(part["arguments"], serde_json::from_str::<Value>(&arguments)?);
+    assert_eq!(
+        part["arguments"],
+        serde_json::from_str::<Value>(&arguments)?
+    );
     let tools: Value = serde_json::from_str(
-        &span.attr_str(sc::GEN_AI_TOOL_DEFINITIONS).context("tool definitions")?,
+        &span
+            .attr_str(sc::GEN_AI_TOOL_DEFINITIONS)
+            .context("tool definitions")?,
     )?;
     assert_eq!(tools[0]["name"], "get_weather");
     Ok(())
@@ -254,17 +318,26 @@ async fn n_choices_response_format_embeddings_and_completions() -> Result<()> {
         "response_format": {"type": "json_object"},
         "messages": [{"role": "user", "content": "Two JSON answers please"}]
     });
-    assert_eq!(stack.post(CHAT, &body.to_string(), &[]).await?.status, StatusCode::OK);
-    let emb = json!({"model": "text-embedding-3-small", "input": "hello", "encoding_format": "float"});
     assert_eq!(
-        stack.post("/v1/embeddings", &emb.to_string(), &[]).await?.status,
+        stack.post(CHAT, &body.to_string(), &[]).await?.status,
         StatusCode::OK
     );
-    let completion = json!({"model": "gpt-3.5-turbo-instruct", "prompt": "Once upon", "max_tokens": 8});
+    let emb =
+        json!({"model": "text-embedding-3-small", "input": "hello", "encoding_format": "float"});
     assert_eq!(
-        stack.post("/v1/completions", &completion.to_string(), &[]).await?.status,
+        stack
+            .post("/v1/embeddings", &emb.to_string(), &[])
+            .await?
+            .status,
         StatusCode::OK
     );
+    let completion =
+        json!({"model": "gpt-3.5-turbo-instruct", "prompt": "Once upon", "max_tokens": 8});
+    let completion_reply = stack
+        .post("/v1/completions", &completion.to_string(), &[])
+        .await?;
+    assert_eq!(completion_reply.status, StatusCode::OK);
+    let completion_body: Value = serde_json::from_slice(&completion_reply.body)?;
     let (_, spans) = stack.stop().await?;
     assert_eq!(spans.len(), 3);
     let by_op = |op: &str| {
@@ -279,13 +352,23 @@ async fn n_choices_response_format_embeddings_and_completions() -> Result<()> {
         chat_span.attr(sc::GEN_AI_RESPONSE_FINISH_REASONS),
         Some(json!(["stop", "stop"]))
     );
-    assert_eq!(chat_span.attr_str(sc::GEN_AI_OUTPUT_TYPE).as_deref(), Some("json"));
+    assert_eq!(
+        chat_span.attr_str(sc::GEN_AI_OUTPUT_TYPE).as_deref(),
+        Some("json")
+    );
     let emb_span = by_op("embeddings")?;
     assert_eq!(emb_span.name(), "embeddings text-embedding-3-small");
     assert!(int(emb_span, sc::GEN_AI_USAGE_INPUT_TOKENS).is_some());
     assert!(int(emb_span, sc::GEN_AI_EMBEDDINGS_DIMENSION_COUNT).unwrap_or(0) > 0);
     let text_span = by_op("text_completion")?;
-    assert_eq!(text_span.attr(sc::GEN_AI_RESPONSE_FINISH_REASONS).is_some(), true);
+    assert_eq!(
+        text_span.attr(sc::GEN_AI_RESPONSE_FINISH_REASONS),
+        Some(json!([completion_body["choices"][0]["finish_reason"]]))
+    );
+    assert_eq!(
+        text_span.attr_str(sc::GEN_AI_RESPONSE_ID).as_deref(),
+        completion_body["id"].as_str()
+    );
     assert!(int(text_span, sc::GEN_AI_USAGE_OUTPUT_TOKENS).is_some());
     Ok(())
 }
@@ -294,7 +377,11 @@ async fn n_choices_response_format_embeddings_and_completions() -> Result<()> {
 async fn upstream_http_error_keeps_body_and_records_provider_code() -> Result<()> {
     let mut stack = Stack::start().await?;
     let reply = stack
-        .post(CHAT, &chat("gpt-4o", false), &[("x-mock-scenario", "error:429")])
+        .post(
+            CHAT,
+            &chat("gpt-4o", false),
+            &[("x-mock-scenario", "error:429")],
+        )
         .await?;
     assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
     let body: Value = serde_json::from_slice(&reply.body)?;
@@ -302,7 +389,10 @@ async fn upstream_http_error_keeps_body_and_records_provider_code() -> Result<()
     let (report, spans) = stack.stop().await?;
     let span = only(&spans);
     assert_eq!(span.status_code(), OtlpStatus::Error);
-    assert_eq!(span.attr_str(sc::ERROR_TYPE).as_deref(), Some("rate_limit_exceeded"));
+    assert_eq!(
+        span.attr_str(sc::ERROR_TYPE).as_deref(),
+        Some("rate_limit_exceeded")
+    );
     assert_eq!(int(span, sc::HTTP_RESPONSE_STATUS_CODE), Some(429));
     assert_eq!(report.proxy.calls_failed, 1);
     Ok(())
@@ -317,23 +407,34 @@ async fn upstream_hangup_mid_stream_is_stream_truncated_with_partial_output() ->
             http::Request::post(stack.url(CHAT))
                 .header("content-type", "application/json")
                 .header("x-mock-scenario", "chunks:8,hangup-after:3")
-                .body(http_body_util::Full::new(Bytes::from(chat_with_usage("gpt-4o"))))?,
+                .body(http_body_util::Full::new(Bytes::from(chat_with_usage(
+                    "gpt-4o",
+                ))))?,
         )
         .await?;
     assert_eq!(response.status(), StatusCode::OK);
     // The client sees the cut too (an error or an early end), never a made-up [DONE].
-    let collected = response.into_body().collect().await;
-    if let Ok(body) = collected {
-        assert!(!String::from_utf8_lossy(&body.to_bytes()).contains("[DONE]"));
+    if let Ok(body) = read_body(response.into_body()).await {
+        assert!(!String::from_utf8_lossy(&body).contains("[DONE]"));
     }
     let (_, spans) = stack.stop().await?;
     let span = only(&spans);
     assert_eq!(span.status_code(), OtlpStatus::Error);
-    assert_eq!(span.attr_str(sc::ERROR_TYPE).as_deref(), Some("stream_truncated"));
+    assert_eq!(
+        span.attr_str(sc::ERROR_TYPE).as_deref(),
+        Some("stream_truncated")
+    );
     let output: Value = serde_json::from_str(
-        &span.attr_str(sc::GEN_AI_OUTPUT_MESSAGES).context("partial output kept")?,
+        &span
+            .attr_str(sc::GEN_AI_OUTPUT_MESSAGES)
+            .context("partial output kept")?,
     )?;
-    assert!(!output[0]["parts"][0]["content"].as_str().unwrap_or("").is_empty());
+    assert!(
+        !output[0]["parts"][0]["content"]
+            .as_str()
+            .unwrap_or("")
+            .is_empty()
+    );
     Ok(())
 }
 
@@ -346,7 +447,9 @@ async fn client_disconnect_mid_stream_ends_the_span_with_partial_output() -> Res
             http::Request::post(stack.url(CHAT))
                 .header("content-type", "application/json")
                 .header("x-mock-scenario", "chunks:50,slow:40")
-                .body(http_body_util::Full::new(Bytes::from(chat_with_usage("gpt-4o"))))?,
+                .body(http_body_util::Full::new(Bytes::from(chat_with_usage(
+                    "gpt-4o",
+                ))))?,
         )
         .await?;
     let mut body = response.into_body();
@@ -360,11 +463,19 @@ async fn client_disconnect_mid_stream_ends_the_span_with_partial_output() -> Res
         }
     }
     drop(body);
-    let spans = stack.wait_for_jsonl_spans(1, Duration::from_secs(10)).await?;
+    let spans = stack
+        .wait_for_jsonl_spans(1, Duration::from_secs(10))
+        .await?;
     let span = only(&spans);
     assert_eq!(span.status_code(), OtlpStatus::Error);
-    assert_eq!(span.attr_str(sc::ERROR_TYPE).as_deref(), Some("client_disconnected"));
-    assert!(span.attr(sc::GEN_AI_OUTPUT_MESSAGES).is_some(), "partial output kept");
+    assert_eq!(
+        span.attr_str(sc::ERROR_TYPE).as_deref(),
+        Some("client_disconnected")
+    );
+    assert!(
+        span.attr(sc::GEN_AI_OUTPUT_MESSAGES).is_some(),
+        "partial output kept"
+    );
     let (report, spans) = stack.stop().await?;
     assert_eq!(spans.len(), 1, "ended exactly once");
     assert_eq!(report.abandoned_calls, 0);
@@ -386,10 +497,18 @@ async fn upstream_header_timeout_is_504_and_upstream_timeout() -> Result<()> {
         .await?;
     assert_eq!(reply.status, StatusCode::GATEWAY_TIMEOUT);
     let body: Value = serde_json::from_slice(&reply.body)?;
-    assert!(body["error"]["type"].as_str().unwrap_or("").starts_with("llmtap_"));
+    assert!(
+        body["error"]["type"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("llmtap_")
+    );
     let (_, spans) = stack.stop().await?;
     let span = only(&spans);
-    assert_eq!(span.attr_str(sc::ERROR_TYPE).as_deref(), Some("upstream_timeout"));
+    assert_eq!(
+        span.attr_str(sc::ERROR_TYPE).as_deref(),
+        Some("upstream_timeout")
+    );
     assert_eq!(span.status_code(), OtlpStatus::Error);
     Ok(())
 }
@@ -405,7 +524,12 @@ async fn unreachable_upstream_is_502_naming_it() -> Result<()> {
     let reply = stack.post(CHAT, &chat("gpt-4o", false), &[]).await?;
     assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
     let body: Value = serde_json::from_slice(&reply.body)?;
-    assert!(body["error"]["type"].as_str().unwrap_or("").starts_with("llmtap_"));
+    assert!(
+        body["error"]["type"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("llmtap_")
+    );
     let message = body["error"]["message"].as_str().unwrap_or("");
     assert!(
         message.contains(&closed.addr().port().to_string()),
@@ -413,7 +537,10 @@ async fn unreachable_upstream_is_502_naming_it() -> Result<()> {
     );
     let (_, spans) = stack.stop().await?;
     let span = only(&spans);
-    assert_eq!(span.attr_str(sc::ERROR_TYPE).as_deref(), Some("upstream_unreachable"));
+    assert_eq!(
+        span.attr_str(sc::ERROR_TYPE).as_deref(),
+        Some("upstream_unreachable")
+    );
     Ok(())
 }
 
@@ -421,12 +548,20 @@ async fn unreachable_upstream_is_502_naming_it() -> Result<()> {
 async fn malformed_json_and_sse_are_forwarded_unchanged_and_marked() -> Result<()> {
     let mut stack = Stack::start().await?;
     let bad_json = stack
-        .post(CHAT, &chat("gpt-4o", false), &[("x-mock-scenario", "malformed-json")])
+        .post(
+            CHAT,
+            &chat("gpt-4o", false),
+            &[("x-mock-scenario", "malformed-json")],
+        )
         .await?;
     assert_eq!(bad_json.status, StatusCode::OK);
     assert!(serde_json::from_slice::<Value>(&bad_json.body).is_err());
     let bad_sse = stack
-        .post(CHAT, &chat("gpt-4o", true), &[("x-mock-scenario", "malformed-sse")])
+        .post(
+            CHAT,
+            &chat("gpt-4o", true),
+            &[("x-mock-scenario", "malformed-sse")],
+        )
         .await?;
     assert_eq!(bad_sse.status, StatusCode::OK);
     // A request body that is not JSON: forwarded, the upstream answers, the span is marked.
@@ -463,7 +598,8 @@ async fn bodies_are_byte_identical_to_calling_upstream_directly() -> Result<()> 
         ("application/json", vec![json_body.clone()], false),
         ("text/event-stream", sse.clone(), true),
     ] {
-        let upstream = FixedUpstream::start(200, content_type, chunks, Duration::from_millis(5)).await?;
+        let upstream =
+            FixedUpstream::start(200, content_type, chunks, Duration::from_millis(5)).await?;
         let mut stack = Stack::start_with(StackOptions {
             upstream_openai: Some(upstream.base_url()),
             ..Default::default()
@@ -477,7 +613,7 @@ async fn bodies_are_byte_identical_to_calling_upstream_directly() -> Result<()> 
                         .body(http_body_util::Full::new(Bytes::from(chat("m", stream))))?,
                 )
                 .await?;
-            response.into_body().collect().await?.to_bytes()
+            read_body(response.into_body()).await?
         };
         let proxied = stack.post(CHAT, &chat("m", stream), &[]).await?;
         assert_eq!(proxied.body, direct, "{content_type} bodies differ");
@@ -523,11 +659,17 @@ async fn agent_headers_are_read_stripped_and_trace_context_flows() -> Result<()>
     assert_eq!(forwarded.len(), 3);
     for request in &forwarded {
         assert!(
-            request.headers.keys().all(|k| !k.as_str().starts_with("x-llmtap-")),
+            request
+                .headers
+                .keys()
+                .all(|k| !k.as_str().starts_with("x-llmtap-")),
             "llmtap headers leaked upstream: {:?}",
             request.headers
         );
-        assert!(request.headers.contains_key("authorization"), "credentials forwarded");
+        assert!(
+            request.headers.contains_key("authorization"),
+            "credentials forwarded"
+        );
     }
     let (_, spans) = stack.stop().await?;
     assert_eq!(spans.len(), 3);
@@ -543,8 +685,14 @@ async fn agent_headers_are_read_stripped_and_trace_context_flows() -> Result<()>
     assert_eq!(chk.parent_span_id(), Some(res.span_id()));
     assert_eq!(res.trace_id(), orch.trace_id());
     assert_eq!(chk.trace_id(), orch.trace_id());
-    assert_eq!(orch.attr_str(sc::GEN_AI_CONVERSATION_ID).as_deref(), Some("sess-42"));
-    assert_eq!(orch.attr_str("llmtap.meta.team").as_deref(), Some("research"));
+    assert_eq!(
+        orch.attr_str(sc::GEN_AI_CONVERSATION_ID).as_deref(),
+        Some("sess-42")
+    );
+    assert_eq!(
+        orch.attr_str("llmtap.meta.team").as_deref(),
+        Some("research")
+    );
     // The upstream saw our span as its parent.
     let upstream_parent = forwarded[0]
         .headers
@@ -599,7 +747,10 @@ async fn credentials_never_reach_jsonl_or_otlp() -> Result<()> {
     let file = std::fs::read_to_string(&stack.jsonl)?;
     let otlp = collector.wait_for_spans(1, Duration::from_secs(10)).await?;
     let otlp_text = format!("{otlp:?}");
-    for secret in secrets.iter().chain(["someone@example.com", "c2VjcmV0OnNlY3JldA=="].iter()) {
+    for secret in secrets
+        .iter()
+        .chain(["someone@example.com", "c2VjcmV0OnNlY3JldA=="].iter())
+    {
         assert!(!file.contains(secret), "{secret} in JSONL");
         assert!(!otlp_text.contains(secret), "{secret} in OTLP");
     }
@@ -629,7 +780,11 @@ async fn unknown_paths_pass_unrecorded_and_healthz_counts() -> Result<()> {
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     stack.post(CHAT, &chat("gpt-4o", false), &[]).await?;
     stack
-        .post(CHAT, &chat("gpt-4o", false), &[("x-mock-scenario", "error:500")])
+        .post(
+            CHAT,
+            &chat("gpt-4o", false),
+            &[("x-mock-scenario", "error:500")],
+        )
         .await?;
     let health = stack.get("/healthz").await?;
     assert_eq!(health.status, StatusCode::OK);
@@ -637,7 +792,10 @@ async fn unknown_paths_pass_unrecorded_and_healthz_counts() -> Result<()> {
     assert_eq!(health["status"], "ok");
     assert_eq!(health["unrecorded_requests"], 2, "{health}");
     assert_eq!(health["requests_by_provider"]["openai"], 2, "{health}");
-    assert!(health["upstream_errors"].as_u64().unwrap_or(0) >= 1, "{health}");
+    assert!(
+        health["upstream_errors"].as_u64().unwrap_or(0) >= 1,
+        "{health}"
+    );
     assert!(health["uptime_secs"].is_number(), "{health}");
     assert!(health["sinks"]["jsonl"]["written"].is_number(), "{health}");
     let (_, spans) = stack.stop().await?;
@@ -680,11 +838,16 @@ async fn big_request_bodies_pass_through_with_capture_skipped() -> Result<()> {
     })
     .await?;
     let filler = "x".repeat(3 * 1024 * 1024);
-    let body = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": filler}]}).to_string();
+    let body =
+        json!({"model": "gpt-4o", "messages": [{"role": "user", "content": filler}]}).to_string();
     let reply = stack.post(CHAT, &body, &[]).await?;
     assert_eq!(reply.status, StatusCode::OK);
     let forwarded = stack.mock.requests();
-    assert_eq!(forwarded[0].body.len(), body.len(), "request bytes unchanged");
+    assert_eq!(
+        forwarded[0].body.len(),
+        body.len(),
+        "request bytes unchanged"
+    );
     assert_eq!(forwarded[0].body, Bytes::from(body));
     let (_, spans) = stack.stop().await?;
     let span = only(&spans);
@@ -708,7 +871,10 @@ async fn keep_alive_calls_do_not_stall() -> Result<()> {
     }
     times.sort();
     let median = times[times.len() / 2];
-    assert!(median < Duration::from_millis(20), "median {median:?}: a stall");
+    assert!(
+        median < Duration::from_millis(20),
+        "median {median:?}: a stall"
+    );
     let (_, spans) = stack.stop().await?;
     assert_eq!(spans.len(), 21);
     assert_unique_ids(&spans);
@@ -726,16 +892,21 @@ async fn shutdown_drains_in_flight_streams_and_ends_their_spans() -> Result<()> 
                 http::Request::post(url)
                     .header("content-type", "application/json")
                     .header("x-mock-scenario", "chunks:10,slow:50")
-                    .body(http_body_util::Full::new(Bytes::from(chat_with_usage("gpt-4o"))))?,
+                    .body(http_body_util::Full::new(Bytes::from(chat_with_usage(
+                        "gpt-4o",
+                    ))))?,
             )
             .await?;
-        let body = response.into_body().collect().await?.to_bytes();
+        let body = read_body(response.into_body()).await?;
         anyhow::Ok(body)
     });
     tokio::time::sleep(Duration::from_millis(120)).await;
     let (report, spans) = stack.stop().await?;
     let body = in_flight.await??;
-    assert!(String::from_utf8_lossy(&body).contains("[DONE]"), "stream drained to its end");
+    assert!(
+        String::from_utf8_lossy(&body).contains("[DONE]"),
+        "stream drained to its end"
+    );
     let span = only(&spans);
     assert!(span.attr(sc::ERROR_TYPE).is_none());
     assert_eq!(report.abandoned_calls, 0);
@@ -790,7 +961,10 @@ async fn handoff_tree_reaches_a_real_collector_with_parents() -> Result<()> {
             .find(|s| s.span_id.eq_ignore_ascii_case(&ours.span_id()))
             .with_context(|| format!("{} missing at rotel", ours.span_id()))?;
         assert_eq!(
-            theirs.parent_span_id.as_deref().map(str::to_ascii_lowercase),
+            theirs
+                .parent_span_id
+                .as_deref()
+                .map(str::to_ascii_lowercase),
             ours.parent_span_id()
         );
         assert_eq!(theirs.name, ours.name());

@@ -34,6 +34,23 @@ const DEMO_MODEL: &str = "gpt-4o-mini";
 /// A credential-shaped key the demo sends on every call, to show it never reaches the file.
 const DEMO_API_KEY: &str = "sk-demo-0000000000000000000000000000000000000000";
 
+/// The most of one answer the scripted agents read (mock answers are a few KiB).
+const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
+
+/// Reads a body up to `limit` bytes; more is an error, never an unbounded buffer.
+async fn read_bounded(mut body: hyper::body::Incoming, limit: usize) -> anyhow::Result<Bytes> {
+    let mut out = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            if out.len() + data.len() > limit {
+                bail!("answer larger than {limit} bytes");
+            }
+            out.extend_from_slice(&data);
+        }
+    }
+    Ok(out.freeze())
+}
+
 /// Flags of `llmtap demo`.
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
@@ -84,8 +101,13 @@ fn print_summary(outcome: &DemoOutcome) {
     );
     println!("The API key the agents sent is in no span: grep -c sk-demo {path} → 0");
     println!();
-    println!("  see it again:        llmtap tree {path} --session {}", outcome.session);
-    println!("  send to a collector: OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 llmtap push {path}");
+    println!(
+        "  see it again:        llmtap tree {path} --session {}",
+        outcome.session
+    );
+    println!(
+        "  send to a collector: OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 llmtap push {path}"
+    );
     println!("  trace your own app:  llmtap proxy, then OPENAI_BASE_URL=http://127.0.0.1:8421/v1");
     if let Some(otlp) = &outcome.report.telemetry.otlp {
         println!(
@@ -231,7 +253,10 @@ impl Agents {
     async fn send(&self, call: Call<'_>) -> anyhow::Result<Answer> {
         let mut request = Request::post(&self.base)
             .header(http::header::CONTENT_TYPE, "application/json")
-            .header(http::header::AUTHORIZATION, format!("Bearer {DEMO_API_KEY}"))
+            .header(
+                http::header::AUTHORIZATION,
+                format!("Bearer {DEMO_API_KEY}"),
+            )
             .header(HEADER_AGENT, call.agent)
             .header(HEADER_SESSION, &self.session)
             .header("x-llmtap-meta-demo", "true");
@@ -253,12 +278,9 @@ impl Agents {
             .get(HEADER_TRACERESPONSE)
             .and_then(|v: &HeaderValue| v.to_str().ok())
             .map(str::to_owned);
-        let body = response
-            .into_body()
-            .collect()
+        let body = read_bounded(response.into_body(), MAX_ANSWER_BYTES)
             .await
-            .with_context(|| format!("{}: the response body was cut", call.agent))?
-            .to_bytes();
+            .with_context(|| format!("{}: the response body was cut", call.agent))?;
         Ok(Answer {
             status,
             traceresponse,
@@ -336,7 +358,8 @@ impl Agents {
                 "parameters": {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]}
             }
         }]);
-        let question = json!({"role": "user", "content": "Find current practice for tracing agent swarms."});
+        let question =
+            json!({"role": "user", "content": "Find current practice for tracing agent swarms."});
         let first = self
             .ok(Call {
                 agent: "researcher-web",

@@ -6,7 +6,6 @@ use anyhow::Context as _;
 use llmtap_core::env::ProcessEnv;
 use llmtap_proxy::{App, BuildError, Config, Overrides};
 
-
 use crate::EXIT_USAGE;
 
 /// Flags of `llmtap proxy`. Each also reads its `LLMTAP_*` variable (flag > env > default).

@@ -38,7 +38,9 @@ impl AttrValue {
                     .join(","),
             ),
             Some(any_value::Value::KvlistValue(_)) => AttrValue::Other("{…}".to_owned()),
-            Some(any_value::Value::BytesValue(b)) => AttrValue::Other(format!("<{} bytes>", b.len())),
+            Some(any_value::Value::BytesValue(b)) => {
+                AttrValue::Other(format!("<{} bytes>", b.len()))
+            }
             _ => AttrValue::Other(String::new()),
         }
     }
@@ -183,8 +185,12 @@ impl SpanRecord {
     /// The call's own token counts (model calls only carry `gen_ai.usage.*`).
     pub fn tokens(&self) -> Tokens {
         Tokens {
-            input: self.u64_attr(semconv::GEN_AI_USAGE_INPUT_TOKENS).unwrap_or(0),
-            output: self.u64_attr(semconv::GEN_AI_USAGE_OUTPUT_TOKENS).unwrap_or(0),
+            input: self
+                .u64_attr(semconv::GEN_AI_USAGE_INPUT_TOKENS)
+                .unwrap_or(0),
+            output: self
+                .u64_attr(semconv::GEN_AI_USAGE_OUTPUT_TOKENS)
+                .unwrap_or(0),
             cache_read: self
                 .u64_attr(semconv::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)
                 .unwrap_or(0),

@@ -89,7 +89,10 @@ pub struct TraceTree {
 pub fn build_trees(spans: Vec<SpanRecord>, filter: &TreeFilter) -> Vec<TraceTree> {
     let mut by_trace: HashMap<String, Vec<SpanRecord>> = HashMap::new();
     for span in spans {
-        by_trace.entry(span.trace_id.clone()).or_default().push(span);
+        by_trace
+            .entry(span.trace_id.clone())
+            .or_default()
+            .push(span);
     }
     let mut traces: Vec<TraceTree> = by_trace
         .into_iter()
@@ -106,9 +109,8 @@ pub fn build_trees(spans: Vec<SpanRecord>, filter: &TreeFilter) -> Vec<TraceTree
         })
         .map(|(id, spans)| build_trace(id, spans))
         .collect();
-    traces.sort_by(|a, b| {
-        (a.start_unix_nanos, &a.trace_id).cmp(&(b.start_unix_nanos, &b.trace_id))
-    });
+    traces
+        .sort_by(|a, b| (a.start_unix_nanos, &a.trace_id).cmp(&(b.start_unix_nanos, &b.trace_id)));
     if let Some(n) = filter.last {
         let skip = traces.len().saturating_sub(n);
         traces.drain(..skip);
@@ -191,7 +193,10 @@ fn build_node(
         name: span.name.clone(),
         operation: span.operation().map(str::to_owned),
         agent: span.str_attr(semconv::GEN_AI_AGENT_NAME).map(str::to_owned),
-        model: span.is_model_call().then(|| span.model().map(str::to_owned)).flatten(),
+        model: span
+            .is_model_call()
+            .then(|| span.model().map(str::to_owned))
+            .flatten(),
         tokens,
         subtree_tokens,
         duration_ms: nanos_to_ms(span.duration_nanos()),

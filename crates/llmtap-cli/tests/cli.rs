@@ -40,11 +40,23 @@ fn demo_prints_the_agent_tree_and_writes_jsonl() -> Result<()> {
     ] {
         assert!(stdout.contains(agent), "{agent} missing from:\n{stdout}");
     }
-    assert!(stdout.contains("rate_limit_exceeded"), "the 429 shows:\n{stdout}");
-    assert!(stdout.contains(".llmtap/demo.jsonl"), "says where the file is");
-    assert!(stdout.contains("llmtap push"), "says how to send it to a collector");
+    assert!(
+        stdout.contains("rate_limit_exceeded"),
+        "the 429 shows:\n{stdout}"
+    );
+    assert!(
+        stdout.contains(".llmtap/demo.jsonl"),
+        "says where the file is"
+    );
+    assert!(
+        stdout.contains("llmtap push"),
+        "says how to send it to a collector"
+    );
     let text = std::fs::read_to_string(&file)?;
-    assert!(!text.contains("sk-demo"), "the demo's API key leaked into JSONL");
+    assert!(
+        !text.contains("sk-demo"),
+        "the demo's API key leaked into JSONL"
+    );
 
     // The same tree, read back by `llmtap tree --json`.
     let tree = llmtap(dir.path(), &["tree", ".llmtap/demo.jsonl", "--json"])?;
@@ -76,7 +88,9 @@ fn demo_prints_the_agent_tree_and_writes_jsonl() -> Result<()> {
         .iter()
         .find(|c| c["agent"] == "researcher-papers")
         .context("papers")?;
-    let checks = papers["children"].as_array().context("fact-checker calls")?;
+    let checks = papers["children"]
+        .as_array()
+        .context("fact-checker calls")?;
     assert_eq!(checks.len(), 2);
     assert!(checks.iter().all(|c| c["agent"] == "fact-checker"));
     assert_eq!(
@@ -105,7 +119,10 @@ fn tree_reports_unreadable_and_foreign_files_clearly() -> Result<()> {
     assert_eq!(missing.status.code(), Some(66));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("nope.jsonl"));
 
-    std::fs::write(dir.path().join("junk.jsonl"), "not json\n{\"also\": \"not otlp\"\n")?;
+    std::fs::write(
+        dir.path().join("junk.jsonl"),
+        "not json\n{\"also\": \"not otlp\"\n",
+    )?;
     let junk = llmtap(dir.path(), &["tree", "junk.jsonl"])?;
     assert!(junk.status.success());
     let stderr = String::from_utf8_lossy(&junk.stderr);

@@ -231,6 +231,10 @@ pub mod capture_error {
     pub const INVALID_JSON: &str = "invalid_json";
     /// A stream had undecodable events (bad JSON in `data:`, invalid UTF-8, oversized event).
     pub const INVALID_SSE: &str = "invalid_sse";
+    /// A body was larger than the capture budget: it passed through, its copy was not parsed.
+    pub const BODY_OVER_BUDGET: &str = "body_over_capture_budget";
+    /// Copies of stream chunks were dropped because the recorder fell behind (traffic first).
+    pub const CHUNK_COPIES_LOST: &str = "chunk_copies_lost";
 }
 
 /// Model-call span name: `{operation} {model}` (`chat gpt-4o`), or just `{operation}` when the

@@ -186,7 +186,10 @@ impl App {
         }
         drop(listener);
         let grace = self.state.config.shutdown_grace;
-        if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        if tokio::time::timeout(grace, graceful.shutdown())
+            .await
+            .is_err()
+        {
             tracing::warn!(?grace, "grace period over; closing remaining connections");
         }
         // Connections are closed; recorder tasks end their spans as soon as they see the outcome.
@@ -197,11 +200,10 @@ impl App {
         let abandoned_calls = self.state.stats.in_flight();
         let proxy = self.state.stats.snapshot();
         let state = Arc::clone(&self.state);
-        let telemetry = tokio::task::spawn_blocking(move || {
-            state.pipeline.shutdown(TELEMETRY_SHUTDOWN_LIMIT)
-        })
-        .await
-        .unwrap_or_else(|_| self.state.pipeline.stats());
+        let telemetry =
+            tokio::task::spawn_blocking(move || state.pipeline.shutdown(TELEMETRY_SHUTDOWN_LIMIT))
+                .await
+                .unwrap_or_else(|_| self.state.pipeline.stats());
         Ok(ShutdownReport {
             proxy,
             telemetry,
@@ -287,7 +289,10 @@ fn upstream_label(base: &Uri) -> String {
     let scheme = base.scheme_str().unwrap_or("http");
     let host = base.host().unwrap_or("");
     match base.port_u16() {
-        Some(port) => format!("{scheme}://{host}:{port}{}", base.path().trim_end_matches('/')),
+        Some(port) => format!(
+            "{scheme}://{host}:{port}{}",
+            base.path().trim_end_matches('/')
+        ),
         None => format!("{scheme}://{host}{}", base.path().trim_end_matches('/')),
     }
 }
@@ -359,7 +364,10 @@ async fn send_upstream(
         Ok(Ok(resp)) => Ok(resp),
         Ok(Err(err)) => {
             tracing::debug!(error = %err, "upstream request failed");
-            Err(ProxyError::from_client_error(upstream_label(&upstream.base), &err))
+            Err(ProxyError::from_client_error(
+                upstream_label(&upstream.base),
+                &err,
+            ))
         }
         Err(_) => Err(ProxyError::UpstreamTimeout {
             upstream: upstream_label(&upstream.base),
@@ -509,7 +517,10 @@ mod tests {
     fn upstream_uri_keeps_prefix_and_query() {
         let base: Uri = "https://openrouter.ai/api/".parse().expect("uri");
         let uri = upstream_uri(&base, "/v1/chat/completions", Some("a=1")).expect("uri");
-        assert_eq!(uri.to_string(), "https://openrouter.ai/api/v1/chat/completions?a=1");
+        assert_eq!(
+            uri.to_string(),
+            "https://openrouter.ai/api/v1/chat/completions?a=1"
+        );
         assert_eq!(upstream_label(&base), "https://openrouter.ai/api");
         let base: Uri = "http://127.0.0.1:9/".parse().expect("uri");
         assert_eq!(upstream_label(&base), "http://127.0.0.1:9");

@@ -108,15 +108,14 @@ impl Body for TapBody {
         }
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    if !data.is_empty() {
-                        let now = Instant::now();
-                        this.first_chunk_at.get_or_insert(now);
-                        if let Some(tx) = &this.copies {
-                            if tx.try_send(data.clone()).is_err() {
-                                this.copies_lost += 1;
-                            }
-                        }
+                if let Some(data) = frame.data_ref()
+                    && !data.is_empty()
+                {
+                    this.first_chunk_at.get_or_insert_with(Instant::now);
+                    if let Some(tx) = &this.copies
+                        && tx.try_send(data.clone()).is_err()
+                    {
+                        this.copies_lost += 1;
                     }
                 }
                 let deadline = tokio::time::Instant::now() + this.idle_timeout;
@@ -281,7 +280,10 @@ pub(crate) struct BufferedRequest {
 }
 
 /// Reads the client's body up to `limit` bytes without ever holding more than that.
-pub(crate) async fn buffer_request(mut body: Incoming, limit: usize) -> Result<BufferedRequest, hyper::Error> {
+pub(crate) async fn buffer_request(
+    mut body: Incoming,
+    limit: usize,
+) -> Result<BufferedRequest, hyper::Error> {
     use http_body_util::BodyExt as _;
     let mut buf = bytes::BytesMut::new();
     while !body.is_end_stream() {

@@ -117,26 +117,26 @@ impl Default for Config {
     /// The same values `load` gives with no flags and an empty environment (a unit test checks).
     fn default() -> Self {
         Self {
-        listen: SocketAddr::from(([127, 0, 0, 1], 8421)),
-        jsonl: Some(PathBuf::from(DEFAULT_JSONL)),
-        upstream_openai: Upstream {
-            base: Uri::from_static(DEFAULT_UPSTREAM_OPENAI),
-            provider_override: None,
-        },
-        upstream_anthropic: Upstream {
-            base: Uri::from_static(DEFAULT_UPSTREAM_ANTHROPIC),
-            provider_override: None,
-        },
-        upstream_gemini: Upstream {
-            base: Uri::from_static(DEFAULT_UPSTREAM_GEMINI),
-            provider_override: None,
-        },
-        no_content: false,
-        upstream_timeout: Duration::from_secs(DEFAULT_UPSTREAM_TIMEOUT_SECS),
-        stream_idle_timeout: Duration::from_secs(DEFAULT_STREAM_IDLE_TIMEOUT_SECS),
-        connect_timeout: Duration::from_secs(DEFAULT_CONNECT_TIMEOUT_SECS),
-        shutdown_grace: Duration::from_secs(DEFAULT_SHUTDOWN_GRACE_SECS),
-        max_capture_bytes: DEFAULT_MAX_CAPTURE_BYTES,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8421)),
+            jsonl: Some(PathBuf::from(DEFAULT_JSONL)),
+            upstream_openai: Upstream {
+                base: Uri::from_static(DEFAULT_UPSTREAM_OPENAI),
+                provider_override: None,
+            },
+            upstream_anthropic: Upstream {
+                base: Uri::from_static(DEFAULT_UPSTREAM_ANTHROPIC),
+                provider_override: None,
+            },
+            upstream_gemini: Upstream {
+                base: Uri::from_static(DEFAULT_UPSTREAM_GEMINI),
+                provider_override: None,
+            },
+            no_content: false,
+            upstream_timeout: Duration::from_secs(DEFAULT_UPSTREAM_TIMEOUT_SECS),
+            stream_idle_timeout: Duration::from_secs(DEFAULT_STREAM_IDLE_TIMEOUT_SECS),
+            connect_timeout: Duration::from_secs(DEFAULT_CONNECT_TIMEOUT_SECS),
+            shutdown_grace: Duration::from_secs(DEFAULT_SHUTDOWN_GRACE_SECS),
+            max_capture_bytes: DEFAULT_MAX_CAPTURE_BYTES,
             service_name: DEFAULT_SERVICE_NAME.to_owned(),
         }
     }
@@ -167,7 +167,11 @@ impl<E: EnvSource> Setting<'_, E> {
     }
 }
 
-fn setting<'a, E: EnvSource>(env_source: &'a E, flag: &'static str, env: &'static str) -> Setting<'a, E> {
+fn setting<'a, E: EnvSource>(
+    env_source: &'a E,
+    flag: &'static str,
+    env: &'static str,
+) -> Setting<'a, E> {
     Setting {
         env_source,
         flag,
@@ -180,9 +184,12 @@ impl Config {
     pub fn load(flags: &Overrides, env: &impl EnvSource) -> Result<Self, ConfigError> {
         let s = setting(env, "--listen", "LLMTAP_LISTEN");
         let raw = s.raw(flags.listen.as_ref(), DEFAULT_LISTEN);
-        let listen = raw
-            .parse::<SocketAddr>()
-            .map_err(|e| s.error(&raw, format!("expected HOST:PORT with a numeric host ({e})")))?;
+        let listen = raw.parse::<SocketAddr>().map_err(|e| {
+            s.error(
+                &raw,
+                format!("expected HOST:PORT with a numeric host ({e})"),
+            )
+        })?;
 
         let s = setting(env, "--jsonl", "LLMTAP_JSONL");
         let raw = s.raw(flags.jsonl.as_ref(), DEFAULT_JSONL);
@@ -223,12 +230,20 @@ impl Config {
         };
 
         let upstream_timeout = parse_secs(
-            setting(env, "--upstream-timeout-secs", "LLMTAP_UPSTREAM_TIMEOUT_SECS"),
+            setting(
+                env,
+                "--upstream-timeout-secs",
+                "LLMTAP_UPSTREAM_TIMEOUT_SECS",
+            ),
             flags.upstream_timeout_secs.as_ref(),
             DEFAULT_UPSTREAM_TIMEOUT_SECS,
         )?;
         let stream_idle_timeout = parse_secs(
-            setting(env, "--stream-idle-timeout-secs", "LLMTAP_STREAM_IDLE_TIMEOUT_SECS"),
+            setting(
+                env,
+                "--stream-idle-timeout-secs",
+                "LLMTAP_STREAM_IDLE_TIMEOUT_SECS",
+            ),
             flags.stream_idle_timeout_secs.as_ref(),
             DEFAULT_STREAM_IDLE_TIMEOUT_SECS,
         )?;
@@ -317,7 +332,10 @@ mod tests {
     fn defaults_parse() {
         let cfg = Config::load(&Overrides::default(), &[("", ""); 0]).expect("defaults");
         assert_eq!(cfg.listen.to_string(), DEFAULT_LISTEN);
-        assert_eq!(cfg.jsonl.as_deref(), Some(std::path::Path::new(DEFAULT_JSONL)));
+        assert_eq!(
+            cfg.jsonl.as_deref(),
+            Some(std::path::Path::new(DEFAULT_JSONL))
+        );
         assert_eq!(cfg.upstream_openai.base.host(), Some("api.openai.com"));
         assert!(!cfg.no_content);
         let def = Config::default();
@@ -343,18 +361,33 @@ mod tests {
         };
         let cfg = Config::load(&flags, &env).expect("flags");
         assert_eq!(cfg.listen.port(), 9001);
-        assert_eq!(cfg.jsonl.as_deref(), Some(std::path::Path::new("/tmp/x.jsonl")));
+        assert_eq!(
+            cfg.jsonl.as_deref(),
+            Some(std::path::Path::new("/tmp/x.jsonl"))
+        );
     }
 
     #[test]
     fn bad_values_name_flag_and_variable() {
         for (env, needle) in [
             (("LLMTAP_LISTEN", "localhost"), "--listen / LLMTAP_LISTEN"),
-            (("LLMTAP_UPSTREAM_OPENAI", "ftp://x"), "LLMTAP_UPSTREAM_OPENAI"),
-            (("LLMTAP_UPSTREAM_GEMINI", "http://h/?key=1"), "LLMTAP_UPSTREAM_GEMINI"),
-            (("LLMTAP_UPSTREAM_TIMEOUT_SECS", "-1"), "LLMTAP_UPSTREAM_TIMEOUT_SECS"),
+            (
+                ("LLMTAP_UPSTREAM_OPENAI", "ftp://x"),
+                "LLMTAP_UPSTREAM_OPENAI",
+            ),
+            (
+                ("LLMTAP_UPSTREAM_GEMINI", "http://h/?key=1"),
+                "LLMTAP_UPSTREAM_GEMINI",
+            ),
+            (
+                ("LLMTAP_UPSTREAM_TIMEOUT_SECS", "-1"),
+                "LLMTAP_UPSTREAM_TIMEOUT_SECS",
+            ),
             (("LLMTAP_NO_CONTENT", "maybe"), "LLMTAP_NO_CONTENT"),
-            (("LLMTAP_MAX_CAPTURE_BYTES", "lots"), "LLMTAP_MAX_CAPTURE_BYTES"),
+            (
+                ("LLMTAP_MAX_CAPTURE_BYTES", "lots"),
+                "LLMTAP_MAX_CAPTURE_BYTES",
+            ),
         ] {
             let err = Config::load(&Overrides::default(), &[env]).expect_err(env.0);
             let msg = err.to_string();

@@ -56,12 +56,12 @@ pub(crate) fn take_agent_headers(headers: &mut HeaderMap) -> AgentHeaders {
         .cloned()
         .collect();
     for name in ours {
-        if let Some(key) = name.as_str().strip_prefix(HEADER_META_PREFIX) {
-            if out.meta.len() < MAX_META && !key.is_empty() {
-                if let Some(value) = label(headers.get(&name)) {
-                    out.meta.push((key.replace('-', "_"), value));
-                }
-            }
+        if let Some(key) = name.as_str().strip_prefix(HEADER_META_PREFIX)
+            && out.meta.len() < MAX_META
+            && !key.is_empty()
+            && let Some(value) = label(headers.get(&name))
+        {
+            out.meta.push((key.replace('-', "_"), value));
         }
         headers.remove(&name);
     }
@@ -149,7 +149,10 @@ mod tests {
         h.insert(HEADER_SESSION, HeaderValue::from_static("s-42"));
         h.insert("x-llmtap-meta-user-tier", HeaderValue::from_static("gold"));
         h.insert("x-llmtap-unknown", HeaderValue::from_static("x"));
-        h.insert("authorization", HeaderValue::from_static("Bearer sk-secret"));
+        h.insert(
+            "authorization",
+            HeaderValue::from_static("Bearer sk-secret"),
+        );
         let got = take_agent_headers(&mut h);
         assert_eq!(got.agent_name.as_deref(), Some("researcher-1"));
         assert_eq!(got.session.as_deref(), Some("s-42"));
@@ -161,7 +164,10 @@ mod tests {
     #[test]
     fn hop_by_hop_and_connection_named_headers_go() {
         let mut h = HeaderMap::new();
-        h.insert("connection", HeaderValue::from_static("keep-alive, x-private"));
+        h.insert(
+            "connection",
+            HeaderValue::from_static("keep-alive, x-private"),
+        );
         h.insert("x-private", HeaderValue::from_static("1"));
         h.insert("proxy-authorization", HeaderValue::from_static("Basic abc"));
         h.insert("content-type", HeaderValue::from_static("application/json"));

@@ -15,28 +15,23 @@ use http::{HeaderMap, StatusCode};
 use llmtap_core::call::LlmCall;
 use llmtap_core::capture::CapturePolicy;
 use llmtap_core::codec::{self, Api, StreamState};
-use llmtap_core::sse::SseDecoder;
-use opentelemetry::trace::{Span as _, SpanContext, TraceContextExt as _, Tracer as _};
 use opentelemetry::Context;
-use opentelemetry_sdk::trace::{Span, SdkTracer};
+use opentelemetry::trace::{Span as _, SpanContext, TraceContextExt as _, Tracer as _};
+use opentelemetry_sdk::trace::{SdkTracer, Span};
 
 use crate::body::{BodyEnd, BodyOutcome};
 use crate::error::ProxyError;
 use crate::headers::AgentHeaders;
 use crate::stats::ProxyStats;
 
-/// `error.type` for an upstream that broke a response off mid-body.
-pub(crate) const ERROR_STREAM_TRUNCATED: &str = "stream_truncated";
-/// `error.type` for a client that went away before the response ended.
-pub(crate) const ERROR_CLIENT_DISCONNECTED: &str = "client_disconnected";
-/// `error.type` when the upstream went silent mid-body.
-pub(crate) const ERROR_UPSTREAM_TIMEOUT: &str = "upstream_timeout";
-/// Marker when a request or response could not be parsed (forwarded unchanged regardless).
-pub(crate) const CAPTURE_INVALID_JSON: &str = "invalid_json";
-/// Marker when a body was larger than the capture budget.
-pub(crate) const CAPTURE_TOO_LARGE: &str = "body_over_capture_budget";
-/// Marker when copies of stream chunks were lost because the recorder fell behind.
-pub(crate) const CAPTURE_CHUNKS_LOST: &str = "chunk_copies_lost";
+use llmtap_core::semconv::capture_error::{
+    BODY_OVER_BUDGET as CAPTURE_TOO_LARGE, CHUNK_COPIES_LOST as CAPTURE_CHUNKS_LOST,
+    INVALID_JSON as CAPTURE_INVALID_JSON,
+};
+use llmtap_core::semconv::error_type::{
+    CLIENT_DISCONNECTED as ERROR_CLIENT_DISCONNECTED, STREAM_TRUNCATED as ERROR_STREAM_TRUNCATED,
+    UPSTREAM_TIMEOUT as ERROR_UPSTREAM_TIMEOUT,
+};
 
 /// How a call ended, as far as the span is concerned.
 #[derive(Debug)]
@@ -57,12 +52,9 @@ enum ResponseCapture {
     /// A non-streaming body, kept up to the capture budget.
     Buffer { bytes: BytesMut, overflow: bool },
     /// An SSE stream decoded incrementally.
-    Stream {
-        decoder: SseDecoder,
-        state: Box<StreamState>,
-        /// SSE events seen: the chunk count users compare with the provider's.
-        events: u64,
-    },
+    /// An SSE stream decoded incrementally (the state owns the one decoder), accumulating only
+    /// what the capture policy will record.
+    Stream(Box<StreamState>),
 }
 
 #[derive(Debug)]
@@ -162,7 +154,12 @@ impl CallRecorder {
         };
         rec.status = Some(status);
         rec.call.http_status = Some(status.as_u16());
-        for name in ["x-request-id", "request-id", "x-goog-request-id", "apim-request-id"] {
+        for name in [
+            "x-request-id",
+            "request-id",
+            "x-goog-request-id",
+            "apim-request-id",
+        ] {
             if let Some(id) = headers.get(name).and_then(|v| v.to_str().ok()) {
                 rec.call.response.upstream_request_id = Some(truncate(id, 128).to_owned());
                 break;
@@ -173,11 +170,7 @@ impl CallRecorder {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|ct| ct.trim_start().starts_with("text/event-stream"));
         rec.response = if status.is_success() && is_sse {
-            ResponseCapture::Stream {
-                decoder: SseDecoder::new(),
-                state: Box::new(StreamState::new(rec.api)),
-                events: 0,
-            }
+            ResponseCapture::Stream(Box::new(StreamState::with_capture(rec.api, &rec.policy)))
         } else {
             ResponseCapture::Buffer {
                 bytes: BytesMut::new(),
@@ -204,16 +197,7 @@ impl CallRecorder {
                     bytes.extend_from_slice(chunk);
                 }
             }
-            ResponseCapture::Stream {
-                decoder,
-                state,
-                events,
-            } => {
-                decoder.feed(chunk, |event| {
-                    *events += 1;
-                    state.on_event(&event);
-                });
-            }
+            ResponseCapture::Stream(state) => state.feed(chunk),
         }
     }
 
@@ -243,11 +227,11 @@ impl Recording {
 
         let body_outcome = match outcome {
             Outcome::Body(end) => {
-                if let Some(first) = end.first_chunk_at {
-                    if call.request.stream {
-                        call.timings.time_to_first_chunk =
-                            Some(first.saturating_duration_since(self.started));
-                    }
+                if let Some(first) = end.first_chunk_at
+                    && call.request.stream
+                {
+                    call.timings.time_to_first_chunk =
+                        Some(first.saturating_duration_since(self.started));
                 }
                 if end.copies_lost > 0 && call.capture_error.is_none() {
                     call.capture_error = Some(CAPTURE_CHUNKS_LOST);
@@ -268,29 +252,16 @@ impl Recording {
         if let Some(body_outcome) = body_outcome {
             let complete = body_outcome == BodyOutcome::Completed;
             match std::mem::replace(&mut self.response, ResponseCapture::None) {
-                ResponseCapture::Stream {
-                    mut decoder,
-                    state,
-                    mut events,
-                } => {
-                    let mut state = *state;
-                    decoder.finish(|event| {
-                        events += 1;
-                        state.on_event(&event);
-                    });
-                    call.timings.chunk_count = events;
-                    state.finish(&self.policy, call, complete);
-                }
+                ResponseCapture::Stream(state) => state.finish(&self.policy, call, complete),
                 ResponseCapture::Buffer { bytes, overflow } => {
                     let status = self.status.unwrap_or(StatusCode::OK);
                     if overflow {
                         call.capture_error.get_or_insert(CAPTURE_TOO_LARGE);
-                    } else if status.is_success() {
-                        if complete
-                            && codec::parse_response(self.api, &bytes, &self.policy, call).is_err()
-                        {
-                            call.capture_error.get_or_insert(CAPTURE_INVALID_JSON);
-                        }
+                    } else if status.is_success()
+                        && complete
+                        && codec::parse_response(self.api, &bytes, &self.policy, call).is_err()
+                    {
+                        call.capture_error.get_or_insert(CAPTURE_INVALID_JSON);
                     }
                     if !status.is_success() {
                         self.stats.record_upstream_error();
