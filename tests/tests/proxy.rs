@@ -989,3 +989,69 @@ async fn handoff_tree_reaches_a_real_collector_with_parents() -> Result<()> {
     assert_eq!(deepest, 2, "three levels: root, child, grandchild");
     Ok(())
 }
+
+/// An upstream that goes silent mid-stream ends the call as `upstream_timeout` after the idle
+/// limit, with the output so far kept; the client's stream is ended, not left hanging.
+#[tokio::test]
+async fn upstream_silent_mid_stream_ends_as_upstream_timeout() -> Result<()> {
+    let mut stack = Stack::start_with(StackOptions {
+        overrides: Overrides {
+            stream_idle_timeout_secs: Some("1".into()),
+            ..Overrides::default()
+        },
+        ..Default::default()
+    })
+    .await?;
+    let started = Instant::now();
+    let reply = stack
+        .post(
+            CHAT,
+            &chat_with_usage("gpt-4o"),
+            &[("x-mock-scenario", "chunks:4,slow:30000")],
+        )
+        .await;
+    // However the cut reaches the client (an error or an early end), it comes within the limit.
+    assert!(started.elapsed() < Duration::from_secs(15));
+    if let Ok(reply) = reply {
+        assert!(!reply.text().contains("[DONE]"));
+    }
+    let (_, spans) = stack.stop().await?;
+    let span = only(&spans);
+    assert_eq!(span.status_code(), OtlpStatus::Error);
+    assert_eq!(
+        span.attr_str(sc::ERROR_TYPE).as_deref(),
+        Some("upstream_timeout")
+    );
+    Ok(())
+}
+
+/// Clients that speak HTTP/2 (prior knowledge, as gRPC-style clients do) get the same service.
+#[tokio::test]
+async fn http2_clients_are_served_and_recorded() -> Result<()> {
+    let mut stack = Stack::start().await?;
+    let h2 = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<http_body_util::Full<Bytes>>();
+    let response = h2
+        .request(
+            http::Request::post(stack.url(CHAT))
+                .header("content-type", "application/json")
+                .header("x-llmtap-agent", "h2-client")
+                .body(http_body_util::Full::new(Bytes::from(chat_with_usage(
+                    "gpt-4o",
+                ))))?,
+        )
+        .await?;
+    assert_eq!(response.version(), http::Version::HTTP_2);
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = read_body(response.into_body()).await?;
+    assert!(String::from_utf8_lossy(&body).contains("[DONE]"));
+    let (_, spans) = stack.stop().await?;
+    let span = only(&spans);
+    assert_eq!(
+        span.attr_str(sc::GEN_AI_AGENT_NAME).as_deref(),
+        Some("h2-client")
+    );
+    assert!(span.attr_i64(sc::GEN_AI_USAGE_OUTPUT_TOKENS).unwrap_or(0) > 0);
+    Ok(())
+}

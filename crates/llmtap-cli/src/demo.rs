@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 use crate::spans::read_file;
-use crate::tree::{TraceTree, TreeFilter, build_trees, render, stdout_style};
+use crate::tree::{TraceTree, TreeFilter, TreeNode, build_trees, render, stdout_style};
 
 /// Where the demo writes unless told otherwise (next to the proxy's default file).
 pub const DEFAULT_DEMO_FILE: &str = ".llmtap/demo.jsonl";
@@ -94,10 +94,16 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
 
 fn print_summary(outcome: &DemoOutcome) {
     let spans: usize = outcome.trees.iter().map(|t| t.span_count).sum();
+    let mut agents = std::collections::BTreeSet::new();
+    for tree in &outcome.trees {
+        collect_agents(&tree.roots, &mut agents);
+    }
     let path = outcome.jsonl.display();
     println!(
-        "{} model calls by 5 agents → {spans} spans in {path} (session {}).",
-        outcome.calls, outcome.session
+        "{} model calls by {} agents → {spans} spans in {path} (session {}).",
+        outcome.calls,
+        agents.len(),
+        outcome.session
     );
     println!("The API key the agents sent is in no span: grep -c sk-demo {path} → 0");
     println!();
@@ -114,6 +120,15 @@ fn print_summary(outcome: &DemoOutcome) {
             "  OTLP forwarding: {} spans sent, {} failed, {} dropped",
             otlp.written, otlp.failed, otlp.dropped
         );
+    }
+}
+
+fn collect_agents<'a>(nodes: &'a [TreeNode], out: &mut std::collections::BTreeSet<&'a str>) {
+    for node in nodes {
+        if let Some(agent) = &node.agent {
+            out.insert(agent);
+        }
+        collect_agents(&node.children, out);
     }
 }
 

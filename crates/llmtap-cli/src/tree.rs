@@ -3,7 +3,7 @@
 //! totals on every node that has children. Spans whose parent is not in the file (orphans) are
 //! shown under their trace, marked, never dropped.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -301,8 +301,10 @@ fn render_node(node: &TreeNode, prefix: &str, last: bool, style: Style, out: &mu
     if let Some(agent) = &node.agent {
         line.push_str(&format!(" {}", style.cyan(&format!("[{agent}]"))));
     }
+    // The answering model, unless it is just the dated snapshot of the one in the span name.
+    let asked = node.name.rsplit(' ').next().unwrap_or_default();
     if let Some(model) = &node.model
-        && !node.name.contains(model.as_str())
+        && !model.starts_with(asked)
     {
         line.push_str(&format!(" → {model}"));
     }
@@ -426,13 +428,4 @@ pub fn run(args: &TreeArgs) -> ExitCode {
         }
         _ => ExitCode::SUCCESS,
     }
-}
-
-/// Groups spans by trace id (used by the demo to print only its own run).
-pub fn trace_ids(spans: &[SpanRecord]) -> BTreeMap<String, usize> {
-    let mut ids = BTreeMap::new();
-    for span in spans {
-        *ids.entry(span.trace_id.clone()).or_insert(0) += 1;
-    }
-    ids
 }

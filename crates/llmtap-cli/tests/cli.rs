@@ -93,10 +93,13 @@ fn demo_prints_the_agent_tree_and_writes_jsonl() -> Result<()> {
         .context("fact-checker calls")?;
     assert_eq!(checks.len(), 2);
     assert!(checks.iter().all(|c| c["agent"] == "fact-checker"));
-    assert_eq!(
-        checks.iter().filter(|c| c["error"] == true).count(),
-        1,
-        "one rate-limited attempt"
+    let limited: Vec<&Value> = checks.iter().filter(|c| c["error"] == true).collect();
+    assert_eq!(limited.len(), 1, "one rate-limited attempt");
+    assert_eq!(limited[0]["error_type"], "rate_limit_exceeded");
+    assert!(
+        limited[0].get("time_to_first_chunk_ms").is_none(),
+        "an error body is not a first chunk: {}",
+        limited[0]
     );
     // Subtree totals add up: the root's total is the sum over every model call.
     let mut sum = 0;

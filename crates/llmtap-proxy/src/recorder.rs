@@ -227,8 +227,10 @@ impl Recording {
 
         let body_outcome = match outcome {
             Outcome::Body(end) => {
+                // Time to first chunk is a property of a streamed answer, not of an error body.
                 if let Some(first) = end.first_chunk_at
                     && call.request.stream
+                    && matches!(self.response, ResponseCapture::Stream(_))
                 {
                     call.timings.time_to_first_chunk =
                         Some(first.saturating_duration_since(self.started));
