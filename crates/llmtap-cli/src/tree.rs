@@ -135,10 +135,16 @@ fn build_trace(trace_id: String, mut spans: Vec<SpanRecord>) -> TraceTree {
     let start = spans.iter().map(|s| s.start_unix_nanos).min().unwrap_or(0);
     let end = spans.iter().map(|s| s.end_unix_nanos).max().unwrap_or(0);
     let mut visited = vec![false; spans.len()];
-    let root_nodes: Vec<TreeNode> = roots
+    let mut root_nodes: Vec<TreeNode> = roots
         .iter()
         .map(|&i| build_node(&spans, i, &children, &mut visited))
         .collect();
+    // Spans whose parent chain loops never hang under a root: draw them anyway, never lose one.
+    for i in 0..spans.len() {
+        if !visited.get(i).copied().unwrap_or(true) {
+            root_nodes.push(build_node(&spans, i, &children, &mut visited));
+        }
+    }
     let mut tokens = Tokens::default();
     for node in &root_nodes {
         tokens += node.subtree_tokens;
@@ -427,5 +433,139 @@ pub fn run(args: &TreeArgs) -> ExitCode {
             ExitCode::FAILURE
         }
         _ => ExitCode::SUCCESS,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spans::AttrValue;
+
+    fn span(
+        trace: &str,
+        id: &str,
+        parent: &str,
+        start: u64,
+        attrs: &[(&str, AttrValue)],
+    ) -> SpanRecord {
+        SpanRecord {
+            trace_id: trace.to_owned(),
+            span_id: id.to_owned(),
+            parent_span_id: parent.to_owned(),
+            name: format!("span {id}"),
+            start_unix_nanos: start,
+            end_unix_nanos: start + 2_000_000,
+            status: SpanStatus::Unset,
+            service: None,
+            attributes: attrs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
+        }
+    }
+
+    fn call(input: i64, output: i64) -> Vec<(&'static str, AttrValue)> {
+        vec![
+            (
+                semconv::GEN_AI_OPERATION_NAME,
+                AttrValue::Str("chat".into()),
+            ),
+            (semconv::GEN_AI_USAGE_INPUT_TOKENS, AttrValue::Int(input)),
+            (semconv::GEN_AI_USAGE_OUTPUT_TOKENS, AttrValue::Int(output)),
+        ]
+    }
+
+    #[test]
+    fn subtree_totals_count_model_calls_only_once() {
+        let agent = vec![
+            (
+                semconv::GEN_AI_OPERATION_NAME,
+                AttrValue::Str("invoke_agent".into()),
+            ),
+            // An agent span's own usage attributes must not be added again.
+            (semconv::GEN_AI_USAGE_INPUT_TOKENS, AttrValue::Int(1000)),
+        ];
+        let spans = vec![
+            span("t1", "a", "", 1, &agent),
+            span("t1", "b", "a", 2, &call(10, 5)),
+            span("t1", "c", "b", 3, &call(7, 3)),
+            span("t1", "d", "a", 4, &call(1, 1)),
+        ];
+        let trees = build_trees(spans, &TreeFilter::default());
+        assert_eq!(trees.len(), 1);
+        let root = &trees[0].roots[0];
+        assert_eq!(root.tokens, Tokens::default());
+        assert_eq!(root.subtree_tokens.input, 18);
+        assert_eq!(root.subtree_tokens.output, 9);
+        assert_eq!(root.children[0].subtree_tokens.input, 17);
+        assert_eq!(trees[0].tokens.input, 18);
+    }
+
+    #[test]
+    fn orphans_are_kept_and_marked() {
+        let spans = vec![
+            span("t1", "a", "", 1, &call(1, 1)),
+            span("t1", "x", "missing", 2, &call(2, 2)),
+        ];
+        let trees = build_trees(spans, &TreeFilter::default());
+        let roots = &trees[0].roots;
+        assert_eq!(roots.len(), 2);
+        assert!(!roots[0].orphan);
+        assert!(roots[1].orphan);
+        let text = render(&trees, Style { color: false });
+        assert!(text.contains("(parent not in file)"), "{text}");
+    }
+
+    #[test]
+    fn self_parent_and_cycles_do_not_loop_or_vanish() {
+        let spans = vec![
+            span("t1", "a", "a", 1, &call(1, 1)),
+            span("t1", "b", "c", 2, &call(1, 1)),
+            span("t1", "c", "b", 3, &call(1, 1)),
+        ];
+        let trees = build_trees(spans, &TreeFilter::default());
+        // `a` is a root; b and c form a cycle reachable only from each other: each is drawn
+        // exactly once all the same.
+        fn count(nodes: &[TreeNode]) -> usize {
+            nodes.iter().map(|n| 1 + count(&n.children)).sum()
+        }
+        assert_eq!(trees[0].span_count, 3);
+        assert_eq!(count(&trees[0].roots), 3);
+    }
+
+    #[test]
+    fn filters_select_trace_session_and_last() {
+        let session = |s: &str| {
+            let mut attrs = call(1, 1);
+            attrs.push((semconv::GEN_AI_CONVERSATION_ID, AttrValue::Str(s.into())));
+            attrs
+        };
+        let spans = || {
+            vec![
+                span("aaaa", "1", "", 10, &session("s1")),
+                span("bbbb", "2", "", 20, &session("s2")),
+                span("cccc", "3", "", 30, &session("s1")),
+            ]
+        };
+        let ids = |trees: Vec<TraceTree>| trees.into_iter().map(|t| t.trace_id).collect::<Vec<_>>();
+        assert_eq!(
+            ids(build_trees(spans(), &TreeFilter::default())),
+            ["aaaa", "bbbb", "cccc"]
+        );
+        let by_session = TreeFilter {
+            session: Some("s1".into()),
+            ..TreeFilter::default()
+        };
+        assert_eq!(ids(build_trees(spans(), &by_session)), ["aaaa", "cccc"]);
+        let by_trace = TreeFilter {
+            trace_prefix: Some("BB".into()),
+            ..TreeFilter::default()
+        };
+        assert_eq!(ids(build_trees(spans(), &by_trace)), ["bbbb"]);
+        let last = TreeFilter {
+            last: Some(2),
+            ..TreeFilter::default()
+        };
+        assert_eq!(ids(build_trees(spans(), &last)), ["bbbb", "cccc"]);
     }
 }
