@@ -9,6 +9,7 @@ pub mod call;
 pub mod capture;
 pub mod codec;
 pub mod env;
+pub mod headers;
 pub mod redact;
 pub mod semconv;
 pub mod sse;

@@ -115,6 +115,8 @@ pub const LLMTAP_USAGE_TOTAL_INPUT_TOKENS: &str = "llmtap.usage.total.input_toke
 pub const LLMTAP_USAGE_TOTAL_OUTPUT_TOKENS: &str = "llmtap.usage.total.output_tokens";
 pub const LLMTAP_USAGE_TOTAL_CACHE_READ_INPUT_TOKENS: &str =
     "llmtap.usage.total.cache_read.input_tokens";
+pub const LLMTAP_USAGE_TOTAL_CACHE_WRITE_INPUT_TOKENS: &str =
+    "llmtap.usage.total.cache_write.input_tokens";
 pub const LLMTAP_USAGE_TOTAL_REASONING_OUTPUT_TOKENS: &str =
     "llmtap.usage.total.reasoning.output_tokens";
 /// Prefix for user metadata (`x-llmtap-meta-<k>` header → `llmtap.meta.<k>`).

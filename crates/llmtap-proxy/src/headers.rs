@@ -9,14 +9,10 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry::propagation::{Extractor, Injector};
 use opentelemetry::trace::SpanContext;
 
-/// Agent name of the caller (`gen_ai.agent.name`).
-pub const HEADER_AGENT: &str = "x-llmtap-agent";
-/// Session / conversation id of the caller (`gen_ai.conversation.id`).
-pub const HEADER_SESSION: &str = "x-llmtap-session";
-/// Prefix of free-form metadata headers (`llmtap.meta.<k>`).
-pub const HEADER_META_PREFIX: &str = "x-llmtap-meta-";
-/// Response header carrying the call's own span (W3C Trace Context level 2).
-pub const HEADER_TRACERESPONSE: &str = "traceresponse";
+/// The header names are defined once in `llmtap-core`, shared with the SDK that writes them.
+pub use llmtap_core::headers::{
+    HEADER_AGENT, HEADER_META_PREFIX, HEADER_PREFIX, HEADER_SESSION, HEADER_TRACERESPONSE,
+};
 
 /// Longest llmtap header value recorded; longer ones are cut (they are labels, not payloads).
 const MAX_LABEL_BYTES: usize = 256;
@@ -52,7 +48,7 @@ pub(crate) fn take_agent_headers(headers: &mut HeaderMap) -> AgentHeaders {
     };
     let ours: Vec<HeaderName> = headers
         .keys()
-        .filter(|name| name.as_str().starts_with("x-llmtap-"))
+        .filter(|name| name.as_str().starts_with(HEADER_PREFIX))
         .cloned()
         .collect();
     for name in ours {
