@@ -108,6 +108,18 @@ fn find_python() -> Result<PathBuf, String> {
     }
 }
 
+/// Whether the e2e interpreter ([`python`]) can import `module` (e.g. `google.genai`, which is
+/// optional: it is pinned in requirements.txt but may fail to install on some platforms).
+pub fn python_can_import(python: &Path, module: &str) -> bool {
+    Command::new(python)
+        .args(["-c", &format!("import {module}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// The `node_modules` directory holding the Node `openai` client: `LLMTAP_NODE_MODULES`, else
 /// `<repo>/scripts/e2e/node_modules`. SKIP/FAIL when missing. Tests also need `node` itself:
 /// call [`require_tool`]`("node")`.

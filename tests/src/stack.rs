@@ -39,6 +39,10 @@ pub struct StackOptions {
     pub env: Vec<(String, String)>,
     /// Point the OpenAI upstream at this URL instead of the mock (e.g. a closed port).
     pub upstream_openai: Option<String>,
+    /// Point the Anthropic upstream at this URL instead of the mock.
+    pub upstream_anthropic: Option<String>,
+    /// Point the Gemini upstream at this URL instead of the mock.
+    pub upstream_gemini: Option<String>,
 }
 
 /// A running mock upstream + proxy (+ collector).
@@ -126,6 +130,19 @@ impl Stack {
                 .clone()
                 .unwrap_or_else(|| mock.base_url()),
         );
+        // The mock speaks Anthropic Messages and Gemini too: every upstream defaults to it.
+        overrides.upstream_anthropic = Some(
+            options
+                .upstream_anthropic
+                .clone()
+                .unwrap_or_else(|| mock.base_url()),
+        );
+        overrides.upstream_gemini = Some(
+            options
+                .upstream_gemini
+                .clone()
+                .unwrap_or_else(|| mock.base_url()),
+        );
         overrides
             .shutdown_grace_secs
             .get_or_insert_with(|| "5".into());
@@ -167,6 +184,11 @@ impl Stack {
     /// The OpenAI `base_url` real clients use.
     pub fn openai_base_url(&self) -> String {
         self.url("/v1")
+    }
+
+    /// The `base_url` the Anthropic and Gemini clients use (they add `/v1/...`, `/v1beta/...`).
+    pub fn root_url(&self) -> String {
+        self.url("")
     }
 
     /// POSTs a JSON body with extra headers and reads the whole answer.

@@ -10,6 +10,7 @@ pub mod capture;
 pub mod codec;
 pub mod env;
 pub mod headers;
+pub mod json_stream;
 pub mod redact;
 pub mod semconv;
 pub mod sse;

@@ -1,5 +1,6 @@
-//! llmtap-mock: a scripted OpenAI-compatible upstream, so the demo, the tests and the benchmarks
-//! run with no API key and no network.
+//! llmtap-mock: a scripted upstream speaking OpenAI (chat, completions, embeddings, Responses),
+//! Anthropic Messages and Gemini `generateContent`, so the demo, the tests and the benchmarks run
+//! with no API key and no network.
 //!
 //! It is a real HTTP/1.1 and h2c server on a listener the caller binds (tests use `127.0.0.1:0`),
 //! answering the shapes OpenAI sends — ids, dated snapshot models, `system_fingerprint`,
@@ -20,8 +21,11 @@
 //! # Ok(()) }
 //! ```
 
+mod anthropic;
 mod body;
+mod gemini;
 mod openai;
+mod responses;
 mod scenario;
 mod server;
 
@@ -37,9 +41,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use anthropic::{AnthropicUsage, anthropic_usage};
+pub use gemini::{CACHED_CONTENT_TOKENS, GeminiUsage, gemini_usage};
 pub use openai::{
     ANSWER_PREFIX, MODELS, Usage, chat_content, chat_usage, estimate_tokens, response_model,
 };
+pub use responses::responses_usage;
 pub use scenario::{SCENARIO_HEADER, Scenario, ScenarioError};
 
 /// How the mock behaves for every request; per-request faults come from [`Scenario`].

@@ -11,12 +11,12 @@ use serde_json::{Map, Value, json};
 pub const ANSWER_PREFIX: &str = "Mock answer to: ";
 
 /// How many words of the last user message the answer repeats.
-const ANSWER_WORDS: usize = 8;
+pub(crate) const ANSWER_WORDS: usize = 8;
 /// How many words of the last user message a generated string tool argument carries.
 const ARGUMENT_WORDS: usize = 5;
 /// Tokens OpenAI charges per chat message for its framing, and once for priming the reply
 /// (the cookbook's `num_tokens_from_messages` rule).
-const TOKENS_PER_MESSAGE: u64 = 3;
+pub(crate) const TOKENS_PER_MESSAGE: u64 = 3;
 const TOKENS_REPLY_PRIMING: u64 = 3;
 /// Legacy completions default to 16 output tokens when `max_tokens` is absent.
 const LEGACY_DEFAULT_MAX_TOKENS: u64 = 16;
@@ -122,7 +122,7 @@ fn has_date_suffix(model: &str) -> bool {
 }
 
 /// Reasoning models spend hidden tokens: this many per visible output token, by effort.
-fn reasoning_factor(model: &str, effort: Option<&str>) -> u64 {
+pub(crate) fn reasoning_factor(model: &str, effort: Option<&str>) -> u64 {
     let reasoning_model = ["o1", "o3", "o4", "gpt-5"]
         .iter()
         .any(|prefix| model.starts_with(prefix));
@@ -146,7 +146,16 @@ pub(crate) struct BadRequest {
 }
 
 impl BadRequest {
-    fn missing(param: &'static str) -> Self {
+    /// A 400 with only a message (Anthropic and Gemini name no parameter or code).
+    pub(crate) fn anthropic(message: &str) -> Self {
+        BadRequest {
+            message: message.to_owned(),
+            param: None,
+            code: None,
+        }
+    }
+
+    pub(crate) fn missing(param: &'static str) -> Self {
         BadRequest {
             message: format!("Missing required parameter: '{param}'."),
             param: Some(param),
@@ -154,7 +163,7 @@ impl BadRequest {
         }
     }
 
-    fn invalid(param: &'static str, message: String) -> Self {
+    pub(crate) fn invalid(param: &'static str, message: String) -> Self {
         BadRequest {
             message,
             param: Some(param),
@@ -286,7 +295,7 @@ impl IdSource {
 }
 
 /// A stable `fp_…` per model, like OpenAI's `system_fingerprint`.
-fn system_fingerprint(model: &str) -> String {
+pub(crate) fn system_fingerprint(model: &str) -> String {
     format!("fp_{:010x}", fnv1a(model.as_bytes()) & 0xff_ffff_ffff)
 }
 
@@ -318,6 +327,8 @@ pub(crate) const SSE_DONE: &[u8] = b"data: [DONE]\n\n";
 pub(crate) enum Answer {
     Json(Bytes),
     Sse(Vec<Bytes>),
+    /// A streamed JSON array (Gemini without `alt=sse`): pieces of one `application/json` body.
+    JsonStream(Vec<Bytes>),
 }
 
 /// Per-request inputs that are not in the body.
@@ -332,7 +343,7 @@ pub(crate) struct AnswerContext {
 }
 
 /// The model used for an answer: a scenario given as the model name stands in for `gpt-4o-mini`.
-fn effective_model(request: &Map<String, Value>) -> Result<String, BadRequest> {
+pub(crate) fn effective_model(request: &Map<String, Value>) -> Result<String, BadRequest> {
     let model = request
         .get("model")
         .and_then(Value::as_str)
@@ -382,7 +393,7 @@ fn wants_stream(request: &Map<String, Value>) -> bool {
 }
 
 /// The text of a message `content`: a string, or the `text` of each part of an array.
-fn content_text(content: Option<&Value>) -> String {
+pub(crate) fn content_text(content: Option<&Value>) -> String {
     match content {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Array(parts)) => parts
@@ -394,7 +405,7 @@ fn content_text(content: Option<&Value>) -> String {
     }
 }
 
-fn first_words(text: &str, count: usize) -> String {
+pub(crate) fn first_words(text: &str, count: usize) -> String {
     text.split_whitespace()
         .take(count)
         .collect::<Vec<_>>()
@@ -491,7 +502,7 @@ fn tool_to_call(request: &Map<String, Value>, messages: &[Value]) -> Option<Valu
 /// Arguments that satisfy the function's JSON schema well enough for a demo: strings carry the
 /// first words of the user's question, numbers are 3, booleans true. Only required properties are
 /// filled when the schema lists them.
-fn tool_arguments(function: &Value, user_text: &str) -> String {
+pub(crate) fn tool_arguments(function: &Value, user_text: &str) -> String {
     let Some(properties) = function
         .get("parameters")
         .and_then(|p| p.get("properties"))
@@ -535,7 +546,7 @@ fn tool_arguments(function: &Value, user_text: &str) -> String {
 }
 
 /// Cuts `text` to at most `max_bytes` at a character boundary.
-fn truncate_at_char(text: &mut String, max_bytes: usize) {
+pub(crate) fn truncate_at_char(text: &mut String, max_bytes: usize) {
     if text.len() <= max_bytes {
         return;
     }
@@ -548,7 +559,7 @@ fn truncate_at_char(text: &mut String, max_bytes: usize) {
 
 /// Pads `text` so it has at least `pieces` characters, so a configured chunk count is honoured
 /// with no empty deltas.
-fn pad_for_pieces(text: &mut String, pieces: Option<usize>) {
+pub(crate) fn pad_for_pieces(text: &mut String, pieces: Option<usize>) {
     if let Some(pieces) = pieces {
         while text.chars().count() < pieces {
             text.push_str(" mock");
@@ -559,7 +570,7 @@ fn pad_for_pieces(text: &mut String, pieces: Option<usize>) {
 /// Splits `text` into pieces for streaming: exactly `count` pieces when given (fewer only if the
 /// text has fewer characters), otherwise one piece per word (each keeps its following space),
 /// like a tokenizer's deltas.
-fn split_pieces(text: &str, count: Option<usize>) -> Vec<String> {
+pub(crate) fn split_pieces(text: &str, count: Option<usize>) -> Vec<String> {
     match count {
         Some(count) => split_even(text, count),
         None => {
@@ -597,7 +608,7 @@ fn split_even(text: &str, count: usize) -> Vec<String> {
 }
 
 /// Splits tool-call arguments into several deltas, as OpenAI streams them.
-fn split_arguments(arguments: &str, count: Option<usize>) -> Vec<String> {
+pub(crate) fn split_arguments(arguments: &str, count: Option<usize>) -> Vec<String> {
     let count = count.unwrap_or_else(|| arguments.len().div_ceil(ARGUMENT_PIECE_BYTES).max(2));
     split_even(arguments, count)
 }

@@ -22,6 +22,7 @@ use crate::body::MockBody;
 use crate::openai::{self, Answer, AnswerContext, BadRequest, IdSource};
 use crate::scenario::{SCENARIO_HEADER, Scenario};
 use crate::{MockConfig, RecordedRequest};
+use crate::{anthropic, gemini, responses};
 
 /// State shared by every connection of one mock server.
 #[derive(Debug)]
@@ -111,14 +112,58 @@ enum Endpoint {
     Completions,
     Embeddings,
     Models,
+    /// OpenAI Responses.
+    Responses,
+    /// Anthropic Messages.
+    Messages,
+    /// Gemini `:generateContent` (`stream: false`) or `:streamGenerateContent`.
+    Gemini {
+        stream: bool,
+    },
+}
+
+/// Whose error shapes an endpoint answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flavor {
+    OpenAi,
+    Anthropic,
+    Gemini,
+}
+
+impl Endpoint {
+    fn flavor(self) -> Flavor {
+        match self {
+            Endpoint::Messages => Flavor::Anthropic,
+            Endpoint::Gemini { .. } => Flavor::Gemini,
+            _ => Flavor::OpenAi,
+        }
+    }
+}
+
+/// The model of a Gemini path `.../models/{model}:method`.
+fn gemini_model(path: &str) -> Option<&str> {
+    let (before, _) = path.rsplit_once(':')?;
+    let (prefix, model) = before.rsplit_once('/')?;
+    prefix.ends_with("/models").then_some(model)
 }
 
 fn route(method: &Method, path: &str) -> Option<Endpoint> {
+    if method == Method::POST && gemini_model(path).is_some() {
+        if path.ends_with(":generateContent") {
+            return Some(Endpoint::Gemini { stream: false });
+        }
+        if path.ends_with(":streamGenerateContent") {
+            return Some(Endpoint::Gemini { stream: true });
+        }
+        return None;
+    }
     let (_, rest) = path.rsplit_once("/v1/")?;
     match (method, rest) {
         (&Method::POST, "chat/completions") => Some(Endpoint::ChatCompletions),
         (&Method::POST, "completions") => Some(Endpoint::Completions),
         (&Method::POST, "embeddings") => Some(Endpoint::Embeddings),
+        (&Method::POST, "responses") => Some(Endpoint::Responses),
+        (&Method::POST, "messages") => Some(Endpoint::Messages),
         (&Method::GET, "models") => Some(Endpoint::Models),
         _ => None,
     }
@@ -182,26 +227,29 @@ async fn handle(request: Request<Incoming>, shared: &Shared) -> Response<MockBod
         .unwrap_or_default();
     let mut scenario = match Scenario::parse(header_spec) {
         Ok(s) => s,
-        Err(error) => return bad_request(&invalid_scenario(&error), &ids, started),
+        Err(error) => return bad_request(&invalid_scenario(&error), endpoint, &ids, started),
     };
     let json: Option<Map<String, Value>> = if endpoint == Endpoint::Models {
         None
     } else {
         match serde_json::from_slice::<Value>(&body) {
             Ok(Value::Object(object)) => Some(object),
-            _ => return bad_request(&BadRequest::unparsable_json(), &ids, started),
+            _ => return bad_request(&BadRequest::unparsable_json(), endpoint, &ids, started),
         }
     };
-    let model = json
-        .as_ref()
-        .and_then(|j| j.get("model"))
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
+    let model = match endpoint {
+        Endpoint::Gemini { .. } => gemini_model(&path).unwrap_or_default().to_owned(),
+        _ => json
+            .as_ref()
+            .and_then(|j| j.get("model"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+    };
     if Scenario::looks_like_scenario(&model) {
         match Scenario::parse(&model) {
             Ok(from_model) => scenario.merge(from_model),
-            Err(error) => return bad_request(&invalid_scenario(&error), &ids, started),
+            Err(error) => return bad_request(&invalid_scenario(&error), endpoint, &ids, started),
         }
     }
 
@@ -216,7 +264,7 @@ async fn handle(request: Request<Incoming>, shared: &Shared) -> Response<MockBod
     }
 
     if let Some(status) = scenario.error_status {
-        return error_reply(status, &model, &ids, started);
+        return error_reply(status, endpoint, &model, &ids, started);
     }
 
     let context = AnswerContext {
@@ -233,6 +281,16 @@ async fn handle(request: Request<Incoming>, shared: &Shared) -> Response<MockBod
         (Endpoint::ChatCompletions, Some(j)) => openai::chat_completion(j, &context),
         (Endpoint::Completions, Some(j)) => openai::text_completion(j, &context),
         (Endpoint::Embeddings, Some(j)) => openai::embeddings(j),
+        (Endpoint::Responses, Some(j)) => responses::responses(j, &context),
+        (Endpoint::Messages, Some(j)) => anthropic::messages(j, &context),
+        (Endpoint::Gemini { stream }, Some(j)) => {
+            let framing = match (stream, parts.uri.query().is_some_and(wants_sse)) {
+                (false, _) => gemini::Framing::Whole,
+                (true, true) => gemini::Framing::Sse,
+                (true, false) => gemini::Framing::JsonArray,
+            };
+            gemini::generate_content(&model, framing, j, &context)
+        }
         (_, None) => Err(BadRequest::unparsable_json()),
     };
     let reply = match answer {
@@ -240,11 +298,32 @@ async fn handle(request: Request<Incoming>, shared: &Shared) -> Response<MockBod
             status: StatusCode::OK,
             answer,
         },
-        Err(error) => return bad_request(&error, &ids, started),
+        Err(error) => return bad_request(&error, endpoint, &ids, started),
     };
 
     let chunk_delay = scenario.chunk_delay.unwrap_or(shared.config.chunk_delay);
-    apply_faults(reply, &scenario, chunk_delay, &model, &ids, started)
+    let mut response = apply_faults(
+        reply,
+        endpoint,
+        &scenario,
+        chunk_delay,
+        &model,
+        &ids,
+        started,
+    );
+    if endpoint == Endpoint::Messages
+        && let Ok(value) = HeaderValue::from_str(&ids.request_id())
+    {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static("request-id"), value);
+    }
+    response
+}
+
+/// `alt=sse` in a query string.
+fn wants_sse(query: &str) -> bool {
+    query.split('&').any(|pair| pair == "alt=sse")
 }
 
 fn invalid_scenario(error: &crate::scenario::ScenarioError) -> BadRequest {
@@ -255,25 +334,48 @@ fn invalid_scenario(error: &crate::scenario::ScenarioError) -> BadRequest {
     }
 }
 
-fn bad_request(error: &BadRequest, ids: &IdSource, started: Instant) -> Response<MockBody> {
+fn bad_request(
+    error: &BadRequest,
+    endpoint: Endpoint,
+    ids: &IdSource,
+    started: Instant,
+) -> Response<MockBody> {
+    let body = match endpoint.flavor() {
+        Flavor::OpenAi => error.body(),
+        Flavor::Anthropic => anthropic_bad_request(&error.message, ids),
+        Flavor::Gemini => gemini::error_body(400, &error.message),
+    };
     finish(
         StatusCode::BAD_REQUEST,
-        MockBody::full(error.body()),
+        MockBody::full(body),
         ids,
         started,
         false,
     )
 }
 
-fn error_reply(status: u16, model: &str, ids: &IdSource, started: Instant) -> Response<MockBody> {
+fn anthropic_bad_request(message: &str, ids: &IdSource) -> Bytes {
+    openai::json_bytes(&serde_json::json!({
+        "type": "error",
+        "error": {"type": "invalid_request_error", "message": message},
+        "request_id": ids.request_id(),
+    }))
+}
+
+fn error_reply(
+    status: u16,
+    endpoint: Endpoint,
+    model: &str,
+    ids: &IdSource,
+    started: Instant,
+) -> Response<MockBody> {
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = finish(
-        code,
-        MockBody::full(openai::error_body(status, model)),
-        ids,
-        started,
-        false,
-    );
+    let body = match endpoint.flavor() {
+        Flavor::OpenAi => openai::error_body(status, model),
+        Flavor::Anthropic => anthropic::error_body(status, &ids.request_id()),
+        Flavor::Gemini => gemini::error_body(status, &gemini::error_message(status)),
+    };
+    let mut response = finish(code, MockBody::full(body), ids, started, false);
     if status == 429 {
         response
             .headers_mut()
@@ -285,6 +387,7 @@ fn error_reply(status: u16, model: &str, ids: &IdSource, started: Instant) -> Re
 /// Applies the body-level faults of a scenario to a successful answer.
 fn apply_faults(
     reply: Reply,
+    endpoint: Endpoint,
     scenario: &Scenario,
     chunk_delay: Duration,
     model: &str,
@@ -295,7 +398,7 @@ fn apply_faults(
     match reply.answer {
         Answer::Json(document) => {
             if scenario.stream_error {
-                return error_reply(500, model, ids, started);
+                return error_reply(500, endpoint, model, ids, started);
             }
             if scenario.malformed_sse {
                 // Endpoints that never stream: an event stream whose only event is unterminated.
@@ -315,6 +418,28 @@ fn apply_faults(
             }
             finish(status, MockBody::full(document), ids, started, false)
         }
+        Answer::JsonStream(mut pieces) => {
+            if scenario.malformed_json {
+                pieces.insert(
+                    1.min(pieces.len()),
+                    Bytes::from_static(b"\n,\r\n{\"candidates\": [{\"content\": "),
+                );
+            }
+            if scenario.stream_error {
+                // The first chunk, then the error element closing the array.
+                pieces.truncate(1);
+                pieces.push(gemini::stream_error_piece(false));
+            }
+            let hang_up = match scenario.hangup_after {
+                Some(n) => {
+                    pieces.truncate(n);
+                    true
+                }
+                None => false,
+            };
+            let body = MockBody::paced(pieces, chunk_delay, hang_up);
+            finish(status, body, ids, started, false)
+        }
         Answer::Sse(mut events) => {
             if scenario.malformed_json {
                 events.insert(
@@ -328,9 +453,26 @@ fn apply_faults(
                 events = break_framing(events);
             }
             if scenario.stream_error {
-                // Role chunk and one content chunk, then the error event; no finish, no [DONE].
-                events.truncate(2);
-                events.push(openai::stream_error_event());
+                // Two events (role + content; start + ping; created + in progress; one chunk
+                // for Gemini), then the provider's error event; no normal end.
+                match endpoint.flavor() {
+                    Flavor::Gemini => {
+                        events.truncate(1);
+                        events.push(gemini::stream_error_piece(true));
+                    }
+                    Flavor::Anthropic => {
+                        events.truncate(4);
+                        events.push(anthropic::stream_error_event());
+                    }
+                    Flavor::OpenAi if endpoint == Endpoint::Responses => {
+                        events.truncate(2);
+                        events.push(responses::stream_failed_event());
+                    }
+                    Flavor::OpenAi => {
+                        events.truncate(2);
+                        events.push(openai::stream_error_event());
+                    }
+                }
             }
             let hang_up = match scenario.hangup_after {
                 Some(n) => {

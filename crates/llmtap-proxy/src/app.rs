@@ -252,13 +252,18 @@ fn rustls_empty_roots() -> rustls::ClientConfig {
         .with_no_client_auth()
 }
 
-/// Which upstream a route goes to.
+/// Which upstream a route goes to: an explicit provider prefix first, then the API's own
+/// provider (`/v1/messages` → Anthropic, `:generateContent` → Gemini), then `/v1beta/...`
+/// (Gemini's version prefix, incl. its OpenAI-compatible `/v1beta/openai/...`), else OpenAI.
 fn upstream_for<'a>(config: &'a Config, route: Option<&Route>, path: &str) -> &'a Upstream {
+    use llmtap_core::semconv::provider::{ANTHROPIC, GCP_GEMINI};
     let hint = route.and_then(|r| r.provider_hint).or_else(|| {
         let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
-        match first {
-            "anthropic" => Some(llmtap_core::semconv::provider::ANTHROPIC),
-            "gemini" => Some(llmtap_core::semconv::provider::GCP_GEMINI),
+        match (first, route.map(|r| r.api)) {
+            ("anthropic", _) | (_, Some(codec::Api::AnthropicMessages)) => Some(ANTHROPIC),
+            ("gemini" | "v1beta", _) | (_, Some(codec::Api::GeminiGenerateContent)) => {
+                Some(GCP_GEMINI)
+            }
             _ => None,
         }
     });
@@ -449,15 +454,14 @@ async fn forward_recorded(
         .provider_override
         .clone()
         .or_else(|| route.provider_hint.map(str::to_owned))
-        .unwrap_or_else(|| codec::provider_for_host(host).to_owned());
+        .unwrap_or_else(|| codec::provider_for(route.api, host).to_owned());
     state.stats.record_request(&provider);
     let mut recorder = CallRecorder::on_request(
         RequestFacts {
-            api: route.api,
+            route: &route,
             provider,
             server_address: Some(host.to_owned()),
             server_port: default_port(&upstream.base),
-            route: &route.upstream_path,
             body: &buffered.bytes,
             body_complete: buffered.complete,
             agent,

@@ -14,7 +14,7 @@ use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, StatusCode};
 use llmtap_core::call::LlmCall;
 use llmtap_core::capture::CapturePolicy;
-use llmtap_core::codec::{self, Api, StreamState};
+use llmtap_core::codec::{self, Api, Route, StreamState};
 use opentelemetry::Context;
 use opentelemetry::trace::{Span as _, SpanContext, TraceContextExt as _, Tracer as _};
 use opentelemetry_sdk::trace::{SdkTracer, Span};
@@ -79,11 +79,12 @@ pub(crate) struct CallRecorder {
 
 /// Everything `on_request` needs.
 pub(crate) struct RequestFacts<'a> {
-    pub(crate) api: Api,
+    /// The matched route: API, upstream path (recorded without query, so `key=` never is) and
+    /// what the path itself says (Gemini's model and stream flag).
+    pub(crate) route: &'a Route,
     pub(crate) provider: String,
     pub(crate) server_address: Option<String>,
     pub(crate) server_port: Option<u16>,
-    pub(crate) route: &'a str,
     pub(crate) body: &'a [u8],
     pub(crate) body_complete: bool,
     pub(crate) agent: AgentHeaders,
@@ -100,16 +101,17 @@ impl CallRecorder {
         stats: Arc<ProxyStats>,
     ) -> Self {
         let started = Instant::now();
-        let mut call = LlmCall::new(facts.api.operation(), facts.provider);
-        call.api_type = facts.api.api_type();
+        let api = facts.route.api;
+        let mut call = facts.route.new_call(facts.provider);
         call.server_address = facts.server_address;
         call.server_port = facts.server_port;
-        call.route = Some(facts.route.to_owned());
+        let path = facts.route.upstream_path.as_str();
+        call.route = Some(path.split_once('?').map_or(path, |(p, _)| p).to_owned());
         call.agent.agent_name = facts.agent.agent_name;
         call.agent.conversation_id = facts.agent.session;
         call.agent.meta = facts.agent.meta;
         if facts.body_complete {
-            if codec::parse_request(facts.api, facts.body, &policy, &mut call).is_err() {
+            if codec::parse_request(api, facts.body, &policy, &mut call).is_err() {
                 call.capture_error = Some(CAPTURE_INVALID_JSON);
             }
         } else {
@@ -125,7 +127,7 @@ impl CallRecorder {
             recording: Some(Recording {
                 span,
                 call,
-                api: facts.api,
+                api,
                 policy,
                 stats,
                 started,
@@ -165,17 +167,23 @@ impl CallRecorder {
                 break;
             }
         }
-        let is_sse = headers
+        let content_type = headers
             .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.trim_start().starts_with("text/event-stream"));
-        rec.response = if status.is_success() && is_sse {
-            ResponseCapture::Stream(Box::new(StreamState::with_capture(rec.api, &rec.policy)))
-        } else {
-            ResponseCapture::Buffer {
+            .and_then(|v| v.to_str().ok());
+        // SSE for every API; Gemini's streamed JSON array is `application/json`, so for it the
+        // route's stream flag decides.
+        let format = codec::stream_format(rec.api, rec.call.request.stream, content_type)
+            .filter(|_| status.is_success());
+        rec.response = match format {
+            Some(format) => ResponseCapture::Stream(Box::new(StreamState::with_format(
+                rec.api,
+                format,
+                &rec.policy,
+            ))),
+            None => ResponseCapture::Buffer {
                 bytes: BytesMut::new(),
                 overflow: false,
-            }
+            },
         };
     }
 

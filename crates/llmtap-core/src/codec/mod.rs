@@ -11,10 +11,13 @@
 //! Parsers never panic on any input. A body that doesn't parse leaves the call's metadata as far
 //! as known, sets `call.capture_error` and returns a [`CodecError`]; traffic is never affected.
 
+pub mod anthropic;
 mod common;
+pub mod gemini;
 pub mod openai_chat;
 pub mod openai_completions;
 pub mod openai_embeddings;
+pub mod openai_responses;
 
 #[cfg(test)]
 mod tests;
@@ -23,10 +26,11 @@ use serde_json::Value;
 
 use crate::call::LlmCall;
 use crate::capture::CapturePolicy;
+use crate::json_stream::JsonArraySplitter;
 use crate::semconv::{capture_error, openai_api_type, operation, provider};
 use crate::sse::{SseDecoder, SseEvent};
 
-/// The wire APIs llmtap understands. More come later (OpenAI Responses, Anthropic, Gemini).
+/// The wire APIs llmtap understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Api {
@@ -36,15 +40,35 @@ pub enum Api {
     OpenAiCompletions,
     /// `POST /v1/embeddings`
     OpenAiEmbeddings,
+    /// `POST /v1/responses` (OpenAI Responses API)
+    OpenAiResponses,
+    /// `POST /v1/messages` (Anthropic Messages API)
+    AnthropicMessages,
+    /// `POST /v1beta/models/{model}:generateContent` / `:streamGenerateContent` (Gemini)
+    GeminiGenerateContent,
 }
 
 impl Api {
     /// The `gen_ai.operation.name` for calls on this API.
     pub fn operation(&self) -> &'static str {
         match self {
-            Api::OpenAiChat => operation::CHAT,
+            Api::OpenAiChat | Api::OpenAiResponses | Api::AnthropicMessages => operation::CHAT,
             Api::OpenAiCompletions => operation::TEXT_COMPLETION,
             Api::OpenAiEmbeddings => operation::EMBEDDINGS,
+            Api::GeminiGenerateContent => operation::GENERATE_CONTENT,
+        }
+    }
+
+    /// The provider that defines this wire API: what an upstream host we don't recognise is
+    /// taken to be (an unknown host speaking the Messages API is an Anthropic-compatible server).
+    pub fn native_provider(&self) -> &'static str {
+        match self {
+            Api::AnthropicMessages => provider::ANTHROPIC,
+            Api::GeminiGenerateContent => provider::GCP_GEMINI,
+            Api::OpenAiChat
+            | Api::OpenAiCompletions
+            | Api::OpenAiEmbeddings
+            | Api::OpenAiResponses => provider::OPENAI,
         }
     }
 
@@ -52,7 +76,11 @@ impl Api {
     pub fn api_type(&self) -> Option<&'static str> {
         match self {
             Api::OpenAiChat => Some(openai_api_type::CHAT_COMPLETIONS),
-            Api::OpenAiCompletions | Api::OpenAiEmbeddings => None,
+            Api::OpenAiResponses => Some(openai_api_type::RESPONSES),
+            Api::OpenAiCompletions
+            | Api::OpenAiEmbeddings
+            | Api::AnthropicMessages
+            | Api::GeminiGenerateContent => None,
         }
     }
 
@@ -73,6 +101,21 @@ pub struct Route {
     pub provider_hint: Option<&'static str>,
     /// The path to send upstream: the input with the provider segment removed (query kept).
     pub upstream_path: String,
+    /// The model named by the path (Gemini: `/v1beta/models/{model}:generateContent`).
+    pub path_model: Option<String>,
+    /// The path itself asks for a stream (Gemini `:streamGenerateContent`).
+    pub path_stream: bool,
+}
+
+impl Route {
+    /// A fresh [`LlmCall`] for this route: operation and api type from the API, plus the model
+    /// and stream flag when the path carries them (request body parsers never unset them).
+    pub fn new_call(&self, provider: impl Into<String>) -> LlmCall {
+        let mut call = self.api.new_call(provider);
+        call.request.model = self.path_model.clone();
+        call.request.stream = self.path_stream;
+        call
+    }
 }
 
 /// Explicit provider prefixes. Only recognised when followed by `/v1` or `/v1beta`, so Azure's
@@ -105,12 +148,23 @@ pub fn route(path: &str) -> Option<Route> {
         }
     }
     let matched = rest.trim_end_matches('/');
+    let mut path_model = None;
+    let mut path_stream = false;
     let api = if matched.ends_with("/chat/completions") {
         Api::OpenAiChat
     } else if matched.ends_with("/completions") {
         Api::OpenAiCompletions
     } else if matched.ends_with("/embeddings") {
         Api::OpenAiEmbeddings
+    } else if matched.ends_with("/responses") {
+        Api::OpenAiResponses
+    } else if matched.ends_with("/v1/messages") {
+        // Only the top-level path: `/v1/threads/{id}/messages` is OpenAI Assistants.
+        Api::AnthropicMessages
+    } else if let Some((model, stream)) = gemini_method(matched) {
+        path_model = Some(model);
+        path_stream = stream;
+        Api::GeminiGenerateContent
     } else {
         return None;
     };
@@ -124,7 +178,25 @@ pub fn route(path: &str) -> Option<Route> {
         api,
         provider_hint: hint,
         upstream_path,
+        path_model,
+        path_stream,
     })
+}
+
+/// `.../models/{model}:generateContent` → `(model, false)`, `:streamGenerateContent` →
+/// `(model, true)`. Also matches Vertex AI's `.../publishers/google/models/{model}:...`.
+fn gemini_method(path: &str) -> Option<(String, bool)> {
+    let (before, method) = path.rsplit_once(':')?;
+    let stream = match method {
+        "generateContent" => false,
+        "streamGenerateContent" => true,
+        _ => return None,
+    };
+    let (prefix, model) = before.rsplit_once('/')?;
+    if !prefix.ends_with("/models") || model.is_empty() {
+        return None;
+    }
+    Some((common::bounded(model), stream))
 }
 
 /// A body copy that could not be decoded. Carries no body text (it could hold secrets).
@@ -173,6 +245,9 @@ pub fn parse_request(
         Api::OpenAiChat => openai_chat::request::parse(&v, policy, call),
         Api::OpenAiCompletions => openai_completions::parse_request(&v, policy, call),
         Api::OpenAiEmbeddings => openai_embeddings::parse_request(&v, call),
+        Api::OpenAiResponses => openai_responses::request::parse(&v, policy, call),
+        Api::AnthropicMessages => anthropic::request::parse(&v, policy, call),
+        Api::GeminiGenerateContent => gemini::request::parse(&v, policy, call),
     }
     Ok(())
 }
@@ -193,6 +268,9 @@ pub fn parse_response(
         Api::OpenAiChat => openai_chat::response::parse(&v, policy, call),
         Api::OpenAiCompletions => openai_completions::parse_response(&v, policy, call),
         Api::OpenAiEmbeddings => openai_embeddings::parse_response(&v, call),
+        Api::OpenAiResponses => openai_responses::response::parse(&v, policy, call),
+        Api::AnthropicMessages => anthropic::response::parse(&v, policy, call),
+        Api::GeminiGenerateContent => gemini::response::parse(&v, policy, call),
     }
     Ok(())
 }
@@ -229,6 +307,19 @@ pub fn parse_error_body(body: &[u8]) -> Option<String> {
 /// | any host on port 11434 (Ollama's default port) | `ollama` (custom) |
 /// | anything else | `openai` (an OpenAI-compatible server: vLLM, LM Studio, llama.cpp...) |
 pub fn provider_for_host(host: &str) -> &'static str {
+    known_provider_for_host(host).unwrap_or(provider::OPENAI)
+}
+
+/// `gen_ai.provider.name` for a call on `api` to an upstream `host`: the host's provider when
+/// the host is recognised (table above), else the API's own provider
+/// ([`Api::native_provider`]): an unknown host serving `/v1/messages` is Anthropic-compatible,
+/// one serving `/v1/chat/completions` OpenAI-compatible.
+pub fn provider_for(api: Api, host: &str) -> &'static str {
+    known_provider_for_host(host).unwrap_or_else(|| api.native_provider())
+}
+
+/// The provider of a recognised host; `None` for any other host.
+pub fn known_provider_for_host(host: &str) -> Option<&'static str> {
     let (name, port) = split_host_port(host);
     let name = name.trim_end_matches('.').to_ascii_lowercase();
     let exact: &[(&str, &'static str)] = &[
@@ -250,24 +341,24 @@ pub fn provider_for_host(host: &str) -> &'static str {
         ("api.together.ai", provider::TOGETHER_AI),
     ];
     if let Some((_, p)) = exact.iter().find(|(h, _)| *h == name) {
-        return p;
+        return Some(p);
     }
     if name.ends_with("-aiplatform.googleapis.com") {
-        return provider::GCP_VERTEX_AI;
+        return Some(provider::GCP_VERTEX_AI);
     }
     if name.ends_with(".openai.azure.com") {
-        return provider::AZURE_AI_OPENAI;
+        return Some(provider::AZURE_AI_OPENAI);
     }
     if name.ends_with(".services.ai.azure.com") || name.ends_with(".inference.ai.azure.com") {
-        return provider::AZURE_AI_INFERENCE;
+        return Some(provider::AZURE_AI_INFERENCE);
     }
     if name.starts_with("bedrock-runtime.") && name.ends_with(".amazonaws.com") {
-        return provider::AWS_BEDROCK;
+        return Some(provider::AWS_BEDROCK);
     }
     if port == Some(11434) {
-        return provider::OLLAMA;
+        return Some(provider::OLLAMA);
     }
-    provider::OPENAI
+    None
 }
 
 /// Splits `host[:port]`, including bracketed IPv6 (`[::1]:8080`).
@@ -289,47 +380,116 @@ fn split_host_port(host: &str) -> (&str, Option<u16>) {
 /// ([`StreamState::new`]): generous but bounded.
 const DEFAULT_STREAM_ACCUMULATE_BYTES: usize = 1024 * 1024;
 
+/// How a streamed response body is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamFormat {
+    /// Server-Sent Events (`text/event-stream`): every provider's streams, Gemini with `alt=sse`.
+    Sse,
+    /// One JSON array whose elements arrive one by one: Gemini `:streamGenerateContent` without
+    /// `alt=sse` (served as `application/json`).
+    JsonArray,
+}
+
+/// Whether a 2xx response is a stream, and how it is framed: `text/event-stream` is SSE for
+/// every API; a Gemini call whose path asked for a stream (`request_stream`) and whose body is
+/// anything else is the JSON-array stream. `None`: a plain body, to be buffered and parsed whole.
+pub fn stream_format(
+    api: Api,
+    request_stream: bool,
+    content_type: Option<&str>,
+) -> Option<StreamFormat> {
+    let is_sse = content_type.is_some_and(|ct| {
+        ct.trim_start()
+            .get(..17)
+            .is_some_and(|p| p.eq_ignore_ascii_case("text/event-stream"))
+    });
+    if is_sse {
+        Some(StreamFormat::Sse)
+    } else if api == Api::GeminiGenerateContent && request_stream {
+        Some(StreamFormat::JsonArray)
+    } else {
+        None
+    }
+}
+
 /// The accumulator for one streamed response. Feed it raw body chunks ([`feed`](Self::feed)) or
 /// already-decoded events ([`on_event`](Self::on_event)) — not both — then call
 /// [`finish`](Self::finish) exactly once.
 #[derive(Debug)]
 pub struct StreamState {
     api: Api,
-    decoder: SseDecoder,
+    framing: Framing,
     inner: StreamInner,
+}
+
+/// The one decoder a stream owns.
+#[derive(Debug)]
+enum Framing {
+    Sse(SseDecoder),
+    JsonArray(JsonArraySplitter),
 }
 
 #[derive(Debug)]
 enum StreamInner {
     /// Chat and legacy completions share the chunk shape (`choices[].delta` / `choices[].text`).
-    /// Boxed: the accumulator is large and embeddings streams need none of it.
+    /// Boxed: the accumulators are large and embeddings streams need none of it.
     Choices(Box<openai_chat::stream::ChoicesStream>),
+    Responses(Box<openai_responses::stream::ResponsesStream>),
+    Anthropic(Box<anthropic::stream::MessagesStream>),
+    Gemini(Box<gemini::stream::GeminiStream>),
     /// Embeddings never stream; events are counted and otherwise ignored.
-    Ignored { events: u64 },
+    Ignored {
+        events: u64,
+    },
 }
 
 impl StreamState {
-    /// Accumulates content up to a generous fixed bound (1 MiB per field).
+    /// An SSE stream accumulating content up to a generous fixed bound (1 MiB per field).
     pub fn new(api: Api) -> Self {
-        Self::build(api, true, DEFAULT_STREAM_ACCUMULATE_BYTES)
+        Self::build(
+            api,
+            StreamFormat::Sse,
+            true,
+            DEFAULT_STREAM_ACCUMULATE_BYTES,
+        )
     }
 
-    /// Accumulates only what `policy` will record: nothing when content is off, else up to the
-    /// content budget. Prefer this over [`new`](Self::new) when the policy is at hand.
+    /// An SSE stream accumulating only what `policy` will record: nothing when content is off,
+    /// else up to the content budget. Prefer this over [`new`](Self::new) when the policy is at
+    /// hand.
     pub fn with_capture(api: Api, policy: &CapturePolicy) -> Self {
-        Self::build(api, policy.content, policy.max_content_bytes)
+        Self::with_format(api, StreamFormat::Sse, policy)
     }
 
-    fn build(api: Api, content: bool, max_bytes: usize) -> Self {
+    /// Like [`with_capture`](Self::with_capture) for a stream framed as `format` (see
+    /// [`stream_format`]).
+    pub fn with_format(api: Api, format: StreamFormat, policy: &CapturePolicy) -> Self {
+        Self::build(api, format, policy.content, policy.max_content_bytes)
+    }
+
+    fn build(api: Api, format: StreamFormat, content: bool, max_bytes: usize) -> Self {
         let inner = match api {
             Api::OpenAiChat | Api::OpenAiCompletions => StreamInner::Choices(Box::new(
                 openai_chat::stream::ChoicesStream::new(content, max_bytes),
             )),
+            Api::OpenAiResponses => StreamInner::Responses(Box::new(
+                openai_responses::stream::ResponsesStream::new(content, max_bytes),
+            )),
+            Api::AnthropicMessages => StreamInner::Anthropic(Box::new(
+                anthropic::stream::MessagesStream::new(content, max_bytes),
+            )),
+            Api::GeminiGenerateContent => StreamInner::Gemini(Box::new(
+                gemini::stream::GeminiStream::new(content, max_bytes),
+            )),
             Api::OpenAiEmbeddings => StreamInner::Ignored { events: 0 },
+        };
+        let framing = match format {
+            StreamFormat::Sse => Framing::Sse(SseDecoder::new()),
+            StreamFormat::JsonArray => Framing::JsonArray(JsonArraySplitter::new()),
         };
         Self {
             api,
-            decoder: SseDecoder::new(),
+            framing,
             inner,
         }
     }
@@ -339,10 +499,19 @@ impl StreamState {
         self.api
     }
 
-    /// Decodes a raw response body chunk (any split) with the built-in SSE decoder.
+    /// Decodes a raw response body chunk (any split) with the stream's own decoder.
     pub fn feed(&mut self, chunk: &[u8]) {
-        let Self { decoder, inner, .. } = self;
-        decoder.feed(chunk, |ev| inner.on_event(&ev));
+        let Self { framing, inner, .. } = self;
+        match framing {
+            Framing::Sse(decoder) => decoder.feed(chunk, |ev| inner.on_event(&ev)),
+            Framing::JsonArray(splitter) => splitter.feed(chunk, |element| {
+                inner.on_event(&SseEvent {
+                    event: None,
+                    data: element,
+                    id: None,
+                });
+            }),
+        }
     }
 
     /// One decoded SSE event (when the caller runs its own [`SseDecoder`]).
@@ -357,11 +526,24 @@ impl StreamState {
     /// when events were undecodable, and (per `policy`) output messages as accumulated so far.
     /// `complete` is `false` when the stream was cut (upstream hang-up, client disconnect).
     pub fn finish(mut self, policy: &CapturePolicy, call: &mut LlmCall, complete: bool) {
-        let Self { decoder, inner, .. } = &mut self;
-        decoder.finish(|ev| inner.on_event(&ev));
-        let decoder_errors = self.decoder.stats().had_errors();
+        let Self { framing, inner, .. } = &mut self;
+        let decoder_errors = match framing {
+            Framing::Sse(decoder) => {
+                decoder.finish(|ev| inner.on_event(&ev));
+                decoder.stats().had_errors()
+            }
+            Framing::JsonArray(splitter) => {
+                splitter.finish();
+                let stats = splitter.stats();
+                // An element left open by a cut is the cut, not bad data.
+                stats.had_errors() || (complete && stats.unterminated)
+            }
+        };
         match self.inner {
             StreamInner::Choices(stream) => stream.finish(policy, call, complete, self.api),
+            StreamInner::Responses(stream) => stream.finish(policy, call, complete),
+            StreamInner::Anthropic(stream) => stream.finish(policy, call, complete),
+            StreamInner::Gemini(stream) => stream.finish(policy, call, complete),
             StreamInner::Ignored { events } => {
                 call.timings.chunk_count = events;
             }
@@ -376,6 +558,9 @@ impl StreamInner {
     fn on_event(&mut self, ev: &SseEvent<'_>) {
         match self {
             StreamInner::Choices(stream) => stream.on_event(ev),
+            StreamInner::Responses(stream) => stream.on_event(ev),
+            StreamInner::Anthropic(stream) => stream.on_event(ev),
+            StreamInner::Gemini(stream) => stream.on_data(ev.data),
             StreamInner::Ignored { events } => {
                 if ev.data != "[DONE]" {
                     *events += 1;

@@ -16,9 +16,9 @@ use crate::call::{LlmCall, Usage};
 use crate::capture::CapturePolicy;
 use crate::codec::Api;
 use crate::codec::common::{
-    MAX_LIST_ENTRIES, MAX_SHORT_STRING, apply_openai_usage, bounded, capture, error_code, get_str,
-    get_u64, output_message, reasoning_part, refusal_part, semconv_finish_reason, text_part,
-    tool_call_part,
+    MAX_LIST_ENTRIES, MAX_SHORT_STRING, TextBudget, apply_openai_usage, bounded, capture,
+    error_code, get_str, get_u64, output_message, reasoning_part, refusal_part,
+    semconv_finish_reason, text_part, tool_call_part,
 };
 use crate::semconv::{capture_error, error_type, finish_reason};
 use crate::sse::SseEvent;
@@ -72,48 +72,12 @@ struct ToolCall {
     arguments: String,
 }
 
-/// Caps on accumulated text: per field and for the whole stream.
-#[derive(Debug)]
-struct TextBudget {
-    per_field: usize,
-    /// Bytes that may still be kept across all fields.
-    left: usize,
-    /// Something was not kept.
-    truncated: bool,
-}
-
-impl TextBudget {
-    /// Appends as much of `s` as fits in `cap` (for this field) and the stream-wide allowance,
-    /// cut at a char boundary; any cut marks truncation and further appends keep nothing more.
-    fn append(&mut self, buf: &mut String, s: &str, cap: usize) {
-        let room = cap.saturating_sub(buf.len()).min(self.left);
-        if s.len() <= room {
-            buf.push_str(s);
-            self.left -= s.len();
-            return;
-        }
-        self.truncated = true;
-        let mut end = room;
-        while end > 0 && !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        if let Some(prefix) = s.get(..end) {
-            buf.push_str(prefix);
-            self.left -= prefix.len();
-        }
-    }
-}
-
 impl ChoicesStream {
     /// `content`: accumulate output content; `max_bytes`: per-field cap (the capture budget).
     pub(crate) fn new(content: bool, max_bytes: usize) -> Self {
         Self {
             content,
-            text: TextBudget {
-                per_field: max_bytes,
-                left: max_bytes.saturating_mul(2),
-                truncated: false,
-            },
+            text: TextBudget::new(max_bytes),
             id: None,
             model: None,
             system_fingerprint: None,
