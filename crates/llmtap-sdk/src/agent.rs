@@ -282,6 +282,15 @@ pub fn agent(name: impl Into<String>) -> AgentBuilder {
     AgentBuilder::new(telemetry, name.into())
 }
 
+/// A tool call of the ambient agent's telemetry (or the global one), a child of the ambient
+/// context: the current agent, or a `tracing` span entered inside it.
+pub fn tool(name: impl Into<String>) -> ToolBuilder {
+    let telemetry = current_agent()
+        .map(|a| a.inner.telemetry.clone())
+        .unwrap_or_else(Telemetry::global);
+    ToolBuilder::new(telemetry, name.into())
+}
+
 /// `tokio::spawn` that carries the ambient context (and so the current agent) into the task.
 pub fn spawn<F>(future: F) -> tokio::task::JoinHandle<F::Output>
 where

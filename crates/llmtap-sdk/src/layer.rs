@@ -7,6 +7,9 @@
 //! - an agent, tool or model call started (without an explicit parent) inside an entered
 //!   `tracing` span is a child of that span, and still counts in the enclosing agent's totals.
 //!
+//! A `tracing` span takes its parent when it is *created*: create it inside the agent's scope
+//! (`agent.scope(async { work.instrument(info_span!("step")).await })`), not before.
+//!
 //! ```
 //! use tracing_subscriber::layer::SubscriberExt as _;
 //!

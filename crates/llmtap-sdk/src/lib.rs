@@ -66,7 +66,7 @@ pub mod proxy;
 mod telemetry;
 mod tool;
 
-pub use agent::{Agent, AgentBuilder, AgentHandle, UsageTotals, agent, current_agent, spawn};
+pub use agent::{Agent, AgentBuilder, AgentHandle, UsageTotals, agent, current_agent, spawn, tool};
 pub use client::{ResponseError, TracedClient, TracedResponse, TracedStream};
 pub use error::{InitError, TraceparentError};
 pub use layer::{TRACING_SCOPE_NAME, tracing_layer};

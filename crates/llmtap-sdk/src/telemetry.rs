@@ -127,6 +127,11 @@ impl Telemetry {
         crate::AgentBuilder::new(self.clone(), name.into())
     }
 
+    /// A tool call, a child of the ambient context unless given a parent.
+    pub fn tool(&self, name: impl Into<String>) -> crate::ToolBuilder {
+        crate::ToolBuilder::new(self.clone(), name.into())
+    }
+
     fn same(&self, other: &Telemetry) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
