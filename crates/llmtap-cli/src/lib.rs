@@ -1,21 +1,28 @@
 //! The `llmtap` command line as a library, so tests run each subcommand in-process.
 //!
 //! Each subcommand lives in its own module with an `Args` struct and a `run`; [`main`] only
-//! parses and dispatches. Exit codes follow sysexits: 64 usage/config, 66 unreadable input,
-//! 69 unreachable service, 1 anything else.
+//! parses and dispatches. Exit codes follow sysexits: 64 usage/config, 65 input that is not
+//! OTLP/JSON lines, 66 unreadable input, 69 unreachable service, 1 anything else.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 pub mod demo;
+pub mod hist;
+pub mod input;
 pub mod proxy_cmd;
 mod push;
+pub mod row;
 pub mod spans;
+pub mod stats;
+pub mod timefmt;
 pub mod tree;
 
 /// Exit code for a usage or configuration error (EX_USAGE).
 pub const EXIT_USAGE: u8 = 64;
+/// Exit code for an input file that is not OTLP/JSON lines (EX_DATAERR).
+pub const EXIT_DATA_ERR: u8 = 65;
 /// Exit code for an input file that cannot be read (EX_NOINPUT).
 pub const EXIT_NO_INPUT: u8 = 66;
 
@@ -35,6 +42,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Print the agent trees of a JSONL trace file.
     Tree(tree::TreeArgs),
+    /// Calls, errors, tokens, latency and TTFT percentiles, grouped by model, agent, session…
+    Stats(stats::StatsArgs),
     /// Re-send a JSONL trace file to an OTLP collector.
     Push(push::Args),
 }
@@ -46,6 +55,7 @@ pub fn main() -> ExitCode {
         Command::Proxy(args) => run_async(proxy_cmd::run(&args)),
         Command::Demo(args) => run_async(demo::run(&args)),
         Command::Tree(args) => tree::run(&args),
+        Command::Stats(args) => stats::run(&args),
         Command::Push(args) => push::run(args),
     }
 }

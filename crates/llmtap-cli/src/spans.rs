@@ -18,7 +18,9 @@ pub enum AttrValue {
     Int(i64),
     Double(f64),
     Bool(bool),
-    /// Arrays and maps, kept as their compact JSON-ish text.
+    /// An array of scalars (e.g. `gen_ai.response.finish_reasons`), each as text.
+    List(Vec<String>),
+    /// Maps, bytes and nested arrays, kept as a short description.
     Other(String),
 }
 
@@ -29,13 +31,12 @@ impl AttrValue {
             Some(any_value::Value::IntValue(i)) => AttrValue::Int(*i),
             Some(any_value::Value::DoubleValue(d)) => AttrValue::Double(*d),
             Some(any_value::Value::BoolValue(b)) => AttrValue::Bool(*b),
-            Some(any_value::Value::ArrayValue(items)) => AttrValue::Other(
+            Some(any_value::Value::ArrayValue(items)) => AttrValue::List(
                 items
                     .values
                     .iter()
                     .map(|v| AttrValue::from_proto(Some(v)).to_string())
-                    .collect::<Vec<_>>()
-                    .join(","),
+                    .collect(),
             ),
             Some(any_value::Value::KvlistValue(_)) => AttrValue::Other("{…}".to_owned()),
             Some(any_value::Value::BytesValue(b)) => {
@@ -75,6 +76,7 @@ impl std::fmt::Display for AttrValue {
             AttrValue::Int(i) => write!(f, "{i}"),
             AttrValue::Double(d) => write!(f, "{d}"),
             AttrValue::Bool(b) => write!(f, "{b}"),
+            AttrValue::List(items) => f.write_str(&items.join(",")),
         }
     }
 }
@@ -102,8 +104,64 @@ pub struct SpanRecord {
     pub status: SpanStatus,
     /// `service.name` of the resource that emitted it.
     pub service: Option<String>,
-    /// Only the attributes the commands read (gen_ai, error, llmtap); content is skipped.
+    /// Every attribute except captured content (see [`SpanRecord::content`]).
     pub attributes: BTreeMap<String, AttrValue>,
+    /// Captured content as JSON, only when read with [`Content::Keep`].
+    pub content: Option<Box<SpanContent>>,
+}
+
+/// Whether to keep captured content (`gen_ai.input.messages` …) when flattening spans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Content {
+    Skip,
+    Keep,
+}
+
+/// Captured content of one span, decoded to JSON whether it was written as a JSON string (our
+/// proxy, Python instrumentations) or as a structured `kvlistValue`/`arrayValue`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SpanContent {
+    pub input_messages: Option<serde_json::Value>,
+    pub output_messages: Option<serde_json::Value>,
+    pub system_instructions: Option<serde_json::Value>,
+    pub tool_definitions: Option<serde_json::Value>,
+}
+
+/// An attribute value as JSON: maps become objects, arrays arrays, and a string holding a JSON
+/// array or object is parsed (content attributes on spans are often JSON strings).
+pub fn any_value_to_json(value: Option<&AnyValue>) -> serde_json::Value {
+    use serde_json::Value;
+    match value.and_then(|v| v.value.as_ref()) {
+        Some(any_value::Value::StringValue(s)) => {
+            let trimmed = s.trim_start();
+            if trimmed.starts_with('[') || trimmed.starts_with('{') {
+                serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.clone()))
+            } else {
+                Value::String(s.clone())
+            }
+        }
+        Some(any_value::Value::IntValue(i)) => Value::from(*i),
+        Some(any_value::Value::DoubleValue(d)) => {
+            serde_json::Number::from_f64(*d).map_or(Value::Null, Value::Number)
+        }
+        Some(any_value::Value::BoolValue(b)) => Value::Bool(*b),
+        Some(any_value::Value::ArrayValue(items)) => Value::Array(
+            items
+                .values
+                .iter()
+                .map(|v| any_value_to_json(Some(v)))
+                .collect(),
+        ),
+        Some(any_value::Value::KvlistValue(kv)) => Value::Object(
+            kv.values
+                .iter()
+                .map(|kv| (kv.key.clone(), any_value_to_json(kv.value.as_ref())))
+                .collect(),
+        ),
+        Some(any_value::Value::BytesValue(b)) => Value::String(format!("<{} bytes>", b.len())),
+        // Dictionary-encoded strings need the batch's table, which a span line does not carry.
+        _ => Value::Null,
+    }
 }
 
 /// Attribute keys whose values are captured content: never needed to draw a tree or count
@@ -116,13 +174,32 @@ const CONTENT_KEYS: [&str; 4] = [
 ];
 
 impl SpanRecord {
-    fn from_proto(span: &Span, service: Option<&str>) -> Self {
+    /// Flattens one span; `service` is its resource's `service.name`.
+    pub fn from_proto(span: &Span, service: Option<&str>, content: Content) -> Self {
         let attributes = span
             .attributes
             .iter()
             .filter(|kv| !CONTENT_KEYS.contains(&kv.key.as_str()))
             .map(|kv| (kv.key.clone(), AttrValue::from_proto(kv.value.as_ref())))
             .collect();
+        let content = match content {
+            Content::Skip => None,
+            Content::Keep => {
+                let get = |key: &str| {
+                    span.attributes
+                        .iter()
+                        .find(|kv| kv.key == key)
+                        .map(|kv| any_value_to_json(kv.value.as_ref()))
+                };
+                let c = SpanContent {
+                    input_messages: get(semconv::GEN_AI_INPUT_MESSAGES),
+                    output_messages: get(semconv::GEN_AI_OUTPUT_MESSAGES),
+                    system_instructions: get(semconv::GEN_AI_SYSTEM_INSTRUCTIONS),
+                    tool_definitions: get(semconv::GEN_AI_TOOL_DEFINITIONS),
+                };
+                (c != SpanContent::default()).then(|| Box::new(c))
+            }
+        };
         let status = match span.status.as_ref().map(|s| s.code) {
             Some(code) if code == status::StatusCode::Error as i32 => SpanStatus::Error,
             Some(code) if code == status::StatusCode::Ok as i32 => SpanStatus::Ok,
@@ -138,6 +215,7 @@ impl SpanRecord {
             status,
             service: service.map(str::to_owned),
             attributes,
+            content,
         }
     }
 
@@ -174,6 +252,32 @@ impl SpanRecord {
         self.operation().is_some_and(|op| {
             op != semconv::operation::INVOKE_AGENT && op != semconv::operation::EXECUTE_TOOL
         })
+    }
+
+    /// Failed: status Error, or an `error.type` (some instrumentations set only that).
+    pub fn is_error(&self) -> bool {
+        self.status == SpanStatus::Error || self.attributes.contains_key(semconv::ERROR_TYPE)
+    }
+
+    /// The model asked for, else the one that answered: stable across dated snapshots and
+    /// present on failed calls, so it is the grouping key.
+    pub fn request_model(&self) -> Option<&str> {
+        self.str_attr(semconv::GEN_AI_REQUEST_MODEL)
+            .or_else(|| self.str_attr(semconv::GEN_AI_RESPONSE_MODEL))
+    }
+
+    /// A list attribute (a single string counts as a one-item list).
+    pub fn list_attr(&self, key: &str) -> Vec<String> {
+        match self.attributes.get(key) {
+            Some(AttrValue::List(items)) => items.clone(),
+            Some(AttrValue::Str(s)) => vec![s.clone()],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Start time as the `since`/`until` filters see it.
+    pub fn start(&self) -> u64 {
+        self.start_unix_nanos
     }
 
     /// The model that answered, else the one asked for.
@@ -228,24 +332,37 @@ fn hex(bytes: &[u8]) -> String {
     out
 }
 
-/// Flattens one `TracesData` line into `out`.
-pub fn collect_spans(data: &TracesData, out: &mut Vec<SpanRecord>) {
+/// `service.name` of a resource.
+pub fn service_name(rs: &llmtap_export::proto::ResourceSpans) -> Option<&str> {
+    rs.resource.as_ref().and_then(|r| {
+        r.attributes
+            .iter()
+            .find(|kv| kv.key == SERVICE_NAME)
+            .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+                any_value::Value::StringValue(s) => Some(s.as_str()),
+                _ => None,
+            })
+    })
+}
+
+/// The resource attribute naming the emitting service (OTel resource semconv).
+const SERVICE_NAME: &str = "service.name";
+
+/// Calls `f` with every span of one `TracesData` line, flattened.
+pub fn for_each_span(data: &TracesData, content: Content, mut f: impl FnMut(SpanRecord)) {
     for rs in &data.resource_spans {
-        let service = rs.resource.as_ref().and_then(|r| {
-            r.attributes
-                .iter()
-                .find(|kv| kv.key == "service.name")
-                .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
-                    any_value::Value::StringValue(s) => Some(s.as_str()),
-                    _ => None,
-                })
-        });
+        let service = service_name(rs);
         for ss in &rs.scope_spans {
             for span in &ss.spans {
-                out.push(SpanRecord::from_proto(span, service));
+                f(SpanRecord::from_proto(span, service, content));
             }
         }
     }
+}
+
+/// Flattens one `TracesData` line into `out`.
+pub fn collect_spans(data: &TracesData, out: &mut Vec<SpanRecord>) {
+    for_each_span(data, Content::Skip, |s| out.push(s));
 }
 
 /// Reads every span of a JSONL file. Torn and foreign lines are skipped and counted in the

@@ -4,7 +4,7 @@
 //! shown under their trace, marked, never dropped.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -416,24 +416,14 @@ pub fn run(args: &TreeArgs) -> ExitCode {
         last: args.last,
     };
     let trees = build_trees(spans, &filter);
-    let mut stdout = std::io::stdout().lock();
-    let written = if args.json {
-        serde_json::to_writer_pretty(&mut stdout, &trees)
-            .map_err(std::io::Error::other)
-            .and_then(|()| writeln!(stdout))
+    let text = if args.json {
+        crate::input::pretty_json(&trees)
     } else if trees.is_empty() {
-        writeln!(stdout, "no traces found")
+        b"no traces found\n".to_vec()
     } else {
-        stdout.write_all(render(&trees, stdout_style(args.no_color)).as_bytes())
+        render(&trees, stdout_style(args.no_color)).into_bytes()
     };
-    // A closed pipe (`llmtap tree | head`) is not an error worth reporting.
-    match written {
-        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
-            eprintln!("llmtap tree: cannot write output: {err}");
-            ExitCode::FAILURE
-        }
-        _ => ExitCode::SUCCESS,
-    }
+    crate::input::write_stdout("tree", &text)
 }
 
 #[cfg(test)]
@@ -461,6 +451,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), v.clone()))
                 .collect(),
+            content: None,
         }
     }
 

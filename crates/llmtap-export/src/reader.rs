@@ -35,7 +35,21 @@ pub struct ReadStats {
 #[derive(serde::Deserialize)]
 struct Line {
     #[serde(default, rename = "resourceSpans")]
-    resource_spans: Vec<ResourceSpans>,
+    resource_spans: Option<Vec<ResourceSpans>>,
+}
+
+/// Decodes one line (without its `\n`) as `TracesData`, with the reader's leniency. `None`
+/// when it is not JSON or not OTLP/JSON; the flag says whether `resourceSpans` was present
+/// (a JSON object without it decodes as an empty batch but is likely a foreign line).
+pub fn parse_line(line: &[u8]) -> Option<(TracesData, bool)> {
+    let line = serde_json::from_slice::<Line>(line).ok()?;
+    let present = line.resource_spans.is_some();
+    Some((
+        TracesData {
+            resource_spans: line.resource_spans.unwrap_or_default(),
+        },
+        present,
+    ))
 }
 
 /// Iterator over the `TracesData` of a JSONL file; yields `Err` only for I/O failures.
@@ -47,6 +61,8 @@ pub struct JsonlReader<R> {
     buf: Vec<u8>,
     stats: ReadStats,
     finished: bool,
+    bytes_read: u64,
+    foreign_lines: u64,
 }
 
 impl JsonlReader<BufReader<File>> {
@@ -77,6 +93,8 @@ impl<R: BufRead> JsonlReader<R> {
             buf: Vec::new(),
             stats: ReadStats::default(),
             finished: false,
+            bytes_read: 0,
+            foreign_lines: 0,
         }
     }
 
@@ -89,6 +107,17 @@ impl<R: BufRead> JsonlReader<R> {
     /// Counts so far (complete once the iterator returned `None`).
     pub fn stats(&self) -> ReadStats {
         self.stats
+    }
+
+    /// Bytes consumed from the source so far, newlines included (for progress reporting).
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read
+    }
+
+    /// Lines that are JSON objects but carry no `resourceSpans` key: counted as (empty)
+    /// batches in [`ReadStats::traces`], yet most likely not written by an OTLP exporter.
+    pub fn foreign_lines(&self) -> u64 {
+        self.foreign_lines
     }
 
     /// Reads one raw line into `self.buf`. Returns `(found_anything, had_newline, oversized)`.
@@ -120,6 +149,7 @@ impl<R: BufRead> JsonlReader<R> {
             }
             let used = chunk.len() + usize::from(newline);
             self.reader.consume(used);
+            self.bytes_read += used as u64;
             if newline {
                 return Ok((found, true, oversized));
             }
@@ -157,11 +187,11 @@ impl<R: BufRead> Iterator for JsonlReader<R> {
             let parsed = if oversized {
                 None
             } else {
-                serde_json::from_slice::<Line>(&self.buf).ok()
+                parse_line(&self.buf)
             };
             match parsed {
-                Some(line) => {
-                    let spans: usize = line
+                Some((data, has_resource_spans)) => {
+                    let spans: usize = data
                         .resource_spans
                         .iter()
                         .flat_map(|rs| rs.scope_spans.iter())
@@ -169,14 +199,44 @@ impl<R: BufRead> Iterator for JsonlReader<R> {
                         .sum();
                     self.stats.traces += 1;
                     self.stats.spans += spans as u64;
-                    return Some(Ok(TracesData {
-                        resource_spans: line.resource_spans,
-                    }));
+                    if !has_resource_spans {
+                        self.foreign_lines += 1;
+                    }
+                    return Some(Ok(data));
                 }
                 None if !had_newline => self.stats.torn_last_line = true,
                 None => self.stats.invalid_lines += 1,
             }
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_bytes_and_foreign_lines() {
+        let text =
+            "{\"resourceSpans\":[]}\n{\"level\":\"info\"}\n\nnot json\n{\"resourceSpans\":[]}";
+        let mut reader = JsonlReader::new(text.as_bytes(), "mem");
+        let batches = reader.by_ref().filter(Result::is_ok).count();
+        assert_eq!(batches, 3);
+        assert_eq!(reader.bytes_read(), text.len() as u64);
+        assert_eq!(reader.foreign_lines(), 1);
+        assert_eq!(reader.stats().invalid_lines, 1);
+        assert_eq!(reader.stats().traces, 3);
+    }
+
+    #[test]
+    fn parse_line_reports_whether_resource_spans_was_there() {
+        assert!(matches!(
+            parse_line(b"{\"resourceSpans\":[]}"),
+            Some((_, true))
+        ));
+        assert!(matches!(parse_line(b"{}"), Some((_, false))));
+        assert!(parse_line(b"{\"resourceSpans\":[garbage").is_none());
+        assert!(parse_line(b"[1,2]").is_none());
     }
 }
