@@ -20,6 +20,7 @@ use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
@@ -68,6 +69,8 @@ enum Refusal {
 #[derive(Debug)]
 struct Shared {
     requests: Mutex<Vec<RecordedRequest>>,
+    /// OTLP/HTTP metric exports (`/v1/metrics`), decoded.
+    metrics: Mutex<Vec<ExportMetricsServiceRequest>>,
     refusal: Mutex<Refusal>,
     refused: AtomicUsize,
     rejected: AtomicUsize,
@@ -133,6 +136,7 @@ impl FakeCollector {
     pub async fn start() -> Self {
         let shared = Arc::new(Shared {
             requests: Mutex::new(Vec::new()),
+            metrics: Mutex::new(Vec::new()),
             refusal: Mutex::new(Refusal::None),
             refused: AtomicUsize::new(0),
             rejected: AtomicUsize::new(0),
@@ -296,6 +300,87 @@ impl FakeCollector {
     pub fn clear(&self) {
         lock(&self.shared.requests).clear();
     }
+
+    /// Every metric export received over HTTP (`/v1/metrics`), in order.
+    pub fn metric_requests(&self) -> Vec<ExportMetricsServiceRequest> {
+        lock(&self.shared.metrics).clone()
+    }
+
+    /// Waits until a metric export containing `name` arrived; returns all exports so far.
+    pub async fn wait_for_metric(
+        &self,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<Vec<ExportMetricsServiceRequest>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let requests = self.metric_requests();
+            let found = requests.iter().any(|r| {
+                r.resource_metrics
+                    .iter()
+                    .flat_map(|rm| &rm.scope_metrics)
+                    .flat_map(|sm| &sm.metrics)
+                    .any(|m| m.name == name)
+            });
+            if found {
+                return Ok(requests);
+            }
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "no metric {name} within {timeout:?} ({} metric exports seen)",
+                requests.len()
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+/// The OTLP/HTTP path for metrics.
+pub const METRICS_PATH: &str = "/v1/metrics";
+
+async fn handle_http_metrics(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+) -> Result<HttpResponse, Infallible> {
+    let json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    let Some(body) = read_body_bounded(req.into_body(), MAX_REQUEST_BYTES).await else {
+        shared.reject();
+        return Ok(respond(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "text/plain",
+            "unreadable",
+        ));
+    };
+    let decoded = if json {
+        serde_json::from_slice::<ExportMetricsServiceRequest>(&body).map_err(|e| e.to_string())
+    } else {
+        ExportMetricsServiceRequest::decode(body.as_ref()).map_err(|e| e.to_string())
+    };
+    match decoded {
+        Ok(request) => {
+            lock(&shared.metrics).push(request);
+            shared.changed.notify_waiters();
+            let content_type = if json {
+                "application/json"
+            } else {
+                "application/x-protobuf"
+            };
+            let body: Bytes = if json {
+                Bytes::from_static(b"{}")
+            } else {
+                Bytes::new()
+            };
+            Ok(respond(StatusCode::OK, content_type, body))
+        }
+        Err(error) => {
+            shared.reject();
+            Ok(respond(StatusCode::BAD_REQUEST, "text/plain", error))
+        }
+    }
 }
 
 impl Drop for FakeCollector {
@@ -393,6 +478,9 @@ async fn handle_http(
     shared: Arc<Shared>,
     req: Request<Incoming>,
 ) -> Result<HttpResponse, Infallible> {
+    if req.uri().path() == METRICS_PATH && req.method() == Method::POST {
+        return handle_http_metrics(shared, req).await;
+    }
     if req.uri().path() != TRACES_PATH {
         return Ok(respond(StatusCode::NOT_FOUND, "text/plain", "not found"));
     }

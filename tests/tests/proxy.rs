@@ -1055,3 +1055,182 @@ async fn http2_clients_are_served_and_recorded() -> Result<()> {
     assert!(span.attr_i64(sc::GEN_AI_USAGE_OUTPUT_TOKENS).unwrap_or(0) > 0);
     Ok(())
 }
+
+/// Sampling is parent-based by default: a caller that decided not to sample keeps its whole
+/// subtree out, a sampled caller gets every call, and `OTEL_TRACES_SAMPLER=always_off` records
+/// nothing — the traffic is the same in every case.
+#[tokio::test]
+async fn sampling_is_parent_based_and_configurable() -> Result<()> {
+    let mut stack = Stack::start().await?;
+    let unsampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+    let sampled = "00-4bf92f3577b34da6a3ce929d0e0e4737-00f067aa0ba902b8-01";
+    let skipped = stack
+        .post(CHAT, &chat("gpt-4o", false), &[("traceparent", unsampled)])
+        .await?;
+    assert_eq!(skipped.status, StatusCode::OK);
+    let handed = skipped.traceresponse().context("traceresponse")?;
+    assert!(handed.ends_with("-00"), "the decision travels on: {handed}");
+    stack
+        .post(CHAT, &chat("gpt-4o", false), &[("traceparent", &handed)])
+        .await?;
+    stack
+        .post(CHAT, &chat("gpt-4o", false), &[("traceparent", sampled)])
+        .await?;
+    let (_, spans) = stack.stop().await?;
+    assert_eq!(spans.len(), 1, "only the sampled caller's call is recorded");
+    assert_eq!(spans[0].trace_id(), "4bf92f3577b34da6a3ce929d0e0e4737");
+
+    let mut off = Stack::start_with(StackOptions {
+        env: vec![("OTEL_TRACES_SAMPLER".into(), "always_off".into())],
+        ..Default::default()
+    })
+    .await?;
+    let reply = off.post(CHAT, &chat("gpt-4o", true), &[]).await?;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(reply.text().contains("[DONE]"));
+    let (report, spans) = off.stop().await?;
+    assert!(spans.is_empty());
+    assert_eq!(
+        report.proxy.calls_finished, 1,
+        "the call itself still went through"
+    );
+    Ok(())
+}
+
+/// gen_ai metrics come from the same record as the spans: names, units, attributes and bucket
+/// boundaries as semconv says, and totals equal to the spans' totals for the same run.
+#[tokio::test]
+async fn gen_ai_metrics_match_the_spans() -> Result<()> {
+    use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+    let mut stack = Stack::start_with(StackOptions {
+        collector: true,
+        env: vec![("OTEL_METRIC_EXPORT_INTERVAL".into(), "100".into())],
+        ..Default::default()
+    })
+    .await?;
+    stack.post(CHAT, &chat("gpt-4o", false), &[]).await?;
+    stack.post(CHAT, &chat_with_usage("gpt-4o"), &[]).await?;
+    stack
+        .post(CHAT, &chat_with_usage("gpt-4o-mini"), &[])
+        .await?;
+    stack
+        .post(
+            CHAT,
+            &chat("gpt-4o", false),
+            &[("x-mock-scenario", "error:429")],
+        )
+        .await?;
+    let collector = stack.collector.take().context("collector")?;
+    let (_, spans) = stack.stop().await?;
+    assert_eq!(spans.len(), 4);
+    // Shutdown flushed the last metrics; take the newest export of each metric (cumulative).
+    collector
+        .wait_for_metric(sc::GEN_AI_CLIENT_TOKEN_USAGE, Duration::from_secs(10))
+        .await?;
+    let exports = collector.metric_requests();
+    let latest = |name: &str| {
+        exports
+            .iter()
+            .rev()
+            .flat_map(|r| &r.resource_metrics)
+            .flat_map(|rm| &rm.scope_metrics)
+            .flat_map(|sm| &sm.metrics)
+            .find(|m| m.name == name)
+            .cloned()
+            .with_context(|| format!("no {name}"))
+    };
+    let attr = |attrs: &[opentelemetry_proto::tonic::common::v1::KeyValue], key: &str| {
+        attrs
+            .iter()
+            .find(|kv| kv.key == key)
+            .and_then(|kv| kv.value.as_ref())
+            .map(|v| llmtap_tests::spans::any_value_to_json(v))
+    };
+
+    let tokens = latest(sc::GEN_AI_CLIENT_TOKEN_USAGE)?;
+    assert_eq!(tokens.unit, "{token}");
+    let Some(Data::Histogram(tokens)) = tokens.data else {
+        anyhow::bail!("token usage is not a histogram");
+    };
+    let sum_of = |token_type: &str| -> f64 {
+        tokens
+            .data_points
+            .iter()
+            .filter(|p| attr(&p.attributes, sc::GEN_AI_TOKEN_TYPE) == Some(json!(token_type)))
+            .map(|p| p.sum.unwrap_or(0.0))
+            .sum()
+    };
+    let span_total = |key: &str| -> f64 {
+        spans
+            .iter()
+            .filter_map(|s| s.attr_i64(key))
+            .map(|v| v as f64)
+            .sum()
+    };
+    assert_eq!(sum_of("input"), span_total(sc::GEN_AI_USAGE_INPUT_TOKENS));
+    assert_eq!(sum_of("output"), span_total(sc::GEN_AI_USAGE_OUTPUT_TOKENS));
+    for point in &tokens.data_points {
+        assert_eq!(point.explicit_bounds, sc::TOKEN_BUCKETS.to_vec());
+        assert_eq!(
+            attr(&point.attributes, sc::GEN_AI_OPERATION_NAME),
+            Some(json!("chat"))
+        );
+        assert_eq!(
+            attr(&point.attributes, sc::GEN_AI_PROVIDER_NAME),
+            Some(json!("openai"))
+        );
+    }
+
+    let duration = latest(sc::GEN_AI_CLIENT_OPERATION_DURATION)?;
+    assert_eq!(duration.unit, "s");
+    let Some(Data::Histogram(duration)) = duration.data else {
+        anyhow::bail!("duration is not a histogram");
+    };
+    let calls: u64 = duration.data_points.iter().map(|p| p.count).sum();
+    assert_eq!(calls, 4, "one duration per call, errors included");
+    let errors: u64 = duration
+        .data_points
+        .iter()
+        .filter(|p| attr(&p.attributes, sc::ERROR_TYPE) == Some(json!("rate_limit_exceeded")))
+        .map(|p| p.count)
+        .sum();
+    assert_eq!(errors, 1);
+    assert!(
+        duration
+            .data_points
+            .iter()
+            .all(|p| p.explicit_bounds == sc::DURATION_BUCKETS.to_vec())
+    );
+
+    let ttft = latest(sc::GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK)?;
+    let Some(Data::Histogram(ttft)) = ttft.data else {
+        anyhow::bail!("ttft is not a histogram");
+    };
+    let streamed: u64 = ttft.data_points.iter().map(|p| p.count).sum();
+    assert_eq!(
+        streamed, 2,
+        "only the two successful streams have a first chunk"
+    );
+    Ok(())
+}
+
+/// `OTEL_METRICS_EXPORTER=none` turns metrics off and leaves traces alone.
+#[tokio::test]
+async fn metrics_can_be_turned_off() -> Result<()> {
+    let mut stack = Stack::start_with(StackOptions {
+        collector: true,
+        env: vec![
+            ("OTEL_METRIC_EXPORT_INTERVAL".into(), "50".into()),
+            ("OTEL_METRICS_EXPORTER".into(), "none".into()),
+        ],
+        ..Default::default()
+    })
+    .await?;
+    stack.post(CHAT, &chat("gpt-4o", false), &[]).await?;
+    let collector = stack.collector.take().context("collector")?;
+    let (report, _) = stack.stop().await?;
+    assert_eq!(report.telemetry.otlp.map(|s| s.written), Some(1));
+    collector.wait_for_spans(1, Duration::from_secs(10)).await?;
+    assert!(collector.metric_requests().is_empty());
+    Ok(())
+}

@@ -423,6 +423,32 @@ impl LlmCall {
         }
     }
 
+    /// Attributes of the gen_ai client metrics for this call: operation, provider, request and
+    /// response model, server address and port, and `error.type` on failure — low-cardinality
+    /// facts only, never ids or content.
+    pub fn metric_attributes(&self) -> Vec<KeyValue> {
+        let mut out = vec![
+            KeyValue::new(semconv::GEN_AI_OPERATION_NAME, self.operation),
+            KeyValue::new(semconv::GEN_AI_PROVIDER_NAME, self.provider.clone()),
+        ];
+        if let Some(model) = &self.request.model {
+            out.push(KeyValue::new(semconv::GEN_AI_REQUEST_MODEL, model.clone()));
+        }
+        if let Some(model) = &self.response.model {
+            out.push(KeyValue::new(semconv::GEN_AI_RESPONSE_MODEL, model.clone()));
+        }
+        if let Some(address) = &self.server_address {
+            out.push(KeyValue::new(semconv::SERVER_ADDRESS, address.clone()));
+        }
+        if let Some(port) = self.server_port {
+            out.push(KeyValue::new(semconv::SERVER_PORT, i64::from(port)));
+        }
+        if let Some(error) = self.effective_error_type() {
+            out.push(KeyValue::new(semconv::ERROR_TYPE, error.to_owned()));
+        }
+        out
+    }
+
     /// `error_type`, or `_OTHER` for an HTTP error status nobody classified, so an error never
     /// goes unmarked.
     pub fn effective_error_type(&self) -> Option<&str> {

@@ -239,6 +239,33 @@ pub mod capture_error {
     pub const CHUNK_COPIES_LOST: &str = "chunk_copies_lost";
 }
 
+/// `gen_ai.token.type` on `gen_ai.client.token.usage`.
+pub const GEN_AI_TOKEN_TYPE: &str = "gen_ai.token.type";
+
+/// Metric: histogram of operation durations, unit `s`.
+pub const GEN_AI_CLIENT_OPERATION_DURATION: &str = "gen_ai.client.operation.duration";
+/// Metric: histogram of tokens per operation and `gen_ai.token.type`, unit `{token}`.
+pub const GEN_AI_CLIENT_TOKEN_USAGE: &str = "gen_ai.client.token.usage";
+/// Metric: histogram of time to the first chunk of streamed responses, unit `s`.
+pub const GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK: &str =
+    "gen_ai.client.operation.time_to_first_chunk";
+
+/// Bucket boundaries advised for the duration metrics (seconds).
+pub const DURATION_BUCKETS: [f64; 14] = [
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+];
+/// Bucket boundaries advised for `gen_ai.client.token.usage`.
+pub const TOKEN_BUCKETS: [f64; 14] = [
+    1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0,
+    16777216.0, 67108864.0,
+];
+
+/// `gen_ai.token.type` values.
+pub mod token_type {
+    pub const INPUT: &str = "input";
+    pub const OUTPUT: &str = "output";
+}
+
 /// Model-call span name: `{operation} {model}` (`chat gpt-4o`), or just `{operation}` when the
 /// model is unknown or empty.
 pub fn model_span_name(operation: &str, model: Option<&str>) -> String {

@@ -598,3 +598,294 @@ fn first_set(
         .map(|v| (signal, v))
         .or_else(|| env.non_empty(generic).map(|v| (generic, v)))
 }
+
+/// `OTEL_TRACES_SAMPLER`: which sampler the tracer provider uses.
+pub const OTEL_TRACES_SAMPLER: &str = "OTEL_TRACES_SAMPLER";
+/// `OTEL_TRACES_SAMPLER_ARG`: the ratio for the `traceidratio` samplers.
+pub const OTEL_TRACES_SAMPLER_ARG: &str = "OTEL_TRACES_SAMPLER_ARG";
+
+/// A sampler named by `OTEL_TRACES_SAMPLER`, as the OTel SDK environment spec defines them.
+///
+/// The default is `parentbased_always_on`: a call whose caller's span was sampled is recorded,
+/// one whose caller decided not to sample is not, so a sampled agent tree is never cut in half.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SamplerChoice {
+    /// `always_on`
+    AlwaysOn,
+    /// `always_off`
+    AlwaysOff,
+    /// `traceidratio` with its ratio in `[0, 1]`
+    TraceIdRatio(f64),
+    /// `parentbased_always_on` (default)
+    ParentBasedAlwaysOn,
+    /// `parentbased_always_off`
+    ParentBasedAlwaysOff,
+    /// `parentbased_traceidratio` with its ratio in `[0, 1]`
+    ParentBasedTraceIdRatio(f64),
+}
+
+impl SamplerChoice {
+    /// The SDK sampler.
+    pub fn to_sampler(self) -> opentelemetry_sdk::trace::Sampler {
+        use opentelemetry_sdk::trace::Sampler;
+        match self {
+            Self::AlwaysOn => Sampler::AlwaysOn,
+            Self::AlwaysOff => Sampler::AlwaysOff,
+            Self::TraceIdRatio(r) => Sampler::TraceIdRatioBased(r),
+            Self::ParentBasedAlwaysOn => Sampler::ParentBased(Box::new(Sampler::AlwaysOn)),
+            Self::ParentBasedAlwaysOff => Sampler::ParentBased(Box::new(Sampler::AlwaysOff)),
+            Self::ParentBasedTraceIdRatio(r) => {
+                Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(r)))
+            }
+        }
+    }
+}
+
+/// Reads `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG`. Unknown samplers and ratios outside
+/// `[0, 1]` are errors naming the variable; a missing ratio means 1.0, as the spec says.
+pub fn sampler_from_env(env: &impl EnvSource) -> Result<SamplerChoice, ExportConfigError> {
+    let Some(name) = env.non_empty(OTEL_TRACES_SAMPLER) else {
+        return Ok(SamplerChoice::ParentBasedAlwaysOn);
+    };
+    let ratio = || -> Result<f64, ExportConfigError> {
+        match env.non_empty(OTEL_TRACES_SAMPLER_ARG) {
+            None => Ok(1.0),
+            Some(raw) => match raw.parse::<f64>() {
+                Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+                _ => Err(ExportConfigError::invalid(
+                    OTEL_TRACES_SAMPLER_ARG,
+                    raw,
+                    "expected a ratio between 0 and 1",
+                )),
+            },
+        }
+    };
+    match name.to_ascii_lowercase().as_str() {
+        "always_on" => Ok(SamplerChoice::AlwaysOn),
+        "always_off" => Ok(SamplerChoice::AlwaysOff),
+        "traceidratio" => Ok(SamplerChoice::TraceIdRatio(ratio()?)),
+        "parentbased_always_on" => Ok(SamplerChoice::ParentBasedAlwaysOn),
+        "parentbased_always_off" => Ok(SamplerChoice::ParentBasedAlwaysOff),
+        "parentbased_traceidratio" => Ok(SamplerChoice::ParentBasedTraceIdRatio(ratio()?)),
+        _ => Err(ExportConfigError::invalid(
+            OTEL_TRACES_SAMPLER,
+            name,
+            "expected always_on, always_off, traceidratio, parentbased_always_on, \
+             parentbased_always_off or parentbased_traceidratio",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod sampler_tests {
+    use super::*;
+
+    #[test]
+    fn sampler_defaults_to_parent_based_always_on() {
+        let env: [(&str, &str); 0] = [];
+        assert_eq!(
+            sampler_from_env(&env).ok(),
+            Some(SamplerChoice::ParentBasedAlwaysOn)
+        );
+    }
+
+    #[test]
+    fn sampler_names_and_ratios() {
+        let cases = [
+            ("always_off", None, SamplerChoice::AlwaysOff),
+            ("ALWAYS_ON", None, SamplerChoice::AlwaysOn),
+            (
+                "traceidratio",
+                Some("0.25"),
+                SamplerChoice::TraceIdRatio(0.25),
+            ),
+            ("traceidratio", None, SamplerChoice::TraceIdRatio(1.0)),
+            (
+                "parentbased_traceidratio",
+                Some("0"),
+                SamplerChoice::ParentBasedTraceIdRatio(0.0),
+            ),
+            (
+                "parentbased_always_off",
+                None,
+                SamplerChoice::ParentBasedAlwaysOff,
+            ),
+        ];
+        for (name, arg, want) in cases {
+            let env = [
+                (OTEL_TRACES_SAMPLER, name),
+                (OTEL_TRACES_SAMPLER_ARG, arg.unwrap_or("")),
+            ];
+            assert_eq!(sampler_from_env(&env).ok(), Some(want), "{name} {arg:?}");
+        }
+    }
+
+    #[test]
+    fn bad_sampler_values_name_the_variable() {
+        let env = [(OTEL_TRACES_SAMPLER, "sometimes")];
+        let err = sampler_from_env(&env).err().map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains(OTEL_TRACES_SAMPLER)));
+        let env = [
+            (OTEL_TRACES_SAMPLER, "traceidratio"),
+            (OTEL_TRACES_SAMPLER_ARG, "1.5"),
+        ];
+        let err = sampler_from_env(&env).err().map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains(OTEL_TRACES_SAMPLER_ARG)));
+    }
+}
+
+/// `OTEL_METRICS_EXPORTER`: `none` turns the gen_ai metrics off.
+pub const OTEL_METRICS_EXPORTER: &str = "OTEL_METRICS_EXPORTER";
+/// `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`: full URL for metrics, used as-is.
+pub const OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT";
+/// `OTEL_METRIC_EXPORT_INTERVAL`: milliseconds between metric exports.
+pub const OTEL_METRIC_EXPORT_INTERVAL: &str = "OTEL_METRIC_EXPORT_INTERVAL";
+/// The spec's default export interval.
+const DEFAULT_METRIC_EXPORT_INTERVAL_MS: u64 = 60_000;
+
+/// Where and how often the gen_ai metrics go.
+#[derive(Debug, Clone)]
+pub struct MetricsConfig {
+    /// The traces' OTLP settings (protocol, headers, timeout, compression) with the metrics
+    /// endpoint.
+    pub otlp: OtlpConfig,
+    /// `OTEL_METRIC_EXPORT_INTERVAL`.
+    pub interval: Duration,
+}
+
+impl MetricsConfig {
+    /// Metrics are exported when OTLP forwarding is on (the traces' settings) and
+    /// `OTEL_METRICS_EXPORTER` does not say `none`. The endpoint is
+    /// `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` as-is, else `OTEL_EXPORTER_OTLP_ENDPOINT` with
+    /// `v1/metrics` appended for HTTP; a traces-only endpoint does not turn metrics on.
+    pub fn from_env(
+        env: &impl EnvSource,
+        traces: Option<&OtlpConfig>,
+    ) -> Result<Option<Self>, ExportConfigError> {
+        let Some(traces) = traces else {
+            return Ok(None);
+        };
+        if let Some(raw) = env.non_empty(OTEL_METRICS_EXPORTER) {
+            let names: Vec<String> = raw
+                .split(',')
+                .map(|n| n.trim().to_ascii_lowercase())
+                .filter(|n| !n.is_empty())
+                .collect();
+            if let Some(bad) = names
+                .iter()
+                .find(|n| !matches!(n.as_str(), "otlp" | "none" | "console" | "prometheus"))
+            {
+                return Err(ExportConfigError::invalid(
+                    OTEL_METRICS_EXPORTER,
+                    raw.clone(),
+                    format!("unknown exporter {bad:?}; expected otlp or none"),
+                ));
+            }
+            if !names.iter().any(|n| n == "otlp") {
+                return Ok(None);
+            }
+        }
+        let protocol = traces.protocol;
+        let endpoint = if let Some(raw) = env.non_empty(OTEL_EXPORTER_OTLP_METRICS_ENDPOINT) {
+            ensure_root_path(&validate_url(
+                OTEL_EXPORTER_OTLP_METRICS_ENDPOINT,
+                &raw,
+                protocol,
+                env,
+            )?)
+        } else if let Some(raw) = env.non_empty(OTEL_EXPORTER_OTLP_ENDPOINT) {
+            let url = validate_url(OTEL_EXPORTER_OTLP_ENDPOINT, &raw, protocol, env)?;
+            if protocol.is_http() {
+                let base = url.trim_end_matches('/');
+                format!("{base}/v1/metrics")
+            } else {
+                url
+            }
+        } else {
+            return Ok(None);
+        };
+        let interval = match parse_u64(env, OTEL_METRIC_EXPORT_INTERVAL)? {
+            Some(0) => {
+                return Err(ExportConfigError::invalid(
+                    OTEL_METRIC_EXPORT_INTERVAL,
+                    "0",
+                    "expected milliseconds greater than 0",
+                ));
+            }
+            Some(ms) => Duration::from_millis(ms),
+            None => Duration::from_millis(DEFAULT_METRIC_EXPORT_INTERVAL_MS),
+        };
+        let mut otlp = traces.clone();
+        otlp.endpoint = endpoint;
+        Ok(Some(Self { otlp, interval }))
+    }
+}
+
+#[cfg(test)]
+mod metrics_config_tests {
+    use super::*;
+
+    fn traces(env: &impl EnvSource) -> Option<OtlpConfig> {
+        OtlpConfig::from_env(env).ok().flatten()
+    }
+
+    #[test]
+    fn metrics_follow_the_base_endpoint() {
+        let env = [
+            (OTEL_EXPORTER_OTLP_ENDPOINT, "http://c:4318/"),
+            (OTEL_METRIC_EXPORT_INTERVAL, "250"),
+        ];
+        let cfg = MetricsConfig::from_env(&env, traces(&env).as_ref())
+            .ok()
+            .flatten()
+            .map(|c| (c.otlp.endpoint, c.interval));
+        assert_eq!(
+            cfg,
+            Some((
+                "http://c:4318/v1/metrics".to_owned(),
+                Duration::from_millis(250)
+            ))
+        );
+    }
+
+    #[test]
+    fn metrics_off_without_a_base_endpoint_or_when_none() {
+        let env = [(
+            OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
+            "http://c:4318/v1/traces",
+        )];
+        assert!(matches!(
+            MetricsConfig::from_env(&env, traces(&env).as_ref()),
+            Ok(None)
+        ));
+        let env = [
+            (OTEL_EXPORTER_OTLP_ENDPOINT, "http://c:4318"),
+            (OTEL_METRICS_EXPORTER, "none"),
+        ];
+        assert!(matches!(
+            MetricsConfig::from_env(&env, traces(&env).as_ref()),
+            Ok(None)
+        ));
+        let env = [
+            (OTEL_EXPORTER_OTLP_ENDPOINT, "http://c:4318"),
+            (OTEL_METRICS_EXPORTER, "statsd"),
+        ];
+        let err = MetricsConfig::from_env(&env, traces(&env).as_ref())
+            .err()
+            .map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains(OTEL_METRICS_EXPORTER)));
+    }
+
+    #[test]
+    fn metrics_endpoint_is_used_as_is() {
+        let env = [
+            (OTEL_EXPORTER_OTLP_ENDPOINT, "http://c:4318"),
+            (OTEL_EXPORTER_OTLP_METRICS_ENDPOINT, "http://m:9000/custom"),
+        ];
+        let cfg = MetricsConfig::from_env(&env, traces(&env).as_ref())
+            .ok()
+            .flatten()
+            .map(|c| c.otlp.endpoint);
+        assert_eq!(cfg.as_deref(), Some("http://m:9000/custom"));
+    }
+}

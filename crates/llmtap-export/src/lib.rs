@@ -11,6 +11,7 @@
 pub mod config;
 pub mod error;
 pub mod jsonl;
+pub mod metrics;
 pub mod otlp;
 pub mod otlp_json;
 pub mod pipeline;
@@ -21,6 +22,7 @@ pub mod sink;
 pub use config::{BatchSettings, OtlpCompression, OtlpConfig, OtlpOverrides, OtlpProtocol};
 pub use error::{ExportConfigError, JsonlError, PipelineError, ReadError};
 pub use jsonl::{JsonlConfig, JsonlSpanExporter};
+pub use metrics::GenAiMetrics;
 pub use otlp::{OtlpSpanExporter, build_span_exporter};
 pub use pipeline::{Pipeline, PipelineBuilder, PipelineStats};
 pub use reader::{JsonlReader, ReadStats};

@@ -32,7 +32,54 @@ pub struct OtlpSpanExporter {
 /// Owns a runtime and shuts it down without blocking, so dropping the exporter is safe
 /// anywhere, including inside another tokio runtime (a plain `Runtime` drop would panic).
 #[derive(Debug)]
-struct RuntimeGuard(Option<tokio::runtime::Runtime>);
+pub(crate) struct RuntimeGuard(Option<tokio::runtime::Runtime>);
+
+impl RuntimeGuard {
+    /// A one-worker runtime for a tonic client.
+    pub(crate) fn new(thread_name: &str) -> Result<Self, PipelineError> {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name(thread_name)
+            .enable_all()
+            .build()
+            .map(|rt| Self(Some(rt)))
+            .map_err(PipelineError::Runtime)
+    }
+
+    /// Runs `f` inside the runtime's context (tonic builds its channel on the current runtime).
+    pub(crate) fn enter<T>(&self, f: impl FnOnce() -> T) -> Result<T, PipelineError> {
+        let rt = self
+            .0
+            .as_ref()
+            .ok_or_else(|| PipelineError::Runtime(std::io::Error::other("runtime missing")))?;
+        let _entered = rt.enter();
+        Ok(f())
+    }
+}
+
+/// OTLP headers as gRPC metadata; values are never echoed in errors (they may be tokens).
+pub(crate) fn grpc_metadata(headers: &[(String, String)]) -> Result<MetadataMap, PipelineError> {
+    let mut metadata = MetadataMap::new();
+    for (k, v) in headers {
+        let key = k.to_ascii_lowercase();
+        let parsed_key = key.parse::<AsciiMetadataKey>().map_err(|_| {
+            ExportConfigError::invalid(
+                "OTLP headers",
+                format!("{k}=<redacted>"),
+                "not a valid gRPC metadata key",
+            )
+        })?;
+        let parsed_value = v.parse::<AsciiMetadataValue>().map_err(|_| {
+            ExportConfigError::invalid(
+                "OTLP headers",
+                format!("{k}=<redacted>"),
+                "not a valid gRPC metadata value",
+            )
+        })?;
+        metadata.insert(parsed_key, parsed_value);
+    }
+    Ok(metadata)
+}
 
 impl Drop for RuntimeGuard {
     fn drop(&mut self) {
@@ -92,32 +139,8 @@ pub fn build_span_exporter(config: &OtlpConfig) -> Result<OtlpSpanExporter, Pipe
     };
     match config.protocol {
         OtlpProtocol::Grpc => {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .thread_name("llmtap-otlp-grpc")
-                .enable_all()
-                .build()
-                .map_err(PipelineError::Runtime)?;
-            let guard = RuntimeGuard(Some(runtime));
-            let mut metadata = MetadataMap::new();
-            for (k, v) in &config.headers {
-                let key = k.to_ascii_lowercase();
-                let parsed_key = key.parse::<AsciiMetadataKey>().map_err(|_| {
-                    ExportConfigError::invalid(
-                        "OTLP headers",
-                        format!("{k}=<redacted>"),
-                        "not a valid gRPC metadata key",
-                    )
-                })?;
-                let parsed_value = v.parse::<AsciiMetadataValue>().map_err(|_| {
-                    ExportConfigError::invalid(
-                        "OTLP headers",
-                        format!("{k}=<redacted>"),
-                        "not a valid gRPC metadata value",
-                    )
-                })?;
-                metadata.insert(parsed_key, parsed_value);
-            }
+            let guard = RuntimeGuard::new("llmtap-otlp-grpc")?;
+            let metadata = grpc_metadata(&config.headers)?;
             let mut builder = opentelemetry_otlp::SpanExporter::builder()
                 .with_tonic()
                 .with_endpoint(config.endpoint.clone())
@@ -127,13 +150,7 @@ pub fn build_span_exporter(config: &OtlpConfig) -> Result<OtlpSpanExporter, Pipe
             if config.compression == OtlpCompression::Gzip {
                 builder = builder.with_compression(opentelemetry_otlp::Compression::Gzip);
             }
-            let inner = {
-                let rt = guard.0.as_ref().ok_or_else(|| {
-                    PipelineError::Runtime(std::io::Error::other("runtime missing"))
-                })?;
-                let _entered = rt.enter();
-                builder.build().map_err(build_error)?
-            };
+            let inner = guard.enter(|| builder.build().map_err(build_error))??;
             Ok(OtlpSpanExporter {
                 inner,
                 runtime: Some(guard),

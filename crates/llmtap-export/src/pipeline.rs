@@ -14,6 +14,7 @@ use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider, SpanExporter};
 use crate::config::{self, BatchSettings, OtlpConfig};
 use crate::error::PipelineError;
 use crate::jsonl::{JsonlConfig, JsonlSpanExporter};
+use crate::metrics::{GenAiMetrics, MetricsSink, build_metrics_sink};
 use crate::otlp::build_span_exporter;
 use crate::sink::{SharedSink, SinkProcessor, SinkSnapshot};
 
@@ -37,6 +38,10 @@ pub struct PipelineBuilder {
 
 #[derive(Debug)]
 struct EnvSettings {
+    /// `OTEL_TRACES_SAMPLER` / `_ARG`.
+    sampler: config::SamplerChoice,
+    /// gen_ai metrics over OTLP, when forwarding is on and not turned off.
+    metrics: Option<config::MetricsConfig>,
     sdk_disabled: bool,
     otlp: Option<OtlpConfig>,
     resource_attributes: Option<String>,
@@ -67,7 +72,8 @@ impl PipelineBuilder {
     }
 
     /// Reads `OTEL_SDK_DISABLED`, `OTEL_TRACES_EXPORTER`, `OTEL_EXPORTER_OTLP_*`, `OTEL_BSP_*`,
-    /// `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES`. Malformed values are errors.
+    /// `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES` and `OTEL_TRACES_SAMPLER[_ARG]` (default
+    /// `parentbased_always_on`). Malformed values are errors.
     /// `OTEL_SDK_DISABLED=true` is a kill switch: it turns off both sinks, even explicit ones.
     pub fn from_env(mut self, env: &impl EnvSource) -> Result<Self, PipelineError> {
         let sdk_disabled = config::sdk_disabled(env)?;
@@ -78,7 +84,11 @@ impl PipelineBuilder {
         };
         // Validate now so a bad value fails here, not at build().
         let _ = config::resource_from_env(env, DEFAULT_SERVICE_NAME)?;
+        let sampler = config::sampler_from_env(env)?;
+        let metrics = config::MetricsConfig::from_env(env, otlp.as_ref())?;
         self.env = Some(EnvSettings {
+            sampler,
+            metrics,
             sdk_disabled,
             otlp,
             resource_attributes: env.non_empty(config::OTEL_RESOURCE_ATTRIBUTES),
@@ -116,7 +126,13 @@ impl PipelineBuilder {
             self.otlp.unwrap_or(env_otlp)
         };
 
-        let mut builder = SdkTracerProvider::builder().with_resource(resource.clone());
+        let sampler = self
+            .env
+            .as_ref()
+            .map_or(config::SamplerChoice::ParentBasedAlwaysOn, |e| e.sampler);
+        let mut builder = SdkTracerProvider::builder()
+            .with_resource(resource.clone())
+            .with_sampler(sampler.to_sampler());
         let jsonl = match jsonl_cfg {
             Some(cfg) => {
                 let exporter = JsonlSpanExporter::new(&cfg)?;
@@ -135,7 +151,12 @@ impl PipelineBuilder {
             }
             None => None,
         };
+        let metrics = match self.env.as_ref().and_then(|e| e.metrics.as_ref()) {
+            Some(cfg) if !disabled => Some(build_metrics_sink(&cfg.otlp, cfg.interval, &resource)?),
+            _ => None,
+        };
         Ok(Pipeline {
+            metrics,
             provider: builder.build(),
             jsonl,
             otlp,
@@ -182,6 +203,7 @@ pub struct Pipeline {
     jsonl: Option<Arc<SinkProcessor>>,
     otlp: Option<Arc<SinkProcessor>>,
     resource: Resource,
+    metrics: Option<MetricsSink>,
     shutdown_started: AtomicBool,
     final_stats: Mutex<Option<PipelineStats>>,
 }
@@ -205,6 +227,12 @@ impl Pipeline {
     /// The resource attached to every span.
     pub fn resource(&self) -> &Resource {
         &self.resource
+    }
+
+    /// The gen_ai metric instruments, when metrics are exported (OTLP on, not
+    /// `OTEL_METRICS_EXPORTER=none`). Cheap to clone; record every finished call on them.
+    pub fn metrics(&self) -> Option<GenAiMetrics> {
+        self.metrics.as_ref().map(|m| m.metrics.clone())
     }
 
     /// Current counters; cheap (atomic loads), safe to call from request handlers.
@@ -238,12 +266,28 @@ impl Pipeline {
                 .unwrap_or_else(PoisonError::into_inner);
             return done.unwrap_or_else(|| self.stats());
         }
+        // Metrics flush on their own thread, alongside the span sinks.
+        let metrics_done = self.metrics.as_ref().map(|m| {
+            let provider = m.provider.clone();
+            let (tx, rx) = std::sync::mpsc::channel();
+            let spawned = std::thread::Builder::new()
+                .name("llmtap-metrics-shutdown".into())
+                .spawn(move || {
+                    let _ = tx.send(provider.shutdown().is_ok());
+                });
+            (spawned.is_ok(), rx)
+        });
         let sinks: Vec<_> = self.sinks().cloned().collect();
         let completed = run_bounded(
             sinks,
             timeout,
             Arc::new(move |s: &SinkProcessor| s.shutdown_with_timeout(timeout).is_ok()),
         );
+        if let Some((true, rx)) = metrics_done
+            && !matches!(rx.recv_timeout(timeout), Ok(true))
+        {
+            tracing::warn!("gen_ai metrics could not be flushed at shutdown");
+        }
         // The provider itself is deliberately not shut down: the SDK would then skip `on_end`
         // for every later span, so spans ended after shutdown would vanish uncounted. With the
         // provider live they reach the stopped sinks, which count them as dropped. (Dropping

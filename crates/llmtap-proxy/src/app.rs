@@ -88,6 +88,8 @@ struct State {
     stats: Arc<ProxyStats>,
     pipeline: Pipeline,
     propagator: TraceContextPropagator,
+    /// gen_ai metrics instruments when metrics are exported.
+    metrics: Option<llmtap_export::GenAiMetrics>,
 }
 
 /// A built proxy, ready to serve.
@@ -121,6 +123,7 @@ impl App {
             .from_env(env)?
             .build()?;
         let tracer = pipeline.tracer(SCOPE_NAME);
+        let metrics = pipeline.metrics();
         let client = upstream_client(&config);
         Ok(Self {
             state: Arc::new(State {
@@ -131,6 +134,7 @@ impl App {
                 stats: Arc::new(ProxyStats::default()),
                 pipeline,
                 propagator: TraceContextPropagator::new(),
+                metrics,
             }),
         })
     }
@@ -467,6 +471,7 @@ async fn forward_recorded(
             agent,
             parent: &parent,
             max_capture_bytes: state.config.max_capture_bytes,
+            metrics: state.metrics.clone(),
         },
         &state.tracer,
         Arc::clone(&state.policy),

@@ -19,6 +19,8 @@ use opentelemetry::Context;
 use opentelemetry::trace::{Span as _, SpanContext, TraceContextExt as _, Tracer as _};
 use opentelemetry_sdk::trace::{SdkTracer, Span};
 
+use llmtap_export::GenAiMetrics;
+
 use crate::body::{BodyEnd, BodyOutcome};
 use crate::error::ProxyError;
 use crate::headers::AgentHeaders;
@@ -68,6 +70,8 @@ struct Recording {
     status: Option<StatusCode>,
     response: ResponseCapture,
     max_capture_bytes: usize,
+    /// gen_ai metrics, recorded for every call whatever the sampler decided.
+    metrics: Option<GenAiMetrics>,
 }
 
 /// One recorded call.
@@ -90,6 +94,7 @@ pub(crate) struct RequestFacts<'a> {
     pub(crate) agent: AgentHeaders,
     pub(crate) parent: &'a Context,
     pub(crate) max_capture_bytes: usize,
+    pub(crate) metrics: Option<GenAiMetrics>,
 }
 
 impl CallRecorder {
@@ -134,6 +139,7 @@ impl CallRecorder {
                 status: None,
                 response: ResponseCapture::None,
                 max_capture_bytes: facts.max_capture_bytes,
+                metrics: facts.metrics,
             }),
             span_context,
         }
@@ -303,6 +309,9 @@ impl Recording {
         span.set_attributes(call.end_attributes());
         span.set_status(call.status());
         span.end();
+        if let Some(metrics) = &self.metrics {
+            metrics.record(call);
+        }
         self.stats.record_call_finished(call.error_type.is_some());
     }
 }

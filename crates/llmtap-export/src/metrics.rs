@@ -1,0 +1,150 @@
+//! gen_ai client metrics from the same [`LlmCall`] record as the span, exported over OTLP with
+//! the traces' settings: `gen_ai.client.operation.duration` (s), `gen_ai.client.token.usage`
+//! ({token}, per `gen_ai.token.type`) and, for streams, `gen_ai.client.operation.time_to_first_chunk`
+//! (s), each with the semconv bucket boundaries.
+//!
+//! Metrics are recorded for every call whatever the trace sampler decided, so dashboards count
+//! all traffic even when traces are sampled. `OTEL_METRICS_EXPORTER=none` turns them off; they are
+//! only exported over OTLP (the JSONL file holds traces).
+
+use std::time::Duration;
+
+use llmtap_core::call::LlmCall;
+use llmtap_core::semconv;
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{Histogram, Meter, MeterProvider as _};
+use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig, WithTonicConfig};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
+
+use crate::config::{OtlpCompression, OtlpConfig, OtlpProtocol};
+use crate::error::PipelineError;
+use crate::otlp::RuntimeGuard;
+
+/// Instrumentation scope of the metrics.
+pub const METER_NAME: &str = "llmtap";
+
+/// The three gen_ai histograms.
+#[derive(Debug, Clone)]
+pub struct GenAiMetrics {
+    duration: Histogram<f64>,
+    tokens: Histogram<u64>,
+    time_to_first_chunk: Histogram<f64>,
+}
+
+impl GenAiMetrics {
+    /// Creates the instruments on `meter` with the semconv units and bucket advice.
+    pub fn new(meter: &Meter) -> Self {
+        Self {
+            duration: meter
+                .f64_histogram(semconv::GEN_AI_CLIENT_OPERATION_DURATION)
+                .with_unit("s")
+                .with_description("GenAI operation duration")
+                .with_boundaries(semconv::DURATION_BUCKETS.to_vec())
+                .build(),
+            tokens: meter
+                .u64_histogram(semconv::GEN_AI_CLIENT_TOKEN_USAGE)
+                .with_unit("{token}")
+                .with_description("Number of input and output tokens used")
+                .with_boundaries(semconv::TOKEN_BUCKETS.to_vec())
+                .build(),
+            time_to_first_chunk: meter
+                .f64_histogram(semconv::GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK)
+                .with_unit("s")
+                .with_description("Time to the first chunk of a streamed response")
+                .with_boundaries(semconv::DURATION_BUCKETS.to_vec())
+                .build(),
+        }
+    }
+
+    /// Records one finished call.
+    pub fn record(&self, call: &LlmCall) {
+        let attributes = call.metric_attributes();
+        if let Some(duration) = call.timings.duration {
+            self.duration.record(duration.as_secs_f64(), &attributes);
+        }
+        for (token_type, count) in [
+            (semconv::token_type::INPUT, call.usage.input_tokens),
+            (semconv::token_type::OUTPUT, call.usage.output_tokens),
+        ] {
+            if let Some(count) = count {
+                let mut with_type = attributes.clone();
+                with_type.push(KeyValue::new(semconv::GEN_AI_TOKEN_TYPE, token_type));
+                self.tokens.record(count, &with_type);
+            }
+        }
+        if call.request.stream
+            && let Some(ttft) = call.timings.time_to_first_chunk
+        {
+            self.time_to_first_chunk
+                .record(ttft.as_secs_f64(), &attributes);
+        }
+    }
+}
+
+/// A meter provider exporting over OTLP, plus (for gRPC) the runtime its client lives on.
+#[derive(Debug)]
+pub(crate) struct MetricsSink {
+    pub(crate) provider: SdkMeterProvider,
+    pub(crate) metrics: GenAiMetrics,
+    // Dropped after the provider.
+    _runtime: Option<RuntimeGuard>,
+}
+
+/// Builds the OTLP metric pipeline for `otlp` (already pointing at the metrics endpoint).
+pub(crate) fn build_metrics_sink(
+    otlp: &OtlpConfig,
+    interval: Duration,
+    resource: &Resource,
+) -> Result<MetricsSink, PipelineError> {
+    let build_error = |e: opentelemetry_otlp::ExporterBuildError| PipelineError::OtlpBuild {
+        endpoint: otlp.endpoint.clone(),
+        reason: e.to_string(),
+    };
+    let (exporter, runtime) = match otlp.protocol {
+        OtlpProtocol::Grpc => {
+            let guard = RuntimeGuard::new("llmtap-otlp-metrics")?;
+            let metadata = crate::otlp::grpc_metadata(&otlp.headers)?;
+            let mut builder = opentelemetry_otlp::MetricExporter::builder()
+                .with_tonic()
+                .with_endpoint(otlp.endpoint.clone())
+                .with_timeout(otlp.timeout)
+                .with_metadata(metadata);
+            if otlp.compression == OtlpCompression::Gzip {
+                builder = builder.with_compression(opentelemetry_otlp::Compression::Gzip);
+            }
+            let exporter = guard.enter(|| builder.build().map_err(build_error))??;
+            (exporter, Some(guard))
+        }
+        OtlpProtocol::HttpProtobuf | OtlpProtocol::HttpJson => {
+            let protocol = if otlp.protocol == OtlpProtocol::HttpJson {
+                Protocol::HttpJson
+            } else {
+                Protocol::HttpBinary
+            };
+            let mut builder = opentelemetry_otlp::MetricExporter::builder()
+                .with_http()
+                .with_protocol(protocol)
+                .with_endpoint(otlp.endpoint.clone())
+                .with_timeout(otlp.timeout)
+                .with_headers(otlp.headers.iter().cloned().collect());
+            if otlp.compression == OtlpCompression::Gzip {
+                builder = builder.with_compression(opentelemetry_otlp::Compression::Gzip);
+            }
+            (builder.build().map_err(build_error)?, None)
+        }
+    };
+    let reader = PeriodicReader::builder(exporter)
+        .with_interval(interval)
+        .build();
+    let provider = SdkMeterProvider::builder()
+        .with_resource(resource.clone())
+        .with_reader(reader)
+        .build();
+    let metrics = GenAiMetrics::new(&provider.meter(METER_NAME));
+    Ok(MetricsSink {
+        provider,
+        metrics,
+        _runtime: runtime,
+    })
+}
