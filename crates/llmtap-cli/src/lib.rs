@@ -2,13 +2,14 @@
 //!
 //! Each subcommand lives in its own module with an `Args` struct and a `run`; [`main`] only
 //! parses and dispatches. Exit codes follow sysexits: 64 usage/config, 65 input that is not
-//! OTLP/JSON lines, 66 unreadable input, 69 unreachable service, 1 anything else.
+//! OTLP/JSON lines, 66 unreadable input, 73 output that cannot be created, 69 unreachable service, 1 anything else.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 pub mod demo;
+pub mod export;
 pub mod hist;
 pub mod input;
 pub mod proxy_cmd;
@@ -21,6 +22,8 @@ pub mod tree;
 
 /// Exit code for a usage or configuration error (EX_USAGE).
 pub const EXIT_USAGE: u8 = 64;
+/// Exit code for an output file that cannot be created (EX_CANTCREAT).
+pub const EXIT_CANT_CREATE: u8 = 73;
 /// Exit code for an input file that is not OTLP/JSON lines (EX_DATAERR).
 pub const EXIT_DATA_ERR: u8 = 65;
 /// Exit code for an input file that cannot be read (EX_NOINPUT).
@@ -44,6 +47,8 @@ enum Command {
     Tree(tree::TreeArgs),
     /// Calls, errors, tokens, latency and TTFT percentiles, grouped by model, agent, session…
     Stats(stats::StatsArgs),
+    /// Calls as flat JSONL or CSV, OpenAI fine-tuning examples, or filtered OTLP/JSON lines.
+    Export(export::ExportArgs),
     /// Re-send a JSONL trace file to an OTLP collector.
     Push(push::Args),
 }
@@ -56,6 +61,7 @@ pub fn main() -> ExitCode {
         Command::Demo(args) => run_async(demo::run(&args)),
         Command::Tree(args) => tree::run(&args),
         Command::Stats(args) => stats::run(&args),
+        Command::Export(args) => export::run(&args),
         Command::Push(args) => push::run(args),
     }
 }

@@ -349,3 +349,304 @@ fn stats_reports_torn_and_foreign_lines_and_rejects_non_jsonl() -> Result<()> {
     assert_eq!(String::from_utf8(out.stdout)?, "no model calls\n");
     Ok(())
 }
+
+// ---- export ---------------------------------------------------------------------------------
+
+fn lines_json(bytes: &[u8]) -> Result<Vec<Value>> {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .map(|l| serde_json::from_str(l).context("line is not JSON"))
+        .collect()
+}
+
+#[test]
+fn export_jsonl_rows_of_peer_spans_are_exact() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let out = ok(llmtap(dir.path(), &["export", &fixture_arg()])?)?;
+    let rows = lines_json(&out.stdout)?;
+    assert_eq!(rows.len(), 4, "model calls only");
+    assert_eq!(
+        rows[0],
+        json!({
+            "time": "2026-05-01T12:00:00.100Z",
+            "trace_id": "5b8efff798038103d269b633813fc60c",
+            "span_id": "b1b1b1b1b1b1b1b1",
+            "parent_span_id": "a1a1a1a1a1a1a1a1",
+            "session_id": null,
+            "agent": null,
+            "service": "chat-app",
+            "operation": "chat",
+            "provider": "openai",
+            "request_model": "gpt-4o-mini",
+            "model": "gpt-4o-mini-2024-07-18",
+            "response_id": "chatcmpl-mock123",
+            "finish_reason": "stop",
+            "status": "ok",
+            "error_type": null,
+            "http_status": null,
+            "input_tokens": 9,
+            "output_tokens": 4,
+            "cached_input_tokens": null,
+            "reasoning_tokens": null,
+            "total_tokens": 13,
+            "latency_ms": 400.0,
+            "ttft_ms": null,
+            "output_tokens_per_second": 10.0,
+            "streamed": false,
+            "system_fingerprint": "fp_mock",
+            "request_id": null,
+            "server_address": "127.0.0.1",
+            "span_name": "chat gpt-4o-mini"
+        })
+    );
+    // The streamed peer span has no finish reasons (peer quirk) and int values as numbers.
+    assert_eq!(rows[1]["finish_reason"], Value::Null);
+    assert_eq!(rows[1]["total_tokens"], 13);
+    let plan = &rows[2];
+    assert_eq!(plan["session_id"], "conv-42");
+    assert_eq!(plan["agent"], "planner");
+    assert_eq!(plan["finish_reason"], "tool_call");
+    assert_eq!(plan["cached_input_tokens"], 1000);
+    assert_eq!(plan["reasoning_tokens"], 120);
+    assert_eq!(plan["total_tokens"], 1500);
+    assert_eq!(plan["ttft_ms"], 250.0);
+    assert_eq!(plan["streamed"], true);
+    assert_eq!(plan["output_tokens_per_second"], 150.0);
+    let failed = &rows[3];
+    assert_eq!(failed["status"], "error");
+    assert_eq!(failed["error_type"], "RateLimitError");
+    assert_eq!(failed["input_tokens"], Value::Null, "never guessed");
+    assert_eq!(failed["total_tokens"], Value::Null);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "exported 4 call(s) as jsonl"
+    );
+
+    // Filters: a session and a status.
+    let out = ok(llmtap(
+        dir.path(),
+        &[
+            "export",
+            &fixture_arg(),
+            "--session",
+            "conv-42",
+            "--status",
+            "ok",
+        ],
+    )?)?;
+    let rows = lines_json(&out.stdout)?;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["span_id"], "c2c2c2c2c2c2c2c2");
+    Ok(())
+}
+
+#[test]
+fn export_csv_is_rfc4180_with_the_same_columns() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let out = ok(llmtap(
+        dir.path(),
+        &["export", &fixture_arg(), "-f", "csv", "-o", "calls.csv"],
+    )?)?;
+    assert_eq!(
+        String::from_utf8(out.stdout)?,
+        "exported 4 call(s) as csv to calls.csv\n"
+    );
+    let csv = std::fs::read_to_string(dir.path().join("calls.csv"))?;
+    let records: Vec<&str> = csv.split_terminator("\r\n").collect();
+    assert_eq!(records.len(), 5, "header + 4 calls");
+    assert_eq!(
+        records[0],
+        "time,trace_id,span_id,parent_span_id,session_id,agent,service,operation,provider,\
+         request_model,model,response_id,finish_reason,status,error_type,http_status,\
+         input_tokens,output_tokens,cached_input_tokens,reasoning_tokens,total_tokens,\
+         latency_ms,ttft_ms,output_tokens_per_second,streamed,system_fingerprint,request_id,\
+         server_address,span_name"
+    );
+    assert_eq!(
+        records[1],
+        "2026-05-01T12:00:00.100Z,5b8efff798038103d269b633813fc60c,b1b1b1b1b1b1b1b1,\
+         a1a1a1a1a1a1a1a1,,,chat-app,chat,openai,gpt-4o-mini,gpt-4o-mini-2024-07-18,\
+         chatcmpl-mock123,stop,ok,,,9,4,,,13,400,,10,false,fp_mock,,127.0.0.1,chat gpt-4o-mini"
+    );
+    assert_eq!(
+        records[4],
+        "2026-05-01T12:05:02.500Z,0af7651916cd43dd8448eb211c80319c,c4c4c4c4c4c4c4c4,\
+         c1c1c1c1c1c1c1c1,conv-42,planner,trip-planner,chat,openai,gpt-4o,gpt-4o,,,error,\
+         RateLimitError,,,,,,,100,,,false,,,,chat gpt-4o"
+    );
+    Ok(())
+}
+
+#[test]
+fn export_openai_fine_tuning_takes_successful_calls_with_content() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let out = ok(llmtap(
+        dir.path(),
+        &["export", &fixture_arg(), "--format", "openai", "--json"],
+    )?)?;
+    let examples = lines_json(&out.stdout)?;
+    let hello = json!({"messages": [
+        {"role": "user", "content": "Say hello"},
+        {"role": "assistant", "content": "Hello from mock!"}
+    ]});
+    assert_eq!(examples.len(), 3);
+    assert_eq!(examples[0], hello);
+    assert_eq!(examples[1], hello);
+    // Structured (kvlist) content, system instructions, a tool call and tool definitions.
+    assert_eq!(
+        examples[2],
+        json!({
+            "messages": [
+                {"role": "system", "content": "You plan trips."},
+                {"role": "user", "content": "Weather in Paris?"},
+                {"role": "assistant", "tool_calls": [{
+                    "id": "call_1", "type": "function",
+                    "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}
+                }]}
+            ],
+            "tools": [{"type": "function", "function": {
+                "name": "get_weather",
+                "description": "Current weather for a city",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                               "required": ["city"]}
+            }}]
+        })
+    );
+    let summary: Value = serde_json::from_slice(&out.stderr)?;
+    assert_eq!(summary["written"], 3);
+    assert_eq!(summary["matched_calls"], 4);
+    assert_eq!(
+        summary["skipped_failed"], 1,
+        "the rate-limited call has input only"
+    );
+    assert_eq!(summary["skipped_no_content"], 0);
+    Ok(())
+}
+
+#[test]
+fn export_otlp_keeps_only_matching_spans_and_stays_otlp() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    ok(llmtap(
+        dir.path(),
+        &[
+            "export",
+            &fixture_arg(),
+            "-f",
+            "otlp",
+            "--since",
+            "2026-05-01T12:05:02Z",
+            "-o",
+            "late.jsonl",
+        ],
+    )?)?;
+    let spans = raw_calls(&dir.path().join("late.jsonl"))?;
+    let names: Vec<&str> = spans.iter().filter_map(|s| s["name"].as_str()).collect();
+    assert_eq!(names, ["execute_tool get_weather", "chat gpt-4o"]);
+    // Resource and scope survive; the result reads back as OTLP/JSON lines.
+    let text = std::fs::read_to_string(dir.path().join("late.jsonl"))?;
+    assert_eq!(
+        text.lines().count(),
+        1,
+        "the first line had no match and is dropped"
+    );
+    let line: Value = serde_json::from_str(text.trim())?;
+    assert_eq!(
+        line["resourceSpans"][0]["resource"]["attributes"][0]["value"]["stringValue"],
+        "trip-planner"
+    );
+    assert_eq!(
+        line["resourceSpans"][0]["scopeSpans"][0]["scope"]["name"],
+        "agent-framework"
+    );
+    let r = json_out(&ok(llmtap(
+        dir.path(),
+        &["stats", "late.jsonl", "--json"],
+    )?)?)?;
+    assert_eq!(r["total"]["calls"], 1);
+    assert_eq!(r["total"]["errors"], 1);
+    assert_eq!(r["other_spans"], 1);
+    Ok(())
+}
+
+#[test]
+fn export_on_demo_jsonl() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    demo_file(dir.path())?;
+    let out = ok(llmtap(dir.path(), &["export", "demo.jsonl"])?)?;
+    let rows = lines_json(&out.stdout)?;
+    assert_eq!(rows.len(), 7);
+    let failed: Vec<&Value> = rows.iter().filter(|r| r["status"] == "error").collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["agent"], "fact-checker");
+    assert_eq!(failed[0]["error_type"], "rate_limit_exceeded");
+    assert_eq!(failed[0]["http_status"], 429);
+    let total_in: u64 = rows.iter().filter_map(|r| r["input_tokens"].as_u64()).sum();
+    assert_eq!(total_in, 265);
+    for row in rows.iter().filter(|r| r["status"] == "ok") {
+        assert_eq!(row["provider"], "openai");
+        assert_eq!(row["request_model"], "gpt-4o-mini");
+        assert_eq!(row["model"], "gpt-4o-mini-2024-07-18");
+        assert!(
+            row["request_id"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("req_"))
+        );
+        assert!(
+            row["response_id"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("chatcmpl-"))
+        );
+        assert_eq!(
+            row["total_tokens"].as_u64(),
+            Some(
+                row["input_tokens"].as_u64().unwrap_or(0)
+                    + row["output_tokens"].as_u64().unwrap_or(0)
+            )
+        );
+        assert!(
+            row["session_id"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("demo-"))
+        );
+    }
+    // Orchestrator is the root; everyone else has a parent.
+    let roots: Vec<&Value> = rows
+        .iter()
+        .filter(|r| r["parent_span_id"].is_null())
+        .collect();
+    assert_eq!(roots.len(), 1);
+    assert_eq!(roots[0]["agent"], "orchestrator");
+
+    // The demo captures content: every successful call is a fine-tuning example whose last
+    // message is the assistant's answer.
+    let out = ok(llmtap(
+        dir.path(),
+        &["export", "demo.jsonl", "-f", "openai"],
+    )?)?;
+    let examples = lines_json(&out.stdout)?;
+    assert_eq!(examples.len(), 6);
+    for ex in &examples {
+        let messages = ex["messages"].as_array().context("messages")?;
+        let last = messages.last().context("answer")?;
+        assert_eq!(last["role"], "assistant");
+        assert!(
+            last["content"]
+                .as_str()
+                .is_some_and(|c| c.starts_with("Mock answer"))
+                || last.get("tool_calls").is_some(),
+            "{last}"
+        );
+        assert!(messages.iter().any(|m| m["role"] == "user"), "{ex}");
+    }
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("left out 1 of 7 call(s): 1 failed"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Unreadable input: nothing is created.
+    let out = llmtap(dir.path(), &["export", "nope.jsonl", "-o", "out.csv"])?;
+    assert_eq!(out.status.code(), Some(66));
+    assert!(!dir.path().join("out.csv").exists());
+    Ok(())
+}
