@@ -17,6 +17,7 @@ mod push;
 pub mod row;
 pub mod spans;
 pub mod stats;
+pub mod tail;
 pub mod timefmt;
 pub mod tree;
 
@@ -45,6 +46,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Print the agent trees of a JSONL trace file.
     Tree(tree::TreeArgs),
+    /// One line per finished model call, the latest first, then (-f) as they are written.
+    Tail(tail::TailArgs),
     /// Calls, errors, tokens, latency and TTFT percentiles, grouped by model, agent, session…
     Stats(stats::StatsArgs),
     /// Calls as flat JSONL or CSV, OpenAI fine-tuning examples, or filtered OTLP/JSON lines.
@@ -60,6 +63,7 @@ pub fn main() -> ExitCode {
         Command::Proxy(args) => run_async(proxy_cmd::run(&args)),
         Command::Demo(args) => run_async(demo::run(&args)),
         Command::Tree(args) => tree::run(&args),
+        Command::Tail(args) => tail::run(&args),
         Command::Stats(args) => stats::run(&args),
         Command::Export(args) => export::run(&args),
         Command::Push(args) => push::run(args),

@@ -258,19 +258,19 @@ impl Style {
             text.to_owned()
         }
     }
-    fn dim(self, text: &str) -> String {
+    pub(crate) fn dim(self, text: &str) -> String {
         self.paint("2", text)
     }
-    fn bold(self, text: &str) -> String {
+    pub(crate) fn bold(self, text: &str) -> String {
         self.paint("1", text)
     }
-    fn red(self, text: &str) -> String {
+    pub(crate) fn red(self, text: &str) -> String {
         self.paint("31", text)
     }
-    fn green(self, text: &str) -> String {
+    pub(crate) fn green(self, text: &str) -> String {
         self.paint("32", text)
     }
-    fn cyan(self, text: &str) -> String {
+    pub(crate) fn cyan(self, text: &str) -> String {
         self.paint("36", text)
     }
 }
@@ -344,7 +344,7 @@ fn render_node(node: &TreeNode, prefix: &str, last: bool, style: Style, out: &mu
     }
 }
 
-fn format_ms(ms: f64) -> String {
+pub(crate) fn format_ms(ms: f64) -> String {
     if ms >= 1000.0 {
         format!("{:.2} s", ms / 1000.0)
     } else if ms >= 10.0 {
@@ -354,7 +354,7 @@ fn format_ms(ms: f64) -> String {
     }
 }
 
-fn format_tokens(t: Tokens) -> String {
+pub(crate) fn format_tokens(t: Tokens) -> String {
     let mut text = format!("in {} / out {}", t.input, t.output);
     if t.cache_read > 0 {
         text.push_str(&format!(" (cached {})", t.cache_read));

@@ -650,3 +650,114 @@ fn export_on_demo_jsonl() -> Result<()> {
     assert!(!dir.path().join("out.csv").exists());
     Ok(())
 }
+
+// ---- tail -----------------------------------------------------------------------------------
+
+/// Kills the child on drop, so a failed assertion never leaves `tail -f` running.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn tail_prints_last_calls_with_filters() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let f = fixture_arg();
+    let out = ok(llmtap(dir.path(), &["tail", &f, "-n", "2"])?)?;
+    assert_eq!(
+        String::from_utf8(out.stdout)?,
+        "2026-05-01T12:05:00.100Z  [planner]  chat gpt-4o  ✓ tool_call  \
+         2.00 s (ttft 250 ms) stream  in 1200 / out 300 (cached 1000) (reasoning 120) tok  \
+         session conv-42  trace 0af76519\n\
+         2026-05-01T12:05:02.500Z  [planner]  chat gpt-4o  ✗ RateLimitError  100 ms  \
+         session conv-42  trace 0af76519\n"
+    );
+    let out = ok(llmtap(
+        dir.path(),
+        &["tail", &f, "--json", "--model", "gpt-4o-mini"],
+    )?)?;
+    let rows = lines_json(&out.stdout)?;
+    let ids: Vec<&str> = rows.iter().filter_map(|r| r["span_id"].as_str()).collect();
+    assert_eq!(ids, ["b1b1b1b1b1b1b1b1", "b2b2b2b2b2b2b2b2"]);
+    let out = llmtap(dir.path(), &["tail", "missing.jsonl"])?;
+    assert_eq!(out.status.code(), Some(66));
+    Ok(())
+}
+
+#[test]
+fn tail_follow_prints_calls_as_the_proxy_writes_them_and_across_rotation() -> Result<()> {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir()?;
+    let live = dir.path().join("live.jsonl");
+    std::fs::write(&live, "")?;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_llmtap"))
+        .args(["tail", "-f", "live.jsonl", "--json", "--poll-ms", "20"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let stdout = child.stdout.take().context("stdout")?;
+    let _running = Running(child);
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let take = |n: usize| -> Result<Vec<Value>> {
+        let mut got = Vec::new();
+        while got.len() < n {
+            let line = rx
+                .recv_timeout(std::time::Duration::from_secs(20))
+                .with_context(|| format!("only {} of {n} lines arrived", got.len()))?;
+            got.push(serde_json::from_str(&line)?);
+        }
+        Ok(got)
+    };
+
+    // The demo's proxy appends to the followed file.
+    ok(llmtap(dir.path(), &["demo", "--jsonl", "live.jsonl"])?)?;
+    let calls = take(7)?;
+    let agents: std::collections::BTreeSet<&str> =
+        calls.iter().filter_map(|c| c["agent"].as_str()).collect();
+    assert_eq!(
+        agents.into_iter().collect::<Vec<_>>(),
+        [
+            "fact-checker",
+            "orchestrator",
+            "researcher-papers",
+            "researcher-web",
+            "writer"
+        ]
+    );
+    assert_eq!(calls.iter().filter(|c| c["status"] == "error").count(), 1);
+
+    // Rotation as the JSONL writer does it: rename to .1, start a new file.
+    std::fs::rename(&live, dir.path().join("live.jsonl.1"))?;
+    std::fs::copy(fixture(), &live)?;
+    let calls = take(4)?;
+    let ids: Vec<&str> = calls.iter().filter_map(|c| c["span_id"].as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "b1b1b1b1b1b1b1b1",
+            "b2b2b2b2b2b2b2b2",
+            "c2c2c2c2c2c2c2c2",
+            "c4c4c4c4c4c4c4c4"
+        ]
+    );
+    assert!(
+        rx.recv_timeout(std::time::Duration::from_millis(300))
+            .is_err(),
+        "nothing printed twice"
+    );
+    Ok(())
+}
