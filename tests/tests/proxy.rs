@@ -1234,3 +1234,57 @@ async fn metrics_can_be_turned_off() -> Result<()> {
     assert!(collector.metric_requests().is_empty());
     Ok(())
 }
+
+/// The compatibility switch adds OpenInference and Langfuse keys next to gen_ai; off by default.
+#[tokio::test]
+async fn compat_keys_only_when_switched_on() -> Result<()> {
+    use llmtap_core::semconv::compat_keys as ck;
+    let mut plain = Stack::start().await?;
+    plain.post(CHAT, &chat_with_usage("gpt-4o"), &[]).await?;
+    let (_, spans) = plain.stop().await?;
+    assert!(only(&spans).attr(ck::OPENINFERENCE_SPAN_KIND).is_none());
+    assert!(
+        only(&spans)
+            .attr(ck::LANGFUSE_COMPLETION_START_TIME)
+            .is_none()
+    );
+
+    let mut compat = Stack::start_with(StackOptions {
+        env: vec![("LLMTAP_COMPAT".into(), "openinference,langfuse".into())],
+        ..Default::default()
+    })
+    .await?;
+    compat.post(CHAT, &chat_with_usage("gpt-4o"), &[]).await?;
+    let (_, spans) = compat.stop().await?;
+    let span = only(&spans);
+    assert_eq!(
+        span.attr_str(ck::OPENINFERENCE_SPAN_KIND).as_deref(),
+        Some("LLM")
+    );
+    let total = span.attr_i64(ck::LLM_TOKEN_COUNT_TOTAL).context("total")?;
+    assert_eq!(
+        Some(total),
+        span.attr_i64(sc::GEN_AI_USAGE_INPUT_TOKENS)
+            .zip(span.attr_i64(sc::GEN_AI_USAGE_OUTPUT_TOKENS))
+            .map(|(i, o)| i + o)
+    );
+    assert_eq!(
+        span.attr_str(ck::INPUT_VALUE),
+        span.attr_str(sc::GEN_AI_INPUT_MESSAGES)
+    );
+    // Completion start = span start + time to first chunk, as RFC 3339.
+    let start = span
+        .attr_str(ck::LANGFUSE_COMPLETION_START_TIME)
+        .context("start")?;
+    assert!(start.ends_with('Z') && start.len() == 27, "{start}");
+    // gen_ai stays canonical.
+    assert_eq!(
+        span.attr_str(sc::GEN_AI_OPERATION_NAME).as_deref(),
+        Some("chat")
+    );
+
+    let bad = llmtap_proxy::Config::load(&Overrides::default(), &[("LLMTAP_COMPAT", "datadog")]);
+    let message = bad.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(message.contains("LLMTAP_COMPAT"), "{message}");
+    Ok(())
+}

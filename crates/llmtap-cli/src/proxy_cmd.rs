@@ -40,6 +40,11 @@ pub struct ProxyArgs {
     /// Seconds of upstream silence mid-body before the call is ended [env: LLMTAP_STREAM_IDLE_TIMEOUT_SECS] [default: 300]
     #[arg(long, value_name = "SECS")]
     pub stream_idle_timeout_secs: Option<String>,
+    /// Extra keys for backends with their own conventions: `openinference` (Arize Phoenix),
+    /// `langfuse`, comma-separated; gen_ai attributes are always written [env: LLMTAP_COMPAT]
+    /// [default: none]
+    #[arg(long, value_name = "LIST")]
+    pub compat: Option<String>,
     /// Seconds in-flight calls get to finish on SIGTERM/SIGINT [env: LLMTAP_SHUTDOWN_GRACE_SECS] [default: 30]
     #[arg(long, value_name = "SECS")]
     pub shutdown_grace_secs: Option<String>,
@@ -58,6 +63,7 @@ impl ProxyArgs {
             upstream_timeout_secs: self.upstream_timeout_secs.clone(),
             stream_idle_timeout_secs: self.stream_idle_timeout_secs.clone(),
             shutdown_grace_secs: self.shutdown_grace_secs.clone(),
+            compat: self.compat.clone(),
         }
     }
 }

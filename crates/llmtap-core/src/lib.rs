@@ -8,6 +8,7 @@ pub mod budget;
 pub mod call;
 pub mod capture;
 pub mod codec;
+pub mod compat;
 pub mod env;
 pub mod headers;
 pub mod json_stream;

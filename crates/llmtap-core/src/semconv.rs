@@ -266,6 +266,24 @@ pub mod token_type {
     pub const OUTPUT: &str = "output";
 }
 
+/// Keys of other conventions, emitted only when a compatibility set is switched on
+/// (`LLMTAP_COMPAT`); gen_ai attributes are always emitted too.
+pub mod compat_keys {
+    /// OpenInference span kind (`LLM`, `EMBEDDING`, `AGENT`, `TOOL`), read by Arize Phoenix.
+    pub const OPENINFERENCE_SPAN_KIND: &str = "openinference.span.kind";
+    pub const LLM_MODEL_NAME: &str = "llm.model_name";
+    pub const LLM_PROVIDER: &str = "llm.provider";
+    pub const LLM_TOKEN_COUNT_PROMPT: &str = "llm.token_count.prompt";
+    pub const LLM_TOKEN_COUNT_COMPLETION: &str = "llm.token_count.completion";
+    pub const LLM_TOKEN_COUNT_TOTAL: &str = "llm.token_count.total";
+    pub const INPUT_VALUE: &str = "input.value";
+    pub const INPUT_MIME_TYPE: &str = "input.mime_type";
+    pub const OUTPUT_VALUE: &str = "output.value";
+    pub const OUTPUT_MIME_TYPE: &str = "output.mime_type";
+    /// Langfuse: when the first chunk arrived (RFC 3339), its time-to-first-token source.
+    pub const LANGFUSE_COMPLETION_START_TIME: &str = "langfuse.observation.completion_start_time";
+}
+
 /// Model-call span name: `{operation} {model}` (`chat gpt-4o`), or just `{operation}` when the
 /// model is unknown or empty.
 pub fn model_span_name(operation: &str, model: Option<&str>) -> String {

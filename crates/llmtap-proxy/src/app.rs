@@ -472,6 +472,7 @@ async fn forward_recorded(
             parent: &parent,
             max_capture_bytes: state.config.max_capture_bytes,
             metrics: state.metrics.clone(),
+            compat: state.config.compat,
         },
         &state.tracer,
         Arc::clone(&state.policy),

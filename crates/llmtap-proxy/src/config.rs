@@ -59,6 +59,9 @@ pub struct Overrides {
     pub stream_idle_timeout_secs: Option<String>,
     /// `--shutdown-grace-secs`
     pub shutdown_grace_secs: Option<String>,
+    /// `--compat`: extra keys for backends with their own conventions (`openinference`,
+    /// `langfuse`).
+    pub compat: Option<String>,
 }
 
 /// Where one family of API paths is forwarded.
@@ -97,6 +100,8 @@ pub struct Config {
     pub max_capture_bytes: usize,
     /// Default `service.name` for the exported resource.
     pub service_name: String,
+    /// Compatibility key sets (off by default; gen_ai stays canonical).
+    pub compat: llmtap_core::compat::Compat,
 }
 
 /// A configuration value that could not be used. The message names the flag and variable.
@@ -138,6 +143,7 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(DEFAULT_SHUTDOWN_GRACE_SECS),
             max_capture_bytes: DEFAULT_MAX_CAPTURE_BYTES,
             service_name: DEFAULT_SERVICE_NAME.to_owned(),
+            compat: llmtap_core::compat::Compat::default(),
         }
     }
 }
@@ -221,6 +227,11 @@ impl Config {
             None,
         )?;
 
+        let s = setting(env, "--compat", "LLMTAP_COMPAT");
+        let raw = s.raw(flags.compat.as_ref(), "none");
+        let compat =
+            llmtap_core::compat::Compat::parse(&raw).map_err(|e| s.error(&raw, e.to_string()))?;
+
         let s = setting(env, "--no-content", "LLMTAP_NO_CONTENT");
         let no_content = if flags.no_content {
             true
@@ -272,6 +283,7 @@ impl Config {
             shutdown_grace,
             max_capture_bytes,
             service_name: DEFAULT_SERVICE_NAME.to_owned(),
+            compat,
         })
     }
 }

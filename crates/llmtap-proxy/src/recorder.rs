@@ -8,13 +8,14 @@
 //! once.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, StatusCode};
 use llmtap_core::call::LlmCall;
 use llmtap_core::capture::CapturePolicy;
 use llmtap_core::codec::{self, Api, Route, StreamState};
+use llmtap_core::compat::Compat;
 use opentelemetry::Context;
 use opentelemetry::trace::{Span as _, SpanContext, TraceContextExt as _, Tracer as _};
 use opentelemetry_sdk::trace::{SdkTracer, Span};
@@ -72,6 +73,9 @@ struct Recording {
     max_capture_bytes: usize,
     /// gen_ai metrics, recorded for every call whatever the sampler decided.
     metrics: Option<GenAiMetrics>,
+    /// Extra keys for other backends' conventions, and the wall-clock start they need.
+    compat: Compat,
+    started_wall: SystemTime,
 }
 
 /// One recorded call.
@@ -95,6 +99,7 @@ pub(crate) struct RequestFacts<'a> {
     pub(crate) parent: &'a Context,
     pub(crate) max_capture_bytes: usize,
     pub(crate) metrics: Option<GenAiMetrics>,
+    pub(crate) compat: Compat,
 }
 
 impl CallRecorder {
@@ -140,6 +145,8 @@ impl CallRecorder {
                 response: ResponseCapture::None,
                 max_capture_bytes: facts.max_capture_bytes,
                 metrics: facts.metrics,
+                compat: facts.compat,
+                started_wall: SystemTime::now(),
             }),
             span_context,
         }
@@ -307,6 +314,9 @@ impl Recording {
 
         let mut span = self.span;
         span.set_attributes(call.end_attributes());
+        if !self.compat.is_off() {
+            span.set_attributes(self.compat.attributes(call, self.started_wall));
+        }
         span.set_status(call.status());
         span.end();
         if let Some(metrics) = &self.metrics {
