@@ -8,10 +8,13 @@ use serde_json::{Value, json};
 use super::*;
 use crate::semconv::{capture_error, error_type, finish_reason};
 
-const ALL_APIS: [Api; 3] = [
+const ALL_APIS: [Api; 6] = [
     Api::OpenAiChat,
     Api::OpenAiCompletions,
     Api::OpenAiEmbeddings,
+    Api::OpenAiResponses,
+    Api::AnthropicMessages,
+    Api::GeminiGenerateContent,
 ];
 
 fn new_call(api: Api) -> LlmCall {
@@ -1122,4 +1125,157 @@ fn arb_json() -> impl Strategy<Value = Value> {
             }),
         ]
     })
+}
+
+// ---- Responses, Anthropic, Gemini: routing, providers, stream framing ------------------------
+
+#[test]
+fn routes_for_responses_messages_and_gemini() {
+    let r = route("/v1/responses").unwrap();
+    assert_eq!(
+        (r.api, r.path_model.as_deref(), r.path_stream),
+        (Api::OpenAiResponses, None, false)
+    );
+    assert_eq!(Api::OpenAiResponses.api_type(), Some("responses"));
+    assert_eq!(Api::OpenAiResponses.operation(), "chat");
+
+    let r = route("/anthropic/v1/messages").unwrap();
+    assert_eq!(
+        (r.api, r.provider_hint),
+        (Api::AnthropicMessages, Some(provider::ANTHROPIC))
+    );
+    assert_eq!(r.upstream_path, "/v1/messages");
+    assert_eq!(Api::AnthropicMessages.operation(), "chat");
+    assert_eq!(Api::AnthropicMessages.api_type(), None);
+    // OpenAI Assistants' thread messages and Anthropic's token counter are not model calls.
+    assert_eq!(route("/v1/threads/thread_abc/messages"), None);
+    assert_eq!(route("/v1/messages/count_tokens"), None);
+
+    let r = route("/v1beta/models/gemini-2.5-flash:streamGenerateContent").unwrap();
+    assert_eq!(r.api, Api::GeminiGenerateContent);
+    assert_eq!(r.path_model.as_deref(), Some("gemini-2.5-flash"));
+    assert!(r.path_stream);
+    assert_eq!(Api::GeminiGenerateContent.operation(), "generate_content");
+    let call = r.new_call(provider::GCP_GEMINI);
+    assert_eq!(call.request.model.as_deref(), Some("gemini-2.5-flash"));
+    assert!(call.request.stream);
+    assert_eq!(call.span_name(), "generate_content gemini-2.5-flash");
+
+    let r = route("/gemini/v1beta/models/gemini-2.0-flash:generateContent?key=AIza").unwrap();
+    assert_eq!(
+        (r.path_model.as_deref(), r.path_stream),
+        (Some("gemini-2.0-flash"), false)
+    );
+    assert_eq!(r.provider_hint, Some(provider::GCP_GEMINI));
+    // Vertex AI's publisher path has the same shape.
+    let r = route("/v1/projects/p/locations/us-central1/publishers/google/models/gemini-2.5-pro:generateContent").unwrap();
+    assert_eq!(r.path_model.as_deref(), Some("gemini-2.5-pro"));
+    assert_eq!(route("/v1beta/models/gemini-2.5-flash:countTokens"), None);
+    assert_eq!(route("/v1beta/models:generateContent"), None);
+}
+
+#[test]
+fn provider_for_an_api_prefers_a_known_host_else_the_apis_own() {
+    assert_eq!(
+        provider_for(Api::AnthropicMessages, "127.0.0.1:9999"),
+        provider::ANTHROPIC
+    );
+    assert_eq!(
+        provider_for(Api::GeminiGenerateContent, "localhost"),
+        provider::GCP_GEMINI
+    );
+    assert_eq!(
+        provider_for(Api::OpenAiResponses, "localhost:8000"),
+        provider::OPENAI
+    );
+    assert_eq!(
+        provider_for(Api::AnthropicMessages, "api.deepseek.com"),
+        provider::DEEPSEEK
+    );
+    assert_eq!(
+        provider_for(
+            Api::GeminiGenerateContent,
+            "us-central1-aiplatform.googleapis.com"
+        ),
+        provider::GCP_VERTEX_AI
+    );
+    assert_eq!(
+        provider_for(Api::OpenAiChat, "api.groq.com"),
+        provider::GROQ
+    );
+    assert_eq!(known_provider_for_host("vllm.internal:8000"), None);
+    assert_eq!(provider_for_host("vllm.internal:8000"), provider::OPENAI);
+}
+
+#[test]
+fn stream_framing_by_content_type_and_route() {
+    use StreamFormat::*;
+    let g = Api::GeminiGenerateContent;
+    assert_eq!(stream_format(g, true, Some("text/event-stream")), Some(Sse));
+    assert_eq!(
+        stream_format(g, true, Some("application/json; charset=UTF-8")),
+        Some(JsonArray)
+    );
+    assert_eq!(stream_format(g, false, Some("application/json")), None);
+    assert_eq!(
+        stream_format(
+            Api::AnthropicMessages,
+            true,
+            Some("text/event-stream; charset=utf-8")
+        ),
+        Some(Sse)
+    );
+    assert_eq!(
+        stream_format(Api::AnthropicMessages, true, Some("application/json")),
+        None
+    );
+    assert_eq!(
+        stream_format(Api::OpenAiResponses, true, Some("TEXT/EVENT-STREAM")),
+        Some(Sse)
+    );
+    assert_eq!(stream_format(Api::OpenAiChat, false, None), None);
+}
+
+#[test]
+fn anthropic_stream_cut_keeps_partial_output_and_usage_so_far() {
+    let body = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"model\":\"claude-x\",\"usage\":{\"input_tokens\":10,\"cache_read_input_tokens\":5,\"cache_creation_input_tokens\":2,\"output_tokens\":1}}}\n\nevent: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\nevent: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hel\"}}\n\nevent: content_block_delta\ndata: {\"type\":\"content_bl";
+    let policy = CapturePolicy::default();
+    let call = stream_call(Api::AnthropicMessages, body.as_bytes(), &policy, false);
+    assert_eq!(call.usage.input_tokens, Some(17));
+    assert_eq!(call.usage.cache_read_input_tokens, Some(5));
+    assert_eq!(call.usage.cache_write_input_tokens, Some(2));
+    assert_eq!(call.usage.output_tokens, Some(1));
+    assert_eq!(call.response.finish_reasons, vec!["error".to_owned()]);
+    assert_eq!(
+        parse_json(call.content.output_messages.as_deref()),
+        json!([{"role": "assistant", "finish_reason": "error", "parts": [{"type": "text", "content": "Hel"}]}])
+    );
+    assert_eq!(
+        call.capture_error, None,
+        "a cut last event is the cut, not bad data"
+    );
+}
+
+#[test]
+fn new_streams_accumulate_nothing_without_content_capture() {
+    let policy = CapturePolicy::no_content();
+    let anthropic = "data: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"usage\":{\"input_tokens\":3,\"output_tokens\":1}}}\n\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"secret\"}}\n\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":9}}\n\n";
+    let call = stream_call(Api::AnthropicMessages, anthropic.as_bytes(), &policy, true);
+    assert_eq!(call.content, Default::default());
+    assert_eq!(
+        (call.usage.input_tokens, call.usage.output_tokens),
+        (Some(3), Some(9))
+    );
+    let gemini = "[{\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"secret\"}]},\"finishReason\":\"STOP\"}],\"usageMetadata\":{\"promptTokenCount\":4,\"candidatesTokenCount\":2,\"totalTokenCount\":6}}]";
+    let mut call = Api::GeminiGenerateContent.new_call(provider::GCP_GEMINI);
+    let mut state =
+        StreamState::with_format(Api::GeminiGenerateContent, StreamFormat::JsonArray, &policy);
+    state.feed(gemini.as_bytes());
+    state.finish(&policy, &mut call, true);
+    assert_eq!(call.content, Default::default());
+    assert_eq!(
+        (call.usage.input_tokens, call.usage.output_tokens),
+        (Some(4), Some(2))
+    );
+    assert_eq!(call.response.finish_reasons, vec!["STOP".to_owned()]);
 }
