@@ -171,31 +171,40 @@ fn json_line(value: &impl serde::Serialize) -> Vec<u8> {
     line
 }
 
-/// Keeps only the spans that pass `filter`; drops emptied scopes and resources, and the line
-/// when nothing is left.
+/// Keeps only the spans of `data` that pass `filter`, dropping emptied scopes and resources.
+/// Returns (spans kept, model calls among them, spans dropped).
+pub fn retain_matching(data: &mut TracesData, filter: &FilterArgs) -> (u64, u64, u64) {
+    let (mut kept, mut calls, mut dropped) = (0u64, 0u64, 0u64);
+    for rs in &mut data.resource_spans {
+        let service = service_name(rs).map(str::to_owned);
+        for ss in &mut rs.scope_spans {
+            let before = ss.spans.len() as u64;
+            ss.spans.retain(|span| {
+                let record = SpanRecord::from_proto(span, service.as_deref(), Content::Skip);
+                let keep = filter.matches(&record);
+                if keep && record.is_model_call() {
+                    calls += 1;
+                }
+                keep
+            });
+            kept += ss.spans.len() as u64;
+            dropped += before - ss.spans.len() as u64;
+        }
+        rs.scope_spans.retain(|ss| !ss.spans.is_empty());
+    }
+    data.resource_spans.retain(|rs| !rs.scope_spans.is_empty());
+    (kept, calls, dropped)
+}
+
+/// Writes the matching spans of `data` as one OTLP/JSON line (nothing when none match).
 fn write_otlp(
     mut data: TracesData,
     filter: &FilterArgs,
     out: &mut dyn Write,
     summary: &mut ExportSummary,
 ) -> std::io::Result<()> {
-    let mut kept = 0u64;
-    for rs in &mut data.resource_spans {
-        let service = service_name(rs).map(str::to_owned);
-        for ss in &mut rs.scope_spans {
-            ss.spans.retain(|span| {
-                let record = SpanRecord::from_proto(span, service.as_deref(), Content::Skip);
-                let keep = filter.matches(&record);
-                if keep && record.is_model_call() {
-                    summary.matched_calls += 1;
-                }
-                keep
-            });
-            kept += ss.spans.len() as u64;
-        }
-        rs.scope_spans.retain(|ss| !ss.spans.is_empty());
-    }
-    data.resource_spans.retain(|rs| !rs.scope_spans.is_empty());
+    let (kept, calls, _) = retain_matching(&mut data, filter);
+    summary.matched_calls += calls;
     if kept == 0 {
         return Ok(());
     }

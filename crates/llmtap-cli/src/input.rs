@@ -68,6 +68,16 @@ fn parse_time_arg(text: &str) -> Result<u64, String> {
 }
 
 impl FilterArgs {
+    /// No filter given: everything passes.
+    pub fn is_empty(&self) -> bool {
+        self.since.is_none()
+            && self.until.is_none()
+            && self.agent.is_none()
+            && self.model.is_none()
+            && self.session.is_none()
+            && self.status.is_none()
+    }
+
     /// Whether `span` passes every filter.
     pub fn matches(&self, span: &SpanRecord) -> bool {
         let start = span.start();

@@ -761,3 +761,131 @@ fn tail_follow_prints_calls_as_the_proxy_writes_them_and_across_rotation() -> Re
     );
     Ok(())
 }
+
+// ---- push -----------------------------------------------------------------------------------
+
+/// A minimal OTLP/HTTP collector for `http/json`: records the span names of every request.
+fn fake_collector() -> Result<(String, std::sync::mpsc::Receiver<Vec<String>>)> {
+    use std::io::{BufRead as _, Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { break };
+            let tx = tx.clone();
+            std::thread::spawn(move || -> Result<()> {
+                let mut reader = std::io::BufReader::new(conn.try_clone()?);
+                let mut writer = conn;
+                loop {
+                    let mut length = 0usize;
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if reader.read_line(&mut line)? == 0 {
+                            return Ok(());
+                        }
+                        let lower = line.to_ascii_lowercase();
+                        if let Some(v) = lower.strip_prefix("content-length:") {
+                            length = v.trim().parse()?;
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    reader.read_exact(&mut body)?;
+                    let v: Value = serde_json::from_slice(&body)?;
+                    let mut names = Vec::new();
+                    for rs in v["resourceSpans"].as_array().into_iter().flatten() {
+                        for ss in rs["scopeSpans"].as_array().into_iter().flatten() {
+                            for s in ss["spans"].as_array().into_iter().flatten() {
+                                names.push(s["name"].as_str().unwrap_or("").to_owned());
+                            }
+                        }
+                    }
+                    let _ = tx.send(names);
+                    writer.write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                          content-length: 2\r\n\r\n{}",
+                    )?;
+                }
+            });
+        }
+    });
+    Ok((format!("http://{addr}"), rx))
+}
+
+#[test]
+fn push_sends_only_the_filtered_spans() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (endpoint, requests) = fake_collector()?;
+    let out = ok(llmtap(
+        dir.path(),
+        &[
+            "push",
+            &fixture_arg(),
+            "--endpoint",
+            &endpoint,
+            "--protocol",
+            "http/json",
+            "--session",
+            "conv-42",
+            "--json",
+        ],
+    )?)?;
+    let report = json_out(&out)?;
+    assert_eq!(report["spans_sent"], 4);
+    assert_eq!(report["spans_failed"], 0);
+    assert_eq!(report["spans_filtered_out"], 3);
+    assert_eq!(report["requests"], 1);
+    assert_eq!(report["read"]["spans"], 7);
+    let names: Vec<String> = requests.try_iter().flatten().collect();
+    assert_eq!(
+        names,
+        [
+            "invoke_agent planner",
+            "chat gpt-4o",
+            "execute_tool get_weather",
+            "chat gpt-4o"
+        ]
+    );
+
+    // Without filters, every span, in requests of at most --batch-spans (lines never split).
+    let out = ok(llmtap(
+        dir.path(),
+        &[
+            "push",
+            &fixture_arg(),
+            "--endpoint",
+            &endpoint,
+            "--protocol",
+            "http/json",
+            "--batch-spans",
+            "1",
+        ],
+    )?)?;
+    let text = String::from_utf8(out.stdout)?;
+    assert!(
+        text.starts_with(&format!(
+            "pushed 7 spans in 2 requests to {endpoint}/v1/traces; failed 0"
+        )),
+        "{text}"
+    );
+    let sizes: Vec<usize> = requests.try_iter().map(|r| r.len()).collect();
+    assert_eq!(sizes, [3, 4]);
+
+    // Nothing listening: exit 69, spans counted as failed.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let dead = format!("http://{}", closed.local_addr()?);
+    drop(closed);
+    let out = llmtap(
+        dir.path(),
+        &["push", &fixture_arg(), "--endpoint", &dead, "--json"],
+    )?;
+    assert_eq!(out.status.code(), Some(69));
+    let report = json_out(&out)?;
+    assert_eq!(report["spans_sent"], 0);
+    assert_eq!(report["spans_failed"], 7);
+    Ok(())
+}
