@@ -82,10 +82,7 @@ async fn json_call_is_one_client_span_under_its_agent() -> anyhow::Result<()> {
     let s = |k: &str| span.attr_str(k);
     assert_eq!(s("gen_ai.provider.name").as_deref(), Some("openai"));
     assert_eq!(s("server.address").as_deref(), Some("127.0.0.1"));
-    assert_eq!(
-        span.attr_i64("server.port"),
-        Some(i64::from(port))
-    );
+    assert_eq!(span.attr_i64("server.port"), Some(i64::from(port)));
     assert_eq!(s("gen_ai.agent.name").as_deref(), Some("greeter"));
     assert_eq!(s("gen_ai.agent.id").as_deref(), Some("g-1"));
     assert_eq!(s("gen_ai.conversation.id").as_deref(), Some("s-1"));
