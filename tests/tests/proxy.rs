@@ -1144,7 +1144,7 @@ async fn gen_ai_metrics_match_the_spans() -> Result<()> {
             .iter()
             .find(|kv| kv.key == key)
             .and_then(|kv| kv.value.as_ref())
-            .map(|v| llmtap_tests::spans::any_value_to_json(v))
+            .map(llmtap_tests::spans::any_value_to_json)
     };
 
     let tokens = latest(sc::GEN_AI_CLIENT_TOKEN_USAGE)?;
