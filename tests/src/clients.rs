@@ -138,6 +138,28 @@ pub fn node_modules() -> Option<PathBuf> {
     }
 }
 
+/// Runs a client program (a Python or Node script) off the async runtime that serves the
+/// proxy it talks to, and parses the one JSON object it prints.
+pub async fn run_client(mut command: Command) -> anyhow::Result<serde_json::Value> {
+    use anyhow::Context as _;
+    let output = tokio::task::spawn_blocking(move || {
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output()
+    })
+    .await??;
+    anyhow::ensure!(
+        output.status.success(),
+        "client failed ({}): {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(stdout.trim()).with_context(|| format!("client printed: {stdout}"))
+}
+
 fn find_on_path(name: &str) -> Option<PathBuf> {
     let path = ProcessEnv.var("PATH")?;
     std::env::split_paths(&path)

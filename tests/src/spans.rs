@@ -237,3 +237,25 @@ pub fn status_name(code: status::StatusCode) -> &'static str {
         status::StatusCode::Error => "error",
     }
 }
+
+/// The spans whose `gen_ai.agent.name` is `agent`.
+pub fn by_agent<'a>(spans: &'a [RecordedSpan], agent: &str) -> Vec<&'a RecordedSpan> {
+    spans
+        .iter()
+        .filter(|s| {
+            s.attr_str(llmtap_core::semconv::GEN_AI_AGENT_NAME)
+                .as_deref()
+                == Some(agent)
+        })
+        .collect()
+}
+
+/// The one span of `agent`; an error when there are none or several.
+pub fn one_by_agent<'a>(
+    spans: &'a [RecordedSpan],
+    agent: &str,
+) -> anyhow::Result<&'a RecordedSpan> {
+    let found = by_agent(spans, agent);
+    anyhow::ensure!(found.len() == 1, "{agent}: {} spans", found.len());
+    Ok(found[0])
+}

@@ -217,6 +217,21 @@ impl Stack {
         })
     }
 
+    /// POSTs a JSON body with a mock scenario and returns the response as soon as its head
+    /// arrives, body unread: for tests that read part of a stream, or hang up mid-way.
+    pub async fn open_stream(
+        &self,
+        path: &str,
+        body: String,
+        scenario: &str,
+    ) -> Result<http::Response<hyper::body::Incoming>> {
+        let request = Request::post(self.url(path))
+            .header("content-type", "application/json")
+            .header(llmtap_mock::SCENARIO_HEADER, scenario)
+            .body(Full::new(Bytes::from(body)))?;
+        Ok(self.client.request(request).await?)
+    }
+
     /// GET `path`.
     pub async fn get(&self, path: &str) -> Result<Reply> {
         let response = self

@@ -4,47 +4,17 @@
 //! checked against what the client itself saw, usage numbers exactly.
 //! Missing tools: SKIP outside CI, FAIL in CI (see `llmtap_tests::clients`).
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use anyhow::{Context as _, Result, ensure};
+use anyhow::{Context as _, Result};
 use llmtap_core::semconv as sc;
 use llmtap_tests::RecordedSpan;
+use llmtap_tests::clients::run_client;
 use llmtap_tests::clients::{python, python_can_import, repo_root, skip_or_fail};
+use llmtap_tests::spans::{by_agent, one_by_agent as one};
 use llmtap_tests::stack::Stack;
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode as OtlpStatus;
 use serde_json::{Value, json};
-
-async fn run_client(mut command: Command) -> Result<Value> {
-    let output = tokio::task::spawn_blocking(move || {
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .output()
-    })
-    .await??;
-    ensure!(
-        output.status.success(),
-        "client failed ({}): {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    serde_json::from_str(stdout.trim()).with_context(|| format!("client printed: {stdout}"))
-}
-
-fn by_agent<'a>(spans: &'a [RecordedSpan], agent: &str) -> Vec<&'a RecordedSpan> {
-    spans
-        .iter()
-        .filter(|s| s.attr_str(sc::GEN_AI_AGENT_NAME).as_deref() == Some(agent))
-        .collect()
-}
-
-fn one<'a>(spans: &'a [RecordedSpan], agent: &str) -> Result<&'a RecordedSpan> {
-    let found = by_agent(spans, agent);
-    ensure!(found.len() == 1, "{agent}: {} spans", found.len());
-    Ok(found[0])
-}
 
 fn json_attr(span: &RecordedSpan, key: &str) -> Result<Value> {
     let text = span

@@ -952,13 +952,7 @@ async fn client_disconnect_mid_stream_for_every_provider() -> Result<()> {
     for case in cases() {
         let mut stack = Stack::start().await?;
         let response = stack
-            .client
-            .request(
-                http::Request::post(stack.url(&case.path))
-                    .header("content-type", "application/json")
-                    .header("x-mock-scenario", "chunks:50,slow:40")
-                    .body(http_body_util::Full::new(Bytes::from(case.body.clone())))?,
-            )
+            .open_stream(&case.path, case.body.clone(), "chunks:50,slow:40")
             .await?;
         let mut body = response.into_body();
         let mut seen = 0;

@@ -402,15 +402,7 @@ async fn upstream_http_error_keeps_body_and_records_provider_code() -> Result<()
 async fn upstream_hangup_mid_stream_is_stream_truncated_with_partial_output() -> Result<()> {
     let mut stack = Stack::start().await?;
     let response = stack
-        .client
-        .request(
-            http::Request::post(stack.url(CHAT))
-                .header("content-type", "application/json")
-                .header("x-mock-scenario", "chunks:8,hangup-after:3")
-                .body(http_body_util::Full::new(Bytes::from(chat_with_usage(
-                    "gpt-4o",
-                ))))?,
-        )
+        .open_stream(CHAT, chat_with_usage("gpt-4o"), "chunks:8,hangup-after:3")
         .await?;
     assert_eq!(response.status(), StatusCode::OK);
     // The client sees the cut too (an error or an early end), never a made-up [DONE].
@@ -442,15 +434,7 @@ async fn upstream_hangup_mid_stream_is_stream_truncated_with_partial_output() ->
 async fn client_disconnect_mid_stream_ends_the_span_with_partial_output() -> Result<()> {
     let mut stack = Stack::start().await?;
     let response = stack
-        .client
-        .request(
-            http::Request::post(stack.url(CHAT))
-                .header("content-type", "application/json")
-                .header("x-mock-scenario", "chunks:50,slow:40")
-                .body(http_body_util::Full::new(Bytes::from(chat_with_usage(
-                    "gpt-4o",
-                ))))?,
-        )
+        .open_stream(CHAT, chat_with_usage("gpt-4o"), "chunks:50,slow:40")
         .await?;
     let mut body = response.into_body();
     // Read a few chunks, then hang up.
