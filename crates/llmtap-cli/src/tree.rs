@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use llmtap_core::semconv;
 
-use crate::spans::{SpanRecord, SpanStatus, Tokens, read_file};
+use crate::spans::{SpanRecord, SpanStatus, Tokens};
 use crate::{EXIT_NO_INPUT, EXIT_USAGE};
 
 /// Default file read when none is given: where the proxy writes.
@@ -375,6 +375,43 @@ pub fn stdout_style(no_color: bool) -> Style {
     }
 }
 
+/// Calls `f` with every span of `files`, one line in memory at a time; returns each file's
+/// read counts.
+fn for_each_file_span(
+    files: &[PathBuf],
+    mut f: impl FnMut(SpanRecord),
+) -> Result<Vec<llmtap_export::ReadStats>, llmtap_export::ReadError> {
+    let mut all = Vec::with_capacity(files.len());
+    for file in files {
+        let mut reader = llmtap_export::JsonlReader::open(file)?;
+        for data in reader.by_ref() {
+            crate::spans::for_each_span(&data?, crate::spans::Content::Skip, &mut f);
+        }
+        all.push(reader.stats());
+    }
+    Ok(all)
+}
+
+/// The trace ids `filter` selects, from each trace's earliest start and whether any of its
+/// spans is in the wanted session: the same choice [`build_trees`] makes.
+pub fn select_traces(index: HashMap<String, (u64, bool)>, filter: &TreeFilter) -> HashSet<String> {
+    let prefix = filter.trace_prefix.as_ref().map(|p| p.to_ascii_lowercase());
+    let mut traces: Vec<(u64, String)> = index
+        .into_iter()
+        .filter(|(id, (_, in_session))| {
+            prefix.as_ref().is_none_or(|p| id.starts_with(p.as_str()))
+                && (filter.session.is_none() || *in_session)
+        })
+        .map(|(id, (start, _))| (start, id))
+        .collect();
+    traces.sort();
+    if let Some(n) = filter.last {
+        let skip = traces.len().saturating_sub(n);
+        traces.drain(..skip);
+    }
+    traces.into_iter().map(|(_, id)| id).collect()
+}
+
 /// Runs `llmtap tree`.
 pub fn run(args: &TreeArgs) -> ExitCode {
     if args.last == Some(0) {
@@ -386,11 +423,46 @@ pub fn run(args: &TreeArgs) -> ExitCode {
     } else {
         args.files.clone()
     };
+    let filter = TreeFilter {
+        trace_prefix: args.trace.clone(),
+        session: args.session.clone(),
+        last: args.last,
+    };
+    // With a filter, a first pass keeps one small entry per trace to pick the traces, and the
+    // second loads only their spans: memory follows what is shown, not the file size.
+    let selected =
+        if filter.trace_prefix.is_some() || filter.session.is_some() || filter.last.is_some() {
+            let mut index: HashMap<String, (u64, bool)> = HashMap::new();
+            let pass = for_each_file_span(&files, |span| {
+                let in_session = filter.session.as_deref().is_some_and(|session| {
+                    span.str_attr(semconv::GEN_AI_CONVERSATION_ID) == Some(session)
+                });
+                let entry = index
+                    .entry(span.trace_id.clone())
+                    .or_insert((span.start_unix_nanos, false));
+                entry.0 = entry.0.min(span.start_unix_nanos);
+                entry.1 |= in_session;
+            });
+            if let Err(err) = pass {
+                eprintln!("llmtap tree: {err}");
+                return ExitCode::from(EXIT_NO_INPUT);
+            }
+            Some(select_traces(index, &filter))
+        } else {
+            None
+        };
     let mut spans = Vec::new();
-    for file in &files {
-        match read_file(file) {
-            Ok((mut read, stats)) => {
-                spans.append(&mut read);
+    let read = for_each_file_span(&files, |span| {
+        if selected
+            .as_ref()
+            .is_none_or(|ids| ids.contains(&span.trace_id))
+        {
+            spans.push(span);
+        }
+    });
+    match read {
+        Ok(stats) => {
+            for (file, stats) in files.iter().zip(stats) {
                 if stats.invalid_lines > 0 || stats.torn_last_line {
                     eprintln!(
                         "llmtap tree: {}: skipped {} line(s) that are not OTLP/JSON{}",
@@ -404,17 +476,12 @@ pub fn run(args: &TreeArgs) -> ExitCode {
                     );
                 }
             }
-            Err(err) => {
-                eprintln!("llmtap tree: {err}");
-                return ExitCode::from(EXIT_NO_INPUT);
-            }
+        }
+        Err(err) => {
+            eprintln!("llmtap tree: {err}");
+            return ExitCode::from(EXIT_NO_INPUT);
         }
     }
-    let filter = TreeFilter {
-        trace_prefix: args.trace.clone(),
-        session: args.session.clone(),
-        last: args.last,
-    };
     let trees = build_trees(spans, &filter);
     let text = if args.json {
         crate::input::pretty_json(&trees)
@@ -522,6 +589,38 @@ mod tests {
         }
         assert_eq!(trees[0].span_count, 3);
         assert_eq!(count(&trees[0].roots), 3);
+    }
+
+    #[test]
+    fn select_traces_agrees_with_build_trees() {
+        let index: HashMap<String, (u64, bool)> = [
+            ("aaaa".to_owned(), (10, true)),
+            ("bbbb".to_owned(), (20, false)),
+            ("cccc".to_owned(), (30, true)),
+        ]
+        .into_iter()
+        .collect();
+        let pick = |filter: TreeFilter| {
+            let mut ids: Vec<String> = select_traces(index.clone(), &filter).into_iter().collect();
+            ids.sort();
+            ids
+        };
+        let session = TreeFilter {
+            session: Some("s1".into()),
+            last: Some(1),
+            ..TreeFilter::default()
+        };
+        assert_eq!(pick(session), ["cccc"]);
+        let last = TreeFilter {
+            last: Some(2),
+            ..TreeFilter::default()
+        };
+        assert_eq!(pick(last), ["bbbb", "cccc"]);
+        let prefix = TreeFilter {
+            trace_prefix: Some("AA".into()),
+            ..TreeFilter::default()
+        };
+        assert_eq!(pick(prefix), ["aaaa"]);
     }
 
     #[test]

@@ -889,3 +889,73 @@ fn push_sends_only_the_filtered_spans() -> Result<()> {
     assert_eq!(report["spans_failed"], 7);
     Ok(())
 }
+
+// ---- tree on another instrumentation's spans ------------------------------------------------
+
+fn shape(node: &Value) -> Value {
+    json!({
+        "name": node["name"],
+        "input": node["tokens"]["input"],
+        "subtree_input": node["subtree_tokens"]["input"],
+        "error": node["error"],
+        "children": node["children"].as_array().into_iter().flatten().map(shape).collect::<Vec<_>>(),
+    })
+}
+
+#[test]
+fn tree_of_collector_file_is_exact_and_filters_pick_traces() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let f = fixture_arg();
+    let trees = json_out(&ok(llmtap(dir.path(), &["tree", &f, "--json"])?)?)?;
+    let trees = trees.as_array().context("array")?;
+    assert_eq!(trees.len(), 2);
+    assert_eq!(trees[0]["trace_id"], "5b8efff798038103d269b633813fc60c");
+    assert_eq!(trees[0]["span_count"], 3);
+    assert_eq!(trees[0]["duration_ms"], 1500.0);
+    assert_eq!(
+        shape(&trees[0]["roots"][0]),
+        json!({"name": "POST /ask", "input": 0, "subtree_input": 18, "error": false, "children": [
+            {"name": "chat gpt-4o-mini", "input": 9, "subtree_input": 9, "error": false, "children": []},
+            {"name": "chat gpt-4o-mini", "input": 9, "subtree_input": 9, "error": false, "children": []},
+        ]})
+    );
+    assert_eq!(trees[1]["errors"], 1);
+    assert_eq!(
+        trees[1]["tokens"],
+        json!({"input": 1200, "output": 300, "cache_read": 1000, "reasoning": 120})
+    );
+    assert_eq!(
+        shape(&trees[1]["roots"][0]),
+        json!({"name": "invoke_agent planner", "input": 0, "subtree_input": 1200, "error": false, "children": [
+            {"name": "chat gpt-4o", "input": 1200, "subtree_input": 1200, "error": false, "children": []},
+            {"name": "execute_tool get_weather", "input": 0, "subtree_input": 0, "error": false, "children": []},
+            {"name": "chat gpt-4o", "input": 0, "subtree_input": 0, "error": true, "children": []},
+        ]})
+    );
+    assert_eq!(
+        trees[1]["roots"][0]["children"][2]["error_type"],
+        "RateLimitError"
+    );
+
+    let ids = |args: &[&str]| -> Result<Vec<String>> {
+        let mut all = vec!["tree", f.as_str(), "--json"];
+        all.extend_from_slice(args);
+        let v = json_out(&ok(llmtap(dir.path(), &all)?)?)?;
+        Ok(v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t["trace_id"].as_str().map(str::to_owned))
+            .collect())
+    };
+    assert_eq!(ids(&["--last", "1"])?, ["0af7651916cd43dd8448eb211c80319c"]);
+    assert_eq!(
+        ids(&["--session", "conv-42"])?,
+        ["0af7651916cd43dd8448eb211c80319c"]
+    );
+    assert_eq!(
+        ids(&["--trace", "5B8E"])?,
+        ["5b8efff798038103d269b633813fc60c"]
+    );
+    assert_eq!(ids(&["--session", "nope"])?, Vec::<String>::new());
+    Ok(())
+}
