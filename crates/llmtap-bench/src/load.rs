@@ -1,0 +1,263 @@
+//! Load generation: open-loop fixed-rate requests (latency measured from the *scheduled* send
+//! time, so a stalled path cannot hide its queueing — no coordinated omission), and SSE clients
+//! that timestamp every chunk.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::Request;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::upstream::unix_ns;
+
+/// Reads a body to its end, dropping the bytes (bounded memory); false on a body error.
+pub(crate) async fn drain<B>(mut body: B) -> bool
+where
+    B: http_body::Body + Unpin,
+{
+    while let Some(frame) = body.frame().await {
+        if frame.is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+pub(crate) type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+pub(crate) fn client() -> HttpClient {
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(4096)
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build(http)
+}
+
+pub(crate) const CHAT_BODY: &str = r#"{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are a concise assistant."},{"role":"user","content":"Summarise the benefits of OpenTelemetry for LLM applications in one sentence."}],"temperature":0.2,"max_tokens":64}"#;
+pub(crate) const STREAM_BODY: &str = r#"{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are a concise assistant."},{"role":"user","content":"Summarise the benefits of OpenTelemetry for LLM applications in one sentence."}],"temperature":0.2,"max_tokens":64,"stream":true,"stream_options":{"include_usage":true}}"#;
+
+pub(crate) fn chat_request(
+    url: &str,
+    body: Bytes,
+    headers: &[(&str, String)],
+) -> anyhow::Result<Request<Full<Bytes>>> {
+    let mut b = Request::post(url).header("content-type", "application/json");
+    for (k, v) in headers {
+        b = b.header(*k, v.as_str());
+    }
+    Ok(b.body(Full::new(body))?)
+}
+
+/// Percentiles of a sample, in microseconds.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub(crate) struct Pcts {
+    pub(crate) n: usize,
+    pub(crate) p50_us: f64,
+    pub(crate) p90_us: f64,
+    pub(crate) p99_us: f64,
+    pub(crate) max_us: f64,
+}
+
+pub(crate) fn pcts(mut v: Vec<f64>) -> Pcts {
+    if v.is_empty() {
+        return Pcts::default();
+    }
+    v.sort_by(f64::total_cmp);
+    let at = |q: f64| {
+        let idx = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1;
+        v[idx]
+    };
+    Pcts {
+        n: v.len(),
+        p50_us: at(0.50),
+        p90_us: at(0.90),
+        p99_us: at(0.99),
+        max_us: v[v.len() - 1],
+    }
+}
+
+/// Result of one fixed-rate run.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct RateRun {
+    pub(crate) target_rps: f64,
+    pub(crate) achieved_rps: f64,
+    pub(crate) errors: usize,
+    /// Requests not sent because `max_in_flight` were already outstanding (path overloaded).
+    pub(crate) shed: usize,
+    pub(crate) latency: Pcts,
+}
+
+/// Open-loop: request i is due at `start + i/rate`; latency counts from that due time.
+pub(crate) async fn fixed_rate(
+    client: &HttpClient,
+    url: &str,
+    rate: f64,
+    duration: Duration,
+    max_in_flight: usize,
+) -> RateRun {
+    let total = (rate * duration.as_secs_f64()).round() as usize;
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let (tx, mut rx) = mpsc::unbounded_channel::<Option<f64>>();
+    let body = Bytes::from_static(CHAT_BODY.as_bytes());
+    let start = tokio::time::Instant::now() + Duration::from_millis(20);
+    let mut shed = 0;
+    for i in 0..total {
+        let due = start + interval.mul_f64(i as f64);
+        tokio::time::sleep_until(due).await;
+        if in_flight.load(Ordering::Relaxed) >= max_in_flight {
+            shed += 1;
+            continue;
+        }
+        in_flight.fetch_add(1, Ordering::Relaxed);
+        let client = client.clone();
+        let tx = tx.clone();
+        let in_flight = Arc::clone(&in_flight);
+        let req = chat_request(url, body.clone(), &[]);
+        let due_std = due.into_std();
+        tokio::spawn(async move {
+            let ok = match req {
+                Ok(req) => match client.request(req).await {
+                    Ok(resp) => {
+                        let status = resp.status();
+                        drain(resp.into_body()).await && status.is_success()
+                    }
+                    Err(_) => false,
+                },
+                Err(_) => false,
+            };
+            let latency = due_std.elapsed().as_secs_f64() * 1e6;
+            in_flight.fetch_sub(1, Ordering::Relaxed);
+            let _ = tx.send(ok.then_some(latency));
+        });
+    }
+    drop(tx);
+    let mut lat = Vec::with_capacity(total);
+    let mut errors = 0;
+    while let Some(r) = rx.recv().await {
+        match r {
+            Some(l) => lat.push(l),
+            None => errors += 1,
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    RateRun {
+        target_rps: rate,
+        achieved_rps: lat.len() as f64 / elapsed,
+        errors,
+        shed,
+        latency: pcts(lat),
+    }
+}
+
+/// Timings of streamed calls.
+#[derive(Debug, Clone, Default, Serialize)]
+pub(crate) struct StreamRun {
+    pub(crate) streams: usize,
+    pub(crate) errors: usize,
+    /// Request start → first body byte.
+    pub(crate) ttfb: Pcts,
+    /// Upstream send time of each chunk → its arrival at the client.
+    pub(crate) chunk_delay: Pcts,
+}
+
+/// `concurrency` clients, each running streams back to back until `count` streams are done.
+pub(crate) async fn streams(
+    client: &HttpClient,
+    url: &str,
+    count: usize,
+    concurrency: usize,
+    headers: Vec<(&'static str, String)>,
+) -> StreamRun {
+    let next = Arc::new(AtomicUsize::new(0));
+    let (tx, mut rx) = mpsc::unbounded_channel::<Option<(f64, Vec<f64>)>>();
+    let headers = Arc::new(headers);
+    for _ in 0..concurrency {
+        let (client, tx, next, headers) = (
+            client.clone(),
+            tx.clone(),
+            Arc::clone(&next),
+            Arc::clone(&headers),
+        );
+        let url = url.to_owned();
+        tokio::spawn(async move {
+            while next.fetch_add(1, Ordering::Relaxed) < count {
+                let _ = tx.send(one_stream(&client, &url, &headers).await.ok());
+            }
+        });
+    }
+    drop(tx);
+    let (mut ttfb, mut delays, mut errors, mut n) = (Vec::new(), Vec::new(), 0, 0);
+    while let Some(r) = rx.recv().await {
+        n += 1;
+        match r {
+            Some((t, d)) => {
+                ttfb.push(t);
+                delays.extend(d);
+            }
+            None => errors += 1,
+        }
+    }
+    StreamRun {
+        streams: n,
+        errors,
+        ttfb: pcts(ttfb),
+        chunk_delay: pcts(delays),
+    }
+}
+
+/// One SSE call: (TTFB µs, per-chunk transit µs).
+async fn one_stream(
+    client: &HttpClient,
+    url: &str,
+    headers: &[(&'static str, String)],
+) -> anyhow::Result<(f64, Vec<f64>)> {
+    let req = chat_request(url, Bytes::from_static(STREAM_BODY.as_bytes()), headers)?;
+    let start = Instant::now();
+    let resp = client.request(req).await?;
+    anyhow::ensure!(resp.status().is_success(), "status {}", resp.status());
+    let mut body = resp.into_body();
+    let mut ttfb = None;
+    let mut delays = Vec::new();
+    let mut carry: Vec<u8> = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        let now = unix_ns();
+        ttfb.get_or_insert_with(|| start.elapsed().as_secs_f64() * 1e6);
+        carry.extend_from_slice(&data);
+        // Every complete event in `carry`: find its bench_t stamp.
+        while let Some(end) = find(&carry, b"\n\n") {
+            if let Some(t) = stamp(&carry[..end]) {
+                delays.push(now.saturating_sub(t) as f64 / 1e3);
+            }
+            carry.drain(..end + 2);
+        }
+    }
+    Ok((ttfb.unwrap_or(0.0), delays))
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn stamp(event: &[u8]) -> Option<u64> {
+    let key = b"\"bench_t\":";
+    let at = find(event, key)? + key.len();
+    let digits: Vec<u8> = event[at..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .copied()
+        .collect();
+    std::str::from_utf8(&digits).ok()?.parse().ok()
+}

@@ -1,0 +1,99 @@
+//! llmtap-bench: what `llmtap proxy` costs a call, side by side with no proxy and with nginx.
+//! Run through `scripts/bench.sh`; `llmtap-bench run --help` lists the knobs.
+
+mod exporter;
+mod load;
+mod run;
+mod upstream;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "llmtap-bench", about = "llmtap proxy vs no proxy vs nginx")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// The fixed-latency OpenAI-shaped upstream (JSON, or SSE when the request says stream).
+    Upstream {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+        /// Delay before every response head, µs.
+        #[arg(long, default_value_t = 0)]
+        delay_us: u64,
+        /// SSE content chunks per streamed answer.
+        #[arg(long, default_value_t = 20)]
+        chunks: usize,
+        /// Delay between SSE chunks, µs.
+        #[arg(long, default_value_t = 10_000)]
+        chunk_delay_us: u64,
+    },
+    /// JSONL exporter throughput (prints JSON).
+    Exporter {
+        #[arg(long, default_value = "target/bench")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 200_000)]
+        spans: usize,
+        #[arg(long, default_value_t = 512)]
+        batch: usize,
+    },
+    /// SDK span start+end cost (prints JSON).
+    Sdk {
+        #[arg(long, default_value = "target/bench")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 200_000)]
+        iterations: usize,
+    },
+    /// The whole benchmark: starts everything, measures, prints the table, writes JSON.
+    Run(run::RunArgs),
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Upstream {
+            listen,
+            delay_us,
+            chunks,
+            chunk_delay_us,
+        } => runtime()?.block_on(async move {
+            let listener = tokio::net::TcpListener::bind(&listen).await?;
+            println!("{}", listener.local_addr()?);
+            upstream::serve(
+                listener,
+                upstream::UpstreamConfig {
+                    delay: Duration::from_micros(delay_us),
+                    chunks,
+                    chunk_delay: Duration::from_micros(chunk_delay_us),
+                },
+            )
+            .await;
+            Ok(())
+        }),
+        Cmd::Exporter { dir, spans, batch } => {
+            std::fs::create_dir_all(&dir)?;
+            let r = runtime()?.block_on(exporter::exporter(&dir, spans, batch))?;
+            println!("{}", serde_json::to_string(&r)?);
+            Ok(())
+        }
+        Cmd::Sdk { dir, iterations } => {
+            std::fs::create_dir_all(&dir)?;
+            let r = runtime()?.block_on(async { exporter::sdk(&dir, iterations) })?;
+            println!("{}", serde_json::to_string(&r)?);
+            Ok(())
+        }
+        Cmd::Run(args) => runtime()?.block_on(run::run(args)),
+    }
+}
