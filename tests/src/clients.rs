@@ -189,7 +189,10 @@ mod tests {
 
     #[test]
     fn missing_tool_skips_outside_ci() {
-        assert_eq!(skip_or_fail_in::<()>(false, "(self-test of the SKIP rule; nothing is skipped)"), None);
+        assert_eq!(
+            skip_or_fail_in::<()>(false, "(self-test of the SKIP rule; nothing is skipped)"),
+            None
+        );
     }
 
     #[test]
