@@ -58,6 +58,9 @@ pub(crate) struct TapBody {
     end: Option<oneshot::Sender<BodyEnd>>,
     idle: Pin<Box<Sleep>>,
     idle_timeout: Duration,
+    /// When the last frame arrived. The idle timer is re-armed lazily from this when it fires,
+    /// instead of being reset on every frame (no timer-wheel work per chunk).
+    last_frame_at: tokio::time::Instant,
     first_chunk_at: Option<Instant>,
     copies_lost: u64,
 }
@@ -75,6 +78,7 @@ impl TapBody {
             end: Some(end),
             idle: Box::pin(tokio::time::sleep(idle_timeout)),
             idle_timeout,
+            last_frame_at: tokio::time::Instant::now(),
             first_chunk_at: None,
             copies_lost: 0,
         }
@@ -118,8 +122,7 @@ impl Body for TapBody {
                         this.copies_lost += 1;
                     }
                 }
-                let deadline = tokio::time::Instant::now() + this.idle_timeout;
-                this.idle.as_mut().reset(deadline);
+                this.last_frame_at = tokio::time::Instant::now();
                 if this.inner.is_end_stream() {
                     this.report(BodyOutcome::Completed);
                 }
@@ -134,7 +137,15 @@ impl Body for TapBody {
                 Poll::Ready(None)
             }
             Poll::Pending => {
-                ready!(this.idle.as_mut().poll(cx));
+                loop {
+                    ready!(this.idle.as_mut().poll(cx));
+                    // The timer was armed from an older frame: re-arm from the last one.
+                    let deadline = this.last_frame_at + this.idle_timeout;
+                    if deadline <= tokio::time::Instant::now() {
+                        break;
+                    }
+                    this.idle.as_mut().reset(deadline);
+                }
                 this.report(BodyOutcome::IdleTimeout);
                 Poll::Ready(Some(Err(Box::new(IdleTimeout(this.idle_timeout)))))
             }
@@ -291,6 +302,15 @@ pub(crate) async fn buffer_request(
             break;
         };
         if let Ok(data) = frame.into_data() {
+            // The usual small request arrives in one frame: keep that `Bytes` as is (no copy,
+            // no allocation) when it is the whole body.
+            if buf.is_empty() && data.len() <= limit && body.is_end_stream() {
+                return Ok(BufferedRequest {
+                    bytes: data.clone(),
+                    complete: true,
+                    body: RequestBody::Full(Some(data)),
+                });
+            }
             buf.extend_from_slice(&data);
             if buf.len() > limit {
                 let prefix = buf.freeze();
