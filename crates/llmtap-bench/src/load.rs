@@ -167,6 +167,9 @@ pub(crate) struct StreamRun {
     pub(crate) ttfb: Pcts,
     /// Upstream send time of each chunk → its arrival at the client.
     pub(crate) chunk_delay: Pcts,
+    /// Chunks whose transit was at least the inter-chunk gap: a proxy that held chunk n until
+    /// chunk n+1 arrived would put nearly every chunk here.
+    pub(crate) chunks_over_gap: usize,
 }
 
 /// `concurrency` clients, each running streams back to back until `count` streams are done.
@@ -176,6 +179,7 @@ pub(crate) async fn streams(
     count: usize,
     concurrency: usize,
     headers: Vec<(&'static str, String)>,
+    gap_us: f64,
 ) -> StreamRun {
     let next = Arc::new(AtomicUsize::new(0));
     let (tx, mut rx) = mpsc::unbounded_channel::<Option<(f64, Vec<f64>)>>();
@@ -206,11 +210,13 @@ pub(crate) async fn streams(
             None => errors += 1,
         }
     }
+    let chunks_over_gap = delays.iter().filter(|d| **d >= gap_us).count();
     StreamRun {
         streams: n,
         errors,
         ttfb: pcts(ttfb),
         chunk_delay: pcts(delays),
+        chunks_over_gap,
     }
 }
 
