@@ -50,6 +50,15 @@ enum Cmd {
         #[arg(long, default_value_t = 200_000)]
         iterations: usize,
     },
+    /// One open-loop fixed-rate run against any URL (for A/B comparisons; prints JSON).
+    Rate {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        rps: f64,
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
     /// The whole benchmark: starts everything, measures, prints the table, writes JSON.
     Run(run::RunArgs),
 }
@@ -94,6 +103,12 @@ fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&r)?);
             Ok(())
         }
+        Cmd::Rate { url, rps, seconds } => runtime()?.block_on(async move {
+            let client = load::client();
+            let r = load::fixed_rate(&client, &url, rps, Duration::from_secs(seconds), 2048).await;
+            println!("{}", serde_json::to_string(&r)?);
+            Ok(())
+        }),
         Cmd::Run(args) => runtime()?.block_on(run::run(args)),
     }
 }

@@ -368,6 +368,12 @@ fn self_json(args: &RunArgs, sub: &[&str]) -> serde_json::Value {
 pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
     let dir = args.out.join("run");
     std::fs::create_dir_all(&dir)?;
+    // Every run starts with empty JSONL files (no rotation inherited from an earlier run).
+    for entry in std::fs::read_dir(&dir)?.flatten() {
+        if entry.file_name().to_string_lossy().contains(".jsonl") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
     let loadavg_before = loadavg();
     let cpus = std::fs::read_to_string("/proc/cpuinfo").map_or(0, |s| {
         s.lines().filter(|l| l.starts_with("processor")).count()
