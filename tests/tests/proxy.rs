@@ -1272,3 +1272,35 @@ async fn compat_keys_only_when_switched_on() -> Result<()> {
     assert!(message.contains("LLMTAP_COMPAT"), "{message}");
     Ok(())
 }
+
+/// The idle limit is about silence, not length: a stream that keeps sending chunks for longer
+/// than the limit runs to its end.
+#[tokio::test]
+async fn a_busy_stream_outlives_the_idle_limit() -> Result<()> {
+    let mut stack = Stack::start_with(StackOptions {
+        overrides: Overrides {
+            stream_idle_timeout_secs: Some("1".into()),
+            ..Overrides::default()
+        },
+        ..Default::default()
+    })
+    .await?;
+    let started = Instant::now();
+    let reply = stack
+        .post(
+            CHAT,
+            &chat_with_usage("gpt-4o"),
+            &[("x-mock-scenario", "chunks:25,slow:100")],
+        )
+        .await?;
+    assert!(
+        started.elapsed() > Duration::from_millis(1500),
+        "the stream ran past the limit"
+    );
+    assert!(reply.text().contains("[DONE]"), "not cut: {}", reply.text());
+    let (_, spans) = stack.stop().await?;
+    let span = only(&spans);
+    assert!(span.attr(sc::ERROR_TYPE).is_none());
+    assert_eq!(span.status_code(), OtlpStatus::Unset);
+    Ok(())
+}
