@@ -10,11 +10,11 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use llmtap_core::call::LlmCall;
 use llmtap_core::capture::CapturePolicy;
-use llmtap_core::codec::{self, Api, Route, StreamState};
+use llmtap_core::codec::{self, Api, ResponseCapture, Route};
 use llmtap_core::compat::Compat;
 use opentelemetry::Context;
 use opentelemetry::trace::{Span as _, SpanContext, TraceContextExt as _, Tracer as _};
@@ -47,19 +47,6 @@ pub(crate) enum Outcome {
     Abandoned,
 }
 
-/// What the response body is accumulated into for decoding.
-#[derive(Debug)]
-enum ResponseCapture {
-    /// Nothing yet (no head seen).
-    None,
-    /// A non-streaming body, kept up to the capture budget.
-    Buffer { bytes: BytesMut, overflow: bool },
-    /// An SSE stream decoded incrementally.
-    /// An SSE stream decoded incrementally (the state owns the one decoder), accumulating only
-    /// what the capture policy will record.
-    Stream(Box<StreamState>),
-}
-
 #[derive(Debug)]
 struct Recording {
     span: Span,
@@ -70,7 +57,6 @@ struct Recording {
     started: Instant,
     status: Option<StatusCode>,
     response: ResponseCapture,
-    max_capture_bytes: usize,
     /// gen_ai metrics, recorded for every call whatever the sampler decided.
     metrics: Option<GenAiMetrics>,
     /// Extra keys for other backends' conventions, and the wall-clock start they need.
@@ -142,8 +128,7 @@ impl CallRecorder {
                 stats,
                 started,
                 status: None,
-                response: ResponseCapture::None,
-                max_capture_bytes: facts.max_capture_bytes,
+                response: ResponseCapture::new(facts.route.api, facts.max_capture_bytes),
                 metrics: facts.metrics,
                 compat: facts.compat,
                 started_wall: SystemTime::now(),
@@ -185,19 +170,12 @@ impl CallRecorder {
             .and_then(|v| v.to_str().ok());
         // SSE for every API; Gemini's streamed JSON array is `application/json`, so for it the
         // route's stream flag decides.
-        let format = codec::stream_format(rec.api, rec.call.request.stream, content_type)
-            .filter(|_| status.is_success());
-        rec.response = match format {
-            Some(format) => ResponseCapture::Stream(Box::new(StreamState::with_format(
-                rec.api,
-                format,
-                &rec.policy,
-            ))),
-            None => ResponseCapture::Buffer {
-                bytes: BytesMut::new(),
-                overflow: false,
-            },
-        };
+        rec.response.on_head(
+            status.as_u16(),
+            content_type,
+            rec.call.request.stream,
+            &rec.policy,
+        );
     }
 
     /// Phase 3: a copy of one body chunk, exactly as forwarded.
@@ -205,21 +183,7 @@ impl CallRecorder {
         let Some(rec) = self.recording.as_mut() else {
             return;
         };
-        match &mut rec.response {
-            ResponseCapture::None => {}
-            ResponseCapture::Buffer { bytes, overflow } => {
-                if *overflow {
-                    return;
-                }
-                if bytes.len() + chunk.len() > rec.max_capture_bytes {
-                    *overflow = true;
-                    *bytes = BytesMut::new();
-                } else {
-                    bytes.extend_from_slice(chunk);
-                }
-            }
-            ResponseCapture::Stream(state) => state.feed(chunk),
-        }
+        rec.response.on_chunk(chunk);
     }
 
     /// Phase 4: the one place the span ends.
@@ -251,7 +215,7 @@ impl Recording {
                 // Time to first chunk is a property of a streamed answer, not of an error body.
                 if let Some(first) = end.first_chunk_at
                     && call.request.stream
-                    && matches!(self.response, ResponseCapture::Stream(_))
+                    && self.response.is_stream()
                 {
                     call.timings.time_to_first_chunk =
                         Some(first.saturating_duration_since(self.started));
@@ -274,27 +238,10 @@ impl Recording {
 
         if let Some(body_outcome) = body_outcome {
             let complete = body_outcome == BodyOutcome::Completed;
-            match std::mem::replace(&mut self.response, ResponseCapture::None) {
-                ResponseCapture::Stream(state) => state.finish(&self.policy, call, complete),
-                ResponseCapture::Buffer { bytes, overflow } => {
-                    let status = self.status.unwrap_or(StatusCode::OK);
-                    if overflow {
-                        call.capture_error.get_or_insert(CAPTURE_TOO_LARGE);
-                    } else if status.is_success()
-                        && complete
-                        && codec::parse_response(self.api, &bytes, &self.policy, call).is_err()
-                    {
-                        call.capture_error.get_or_insert(CAPTURE_INVALID_JSON);
-                    }
-                    if !status.is_success() {
-                        self.stats.record_upstream_error();
-                        call.error_type = Some(
-                            codec::parse_error_body(&bytes)
-                                .unwrap_or_else(|| status.as_u16().to_string()),
-                        );
-                    }
-                }
-                ResponseCapture::None => {}
+            let response = std::mem::replace(&mut self.response, ResponseCapture::new(self.api, 0));
+            response.finish(&self.policy, call, complete);
+            if self.status.is_some_and(|s| !s.is_success()) {
+                self.stats.record_upstream_error();
             }
             // The body's own fate wins over what the payload said: a cut stream is an error even
             // when the chunks so far looked healthy.

@@ -16,10 +16,9 @@
 
 use std::time::{Instant, SystemTime};
 
-use bytes::BytesMut;
 use http::HeaderMap;
 use llmtap_core::call::LlmCall;
-use llmtap_core::codec::{self, Api, StreamState};
+use llmtap_core::codec::{self, Api, ResponseCapture};
 use llmtap_core::headers::HEADER_TRACERESPONSE;
 use llmtap_core::semconv::{capture_error, error_type};
 use opentelemetry::trace::{Span as _, TraceId, Tracer as _};
@@ -89,14 +88,6 @@ pub enum CallEnd {
     Failed(String),
 }
 
-/// What the response body is accumulated into for decoding.
-#[derive(Debug)]
-enum Capture {
-    None,
-    Buffer { bytes: BytesMut, overflow: bool },
-    Stream(Box<StreamState>),
-}
-
 #[derive(Debug)]
 struct Recording {
     telemetry: Telemetry,
@@ -107,8 +98,7 @@ struct Recording {
     started: Instant,
     first_chunk: Option<Instant>,
     status: Option<u16>,
-    response: Capture,
-    max_capture_bytes: usize,
+    response: ResponseCapture,
     /// An llmtap proxy on the way recorded this call (its `traceresponse` is in our trace).
     recorded_upstream: bool,
 }
@@ -161,7 +151,7 @@ impl ModelCall {
         }
         Self {
             recording: Some(Recording {
-                max_capture_bytes: telemetry.max_capture_bytes(),
+                response: ResponseCapture::new(api, telemetry.max_capture_bytes()),
                 telemetry,
                 parent,
                 call,
@@ -170,7 +160,6 @@ impl ModelCall {
                 started: Instant::now(),
                 first_chunk: None,
                 status: None,
-                response: Capture::None,
                 recorded_upstream: false,
             }),
         }
@@ -213,22 +202,16 @@ impl ModelCall {
             let sent: Option<TraceId> = rec.parent.span_context().map(|s| s.trace_id());
             rec.recorded_upstream = sent.is_none_or(|t| t == tr.trace_id());
         }
-        let is_sse = headers
+        let content_type = headers
             .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.trim_start().starts_with("text/event-stream"));
-        let ok = (200..300).contains(&status);
-        rec.response = if ok && is_sse {
-            Capture::Stream(Box::new(StreamState::with_capture(
-                rec.api,
-                rec.telemetry.policy(),
-            )))
-        } else {
-            Capture::Buffer {
-                bytes: BytesMut::new(),
-                overflow: false,
-            }
-        };
+            .and_then(|v| v.to_str().ok());
+        let stream_requested = rec.call.request.stream;
+        rec.response.on_head(
+            status,
+            content_type,
+            stream_requested,
+            rec.telemetry.policy(),
+        );
     }
 
     /// Phase 3: one response body chunk, as received.
@@ -239,21 +222,7 @@ impl ModelCall {
         if rec.first_chunk.is_none() && !chunk.is_empty() {
             rec.first_chunk = Some(Instant::now());
         }
-        match &mut rec.response {
-            Capture::None => {}
-            Capture::Buffer { bytes, overflow } => {
-                if *overflow {
-                    return;
-                }
-                if bytes.len() + chunk.len() > rec.max_capture_bytes {
-                    *overflow = true;
-                    *bytes = BytesMut::new();
-                } else {
-                    bytes.extend_from_slice(chunk);
-                }
-            }
-            Capture::Stream(state) => state.feed(chunk),
-        }
+        rec.response.on_chunk(chunk);
     }
 
     /// Phase 4: ends the span (once; later calls do nothing) and adds the usage to the agents.
@@ -281,36 +250,14 @@ impl Recording {
         let call = &mut self.call;
         call.timings.duration = Some(ended.saturating_duration_since(self.started));
         let complete = end == CallEnd::Completed;
-        match std::mem::replace(&mut self.response, Capture::None) {
-            Capture::Stream(state) => {
-                if call.request.stream
-                    && let Some(first) = self.first_chunk
-                {
-                    call.timings.time_to_first_chunk =
-                        Some(first.saturating_duration_since(self.started));
-                }
-                state.finish(self.telemetry.policy(), call, complete);
-            }
-            Capture::Buffer { bytes, overflow } => {
-                let ok = self.status.is_some_and(|s| (200..300).contains(&s));
-                if overflow {
-                    call.capture_error
-                        .get_or_insert(capture_error::BODY_OVER_BUDGET);
-                } else if ok
-                    && complete
-                    && codec::parse_response(self.api, &bytes, self.telemetry.policy(), call)
-                        .is_err()
-                {
-                    call.capture_error
-                        .get_or_insert(capture_error::INVALID_JSON);
-                }
-                if let Some(status) = self.status.filter(|_| !ok) {
-                    call.error_type =
-                        Some(codec::parse_error_body(&bytes).unwrap_or_else(|| status.to_string()));
-                }
-            }
-            Capture::None => {}
+        if call.request.stream
+            && self.response.is_stream()
+            && let Some(first) = self.first_chunk
+        {
+            call.timings.time_to_first_chunk = Some(first.saturating_duration_since(self.started));
         }
+        let response = std::mem::replace(&mut self.response, ResponseCapture::new(self.api, 0));
+        response.finish(self.telemetry.policy(), call, complete);
         // How the exchange ended wins over what the payload said.
         match end {
             CallEnd::Completed => {}

@@ -12,6 +12,8 @@
 //! as known, sets `call.capture_error` and returns a [`CodecError`]; traffic is never affected.
 
 pub mod anthropic;
+mod body;
+pub use body::ResponseCapture;
 mod common;
 pub mod gemini;
 pub mod openai_chat;
