@@ -16,6 +16,7 @@ use llmtap_core::call::LlmCall;
 use llmtap_core::capture::CapturePolicy;
 use llmtap_core::codec::{self, Api, ResponseCapture, Route};
 use llmtap_core::compat::Compat;
+use llmtap_core::headers::upstream_request_id;
 use opentelemetry::Context;
 use opentelemetry::trace::{Span as _, SpanContext, TraceContextExt as _, Tracer as _};
 use opentelemetry_sdk::trace::{SdkTracer, Span};
@@ -154,17 +155,8 @@ impl CallRecorder {
         };
         rec.status = Some(status);
         rec.call.http_status = Some(status.as_u16());
-        for name in [
-            "x-request-id",
-            "request-id",
-            "x-goog-request-id",
-            "apim-request-id",
-        ] {
-            if let Some(id) = headers.get(name).and_then(|v| v.to_str().ok()) {
-                rec.call.response.upstream_request_id = Some(truncate(id, 128).to_owned());
-                break;
-            }
-        }
+        rec.call.response.upstream_request_id =
+            upstream_request_id(|name| headers.get(name).and_then(|v| v.to_str().ok()));
         let content_type = headers
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok());
@@ -271,15 +263,4 @@ impl Recording {
         }
         self.stats.record_call_finished(call.error_type.is_some());
     }
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }

@@ -19,7 +19,7 @@ use std::time::{Instant, SystemTime};
 use http::HeaderMap;
 use llmtap_core::call::LlmCall;
 use llmtap_core::codec::{self, Api, ResponseCapture};
-use llmtap_core::headers::HEADER_TRACERESPONSE;
+use llmtap_core::headers::{HEADER_TRACERESPONSE, upstream_request_id};
 use llmtap_core::semconv::{capture_error, error_type};
 use opentelemetry::trace::{Span as _, TraceId, Tracer as _};
 
@@ -183,17 +183,8 @@ impl ModelCall {
         };
         rec.status = Some(status);
         rec.call.http_status = Some(status);
-        for name in [
-            "x-request-id",
-            "request-id",
-            "x-goog-request-id",
-            "apim-request-id",
-        ] {
-            if let Some(id) = headers.get(name).and_then(|v| v.to_str().ok()) {
-                rec.call.response.upstream_request_id = Some(cut(id, 128).to_owned());
-                break;
-            }
-        }
+        rec.call.response.upstream_request_id =
+            upstream_request_id(|name| headers.get(name).and_then(|v| v.to_str().ok()));
         if let Some(tr) = headers
             .get(HEADER_TRACERESPONSE)
             .and_then(|v| v.to_str().ok())
@@ -293,17 +284,6 @@ impl Recording {
     }
 }
 
-fn cut(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while end > 0 && !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s.get(..end).unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,11 +314,5 @@ mod tests {
     fn unknown_paths_are_not_recorded() {
         let t = CallTarget::from_uri(&"http://h/v1/models".parse().unwrap()).unwrap();
         assert!(ModelCall::start(Parent::root(), &t, None).is_none());
-    }
-
-    #[test]
-    fn cut_respects_char_boundaries() {
-        assert_eq!(cut("héllo", 2), "h");
-        assert_eq!(cut("abc", 5), "abc");
     }
 }
