@@ -73,6 +73,8 @@ pub const DEFAULT_BSP_MAX_QUEUE_SIZE: usize = 2_048;
 pub const DEFAULT_BSP_MAX_EXPORT_BATCH_SIZE: usize = 512;
 
 const TRACES_PATH: &str = "v1/traces";
+/// The OTLP/HTTP path for metrics, appended to the base endpoint.
+const METRICS_PATH: &str = "v1/metrics";
 const SERVICE_NAME_KEY: &str = "service.name";
 
 /// OTLP transport and encoding.
@@ -409,10 +411,15 @@ fn resolve_endpoint(
 
 /// `http://c:4318/x/` → `http://c:4318/x/v1/traces`; `http://c:4318` → `http://c:4318/v1/traces`.
 fn append_traces_path(base: &str) -> String {
+    append_signal_path(base, TRACES_PATH)
+}
+
+/// The base endpoint plus a signal's path (`v1/traces`, `v1/metrics`), as the spec builds them.
+fn append_signal_path(base: &str, signal_path: &str) -> String {
     if base.ends_with('/') {
-        format!("{base}{TRACES_PATH}")
+        format!("{base}{signal_path}")
     } else {
-        format!("{base}/{TRACES_PATH}")
+        format!("{base}/{signal_path}")
     }
 }
 
@@ -796,8 +803,7 @@ impl MetricsConfig {
         } else if let Some(raw) = env.non_empty(OTEL_EXPORTER_OTLP_ENDPOINT) {
             let url = validate_url(OTEL_EXPORTER_OTLP_ENDPOINT, &raw, protocol, env)?;
             if protocol.is_http() {
-                let base = url.trim_end_matches('/');
-                format!("{base}/v1/metrics")
+                append_signal_path(&url, METRICS_PATH)
             } else {
                 url
             }
