@@ -57,6 +57,21 @@ pub struct Stack {
     _dir: TempDir,
 }
 
+/// Reads up to `data_frames` body frames of `response`, then hangs up (drops the body): a client
+/// that leaves mid-stream.
+pub async fn hang_up_after(response: http::Response<hyper::body::Incoming>, data_frames: usize) {
+    let mut body = response.into_body();
+    let mut seen = 0;
+    while seen < data_frames {
+        match body.frame().await {
+            Some(Ok(frame)) if frame.is_data() => seen += 1,
+            Some(Ok(_)) => {}
+            _ => break,
+        }
+    }
+    drop(body);
+}
+
 /// Test reads are bounded too: nothing a test sends back is near this.
 const MAX_TEST_BODY_BYTES: usize = 512 * 1024 * 1024;
 

@@ -9,10 +9,9 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use bytes::Bytes;
 use http::StatusCode;
-use http_body_util::BodyExt as _;
 use llmtap_core::semconv as sc;
 use llmtap_tests::RecordedSpan;
-use llmtap_tests::stack::{Stack, StackOptions};
+use llmtap_tests::stack::{Stack, StackOptions, hang_up_after};
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode as OtlpStatus;
 use serde_json::{Value, json};
 
@@ -954,16 +953,8 @@ async fn client_disconnect_mid_stream_for_every_provider() -> Result<()> {
         let response = stack
             .open_stream(&case.path, case.body.clone(), "chunks:50,slow:40")
             .await?;
-        let mut body = response.into_body();
-        let mut seen = 0;
-        while seen < 5 {
-            match body.frame().await {
-                Some(Ok(frame)) if frame.is_data() => seen += 1,
-                Some(Ok(_)) => {}
-                _ => break,
-            }
-        }
-        drop(body);
+        // Read a few chunks, then hang up.
+        hang_up_after(response, 5).await;
         let spans = stack
             .wait_for_jsonl_spans(1, Duration::from_secs(10))
             .await?;

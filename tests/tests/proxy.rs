@@ -7,11 +7,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result};
 use bytes::Bytes;
 use http::StatusCode;
-use http_body_util::BodyExt as _;
 use llmtap_core::semconv as sc;
 use llmtap_proxy::Overrides;
 use llmtap_tests::RecordedSpan;
-use llmtap_tests::stack::{FixedUpstream, Stack, StackOptions, read_body};
+use llmtap_tests::stack::{FixedUpstream, Stack, StackOptions, hang_up_after, read_body};
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode as OtlpStatus;
 use serde_json::{Value, json};
 
@@ -436,17 +435,8 @@ async fn client_disconnect_mid_stream_ends_the_span_with_partial_output() -> Res
     let response = stack
         .open_stream(CHAT, chat_with_usage("gpt-4o"), "chunks:50,slow:40")
         .await?;
-    let mut body = response.into_body();
     // Read a few chunks, then hang up.
-    let mut seen = 0;
-    while seen < 3 {
-        match body.frame().await {
-            Some(Ok(frame)) if frame.is_data() => seen += 1,
-            Some(Ok(_)) => {}
-            _ => break,
-        }
-    }
-    drop(body);
+    hang_up_after(response, 3).await;
     let spans = stack
         .wait_for_jsonl_spans(1, Duration::from_secs(10))
         .await?;
@@ -974,18 +964,23 @@ async fn handoff_tree_reaches_a_real_collector_with_parents() -> Result<()> {
     Ok(())
 }
 
-/// An upstream that goes silent mid-stream ends the call as `upstream_timeout` after the idle
-/// limit, with the output so far kept; the client's stream is ended, not left hanging.
-#[tokio::test]
-async fn upstream_silent_mid_stream_ends_as_upstream_timeout() -> Result<()> {
-    let mut stack = Stack::start_with(StackOptions {
+/// A stack whose proxy ends a call after `secs` of upstream silence mid-body.
+async fn stack_with_idle_limit_secs(secs: &str) -> Result<Stack> {
+    Stack::start_with(StackOptions {
         overrides: Overrides {
-            stream_idle_timeout_secs: Some("1".into()),
+            stream_idle_timeout_secs: Some(secs.into()),
             ..Overrides::default()
         },
         ..Default::default()
     })
-    .await?;
+    .await
+}
+
+/// An upstream that goes silent mid-stream ends the call as `upstream_timeout` after the idle
+/// limit, with the output so far kept; the client's stream is ended, not left hanging.
+#[tokio::test]
+async fn upstream_silent_mid_stream_ends_as_upstream_timeout() -> Result<()> {
+    let mut stack = stack_with_idle_limit_secs("1").await?;
     let started = Instant::now();
     let reply = stack
         .post(
@@ -1277,14 +1272,7 @@ async fn compat_keys_only_when_switched_on() -> Result<()> {
 /// than the limit runs to its end.
 #[tokio::test]
 async fn a_busy_stream_outlives_the_idle_limit() -> Result<()> {
-    let mut stack = Stack::start_with(StackOptions {
-        overrides: Overrides {
-            stream_idle_timeout_secs: Some("1".into()),
-            ..Overrides::default()
-        },
-        ..Default::default()
-    })
-    .await?;
+    let mut stack = stack_with_idle_limit_secs("1").await?;
     let started = Instant::now();
     let reply = stack
         .post(
