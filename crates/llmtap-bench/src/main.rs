@@ -59,6 +59,20 @@ enum Cmd {
         #[arg(long, default_value_t = 5)]
         seconds: u64,
     },
+    /// Streamed calls against any URL (TTFB and per-chunk transit, for A/B comparisons; prints
+    /// JSON). The upstream behind the URL must be `llmtap-bench upstream`, whose chunks carry
+    /// their send time.
+    Streams {
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value_t = 400)]
+        count: usize,
+        #[arg(long, default_value_t = 20)]
+        concurrency: usize,
+        /// The upstream's inter-chunk delay, µs (a chunk in transit longer was held back).
+        #[arg(long, default_value_t = 10_000)]
+        gap_us: u64,
+    },
     /// The whole benchmark: starts everything, measures, prints the table, writes JSON.
     Run(run::RunArgs),
 }
@@ -106,6 +120,18 @@ fn main() -> anyhow::Result<()> {
         Cmd::Rate { url, rps, seconds } => runtime()?.block_on(async move {
             let client = load::client();
             let r = load::fixed_rate(&client, &url, rps, Duration::from_secs(seconds), 2048).await;
+            println!("{}", serde_json::to_string(&r)?);
+            Ok(())
+        }),
+        Cmd::Streams {
+            url,
+            count,
+            concurrency,
+            gap_us,
+        } => runtime()?.block_on(async move {
+            let client = load::client();
+            let r =
+                load::streams(&client, &url, count, concurrency, Vec::new(), gap_us as f64).await;
             println!("{}", serde_json::to_string(&r)?);
             Ok(())
         }),
