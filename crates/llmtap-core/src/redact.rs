@@ -163,8 +163,11 @@ impl Redactor {
     /// `text` with every secret replaced; borrowed (no allocation) when nothing matched.
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let mut out: Cow<'a, str> = Cow::Borrowed(text);
+        // `is_match` first: it runs without capture slots, and almost no text holds a secret,
+        // while `replace_all` sets up a captures search on every call.
         if self.builtin
             && let Some((regex, kinds)) = BUILTIN_REGEX.as_ref()
+            && regex.is_match(text)
             && let Cow::Owned(replaced) = regex.replace_all(text, |caps: &Captures<'_>| {
                 let kind = (0..kinds.len())
                     .find(|&i| caps.get(i + 1).is_some())
@@ -177,7 +180,8 @@ impl Redactor {
             out = Cow::Owned(replaced);
         }
         for regex in self.extra.iter() {
-            if let Cow::Owned(replaced) = regex.replace_all(&out, "[REDACTED:custom]") {
+            if regex.is_match(&out)
+                && let Cow::Owned(replaced) = regex.replace_all(&out, "[REDACTED:custom]") {
                 out = Cow::Owned(replaced);
             }
         }
