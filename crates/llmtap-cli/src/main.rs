@@ -1,7 +1,8 @@
 //! `llmtap`: a thin shell over [`llmtap_cli::main`].
 
-/// mimalloc instead of glibc malloc: the proxy allocates per request and per chunk on one core,
-/// where glibc's malloc/free showed up as ~12 % of the proxy's CPU (see docs/benchmarks.md).
+/// With `--features mimalloc`: trades a little peak memory for allocation speed on the proxy's
+/// per-request path (see the feature's note in `Cargo.toml`).
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

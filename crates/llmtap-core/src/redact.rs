@@ -181,7 +181,8 @@ impl Redactor {
         }
         for regex in self.extra.iter() {
             if regex.is_match(&out)
-                && let Cow::Owned(replaced) = regex.replace_all(&out, "[REDACTED:custom]") {
+                && let Cow::Owned(replaced) = regex.replace_all(&out, "[REDACTED:custom]")
+            {
                 out = Cow::Owned(replaced);
             }
         }

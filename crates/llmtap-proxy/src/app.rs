@@ -174,7 +174,11 @@ impl App {
                     let state = Arc::clone(&self.state);
                     let service = hyper::service::service_fn(move |req| {
                         let state = Arc::clone(&state);
-                        async move { Ok::<_, Infallible>(handle(state, req).await) }
+                        // Boxed so its memory goes back as soon as the response head is out:
+                        // hyper keeps the slot of an unboxed handler future (kilobytes, with
+                        // the recorder inside) for the whole life of the connection.
+                        let handled = Box::pin(handle(state, req));
+                        async move { Ok::<_, Infallible>(handled.await) }
                     });
                     let conn = auto::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(stream), service)
