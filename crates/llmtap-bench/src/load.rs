@@ -173,9 +173,11 @@ pub(crate) struct StreamRun {
 }
 
 /// `concurrency` clients, each running streams back to back until `count` streams are done.
+/// `body` is the streamed chat request sent (see [`STREAM_BODY`]).
 pub(crate) async fn streams(
     client: &HttpClient,
     url: &str,
+    body: Bytes,
     count: usize,
     concurrency: usize,
     headers: Vec<(&'static str, String)>,
@@ -192,9 +194,10 @@ pub(crate) async fn streams(
             Arc::clone(&headers),
         );
         let url = url.to_owned();
+        let body = body.clone();
         tokio::spawn(async move {
             while next.fetch_add(1, Ordering::Relaxed) < count {
-                let _ = tx.send(one_stream(&client, &url, &headers).await.ok());
+                let _ = tx.send(one_stream(&client, &url, &body, &headers).await.ok());
             }
         });
     }
@@ -224,9 +227,10 @@ pub(crate) async fn streams(
 async fn one_stream(
     client: &HttpClient,
     url: &str,
+    body: &Bytes,
     headers: &[(&'static str, String)],
 ) -> anyhow::Result<(f64, Vec<f64>)> {
-    let req = chat_request(url, Bytes::from_static(STREAM_BODY.as_bytes()), headers)?;
+    let req = chat_request(url, body.clone(), headers)?;
     let start = Instant::now();
     let resp = client.request(req).await?;
     anyhow::ensure!(resp.status().is_success(), "status {}", resp.status());

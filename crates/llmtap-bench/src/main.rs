@@ -72,6 +72,10 @@ enum Cmd {
         /// The upstream's inter-chunk delay, µs (a chunk in transit longer was held back).
         #[arg(long, default_value_t = 10_000)]
         gap_us: u64,
+        /// Request body file (a streamed chat request, e.g. a long agent conversation) instead
+        /// of the built-in short one.
+        #[arg(long)]
+        body: Option<PathBuf>,
     },
     /// The whole benchmark: starts everything, measures, prints the table, writes JSON.
     Run(run::RunArgs),
@@ -128,10 +132,23 @@ fn main() -> anyhow::Result<()> {
             count,
             concurrency,
             gap_us,
+            body,
         } => runtime()?.block_on(async move {
             let client = load::client();
-            let r =
-                load::streams(&client, &url, count, concurrency, Vec::new(), gap_us as f64).await;
+            let body = match body {
+                Some(path) => bytes::Bytes::from(std::fs::read(path)?),
+                None => bytes::Bytes::from_static(load::STREAM_BODY.as_bytes()),
+            };
+            let r = load::streams(
+                &client,
+                &url,
+                body,
+                count,
+                concurrency,
+                Vec::new(),
+                gap_us as f64,
+            )
+            .await;
             println!("{}", serde_json::to_string(&r)?);
             Ok(())
         }),

@@ -303,6 +303,7 @@ async fn memory(
     let run = load::streams(
         &client,
         url,
+        Bytes::from_static(load::STREAM_BODY.as_bytes()),
         args.slow_streams,
         args.slow_streams,
         headers,
@@ -493,6 +494,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
         let stream = load::streams(
             &client,
             url,
+            Bytes::from_static(load::STREAM_BODY.as_bytes()),
             args.streams,
             args.stream_concurrency,
             Vec::new(),

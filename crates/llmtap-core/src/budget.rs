@@ -28,9 +28,7 @@ const MARK_SUFFIX: &str = " bytes]";
 /// that can't be cut at all — a long number — becomes `null`). Below 4 bytes the result is `""`
 /// unless the value fits; callers use budgets of at least 64 bytes.
 pub fn truncate_json(value: &Value, max_bytes: usize) -> (String, bool) {
-    if compact_len(value) <= max_bytes
-        && let Ok(text) = serde_json::to_string(value)
-    {
+    if let Some(text) = serialize_within(value, max_bytes) {
         return (text, false);
     }
     match fit(value, max_bytes) {
@@ -62,6 +60,37 @@ pub fn compact_len(value: &Value) -> usize {
     }
 }
 
+/// Counts like [`CountingWriter`] but gives up past `cap`, so sizing a 1 MB conversation
+/// against a 64 KiB budget serializes ~64 KiB, not all of it.
+struct CappedCounter {
+    count: usize,
+    cap: usize,
+}
+
+impl io::Write for CappedCounter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.count = self.count.saturating_add(buf.len());
+        if self.count > self.cap {
+            return Err(io::Error::other("over the cap"));
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// `min(compact_len(value), cap + 1)`: the exact length when it is at most `cap`, else any
+/// number above `cap`.
+pub fn compact_len_capped(value: &Value, cap: usize) -> usize {
+    let mut counter = CappedCounter { count: 0, cap };
+    match serde_json::to_writer(&mut counter, value) {
+        Ok(()) => counter.count,
+        Err(_) => cap.saturating_add(1),
+    }
+}
+
+
 fn string_len(s: &str) -> usize {
     s.chars().map(escaped_len).fold(2, usize::saturating_add)
 }
@@ -91,14 +120,13 @@ fn marker_only_len(original_len: usize) -> usize {
 
 /// The smallest text [`fit`] can produce for `value` (or its full length if that is smaller).
 fn min_len(value: &Value) -> usize {
-    let full = compact_len(value);
     let smallest = match value {
         Value::String(s) => marker_only_len(s.len()),
         Value::Array(_) => 2,
         Value::Object(map) => object_min_len(map),
-        _ => full,
+        _ => return compact_len(value),
     };
-    full.min(smallest)
+    compact_len_capped(value, smallest).min(smallest)
 }
 
 fn object_min_len(map: &Map<String, Value>) -> usize {
@@ -116,15 +144,51 @@ fn object_min_len(map: &Map<String, Value>) -> usize {
 /// `value` serialized within `budget` bytes, cut per the module rules; `None` if not even its
 /// smallest form fits.
 fn fit(value: &Value, budget: usize) -> Option<String> {
-    if compact_len(value) <= budget {
-        return serde_json::to_string(value).ok();
+    fit_with_flag(value, budget).map(|(text, _)| text)
+}
+
+/// [`fit`], and whether the value had to be cut. A value that fits is serialized once (into a
+/// buffer that gives up past `budget`), not measured first and serialized again.
+fn fit_with_flag(value: &Value, budget: usize) -> Option<(String, bool)> {
+    if let Some(whole) = serialize_within(value, budget) {
+        return Some((whole, false));
     }
-    match value {
+    let cut = match value {
         Value::String(s) => cut_string(s, budget),
         Value::Array(items) => fit_array(items, budget),
         Value::Object(map) => fit_object(map, budget),
         _ => None,
+    };
+    cut.map(|text| (text, true))
+}
+
+/// Writes into a `Vec` until it would pass `cap`.
+struct CappedBuffer {
+    buf: Vec<u8>,
+    cap: usize,
+}
+
+impl io::Write for CappedBuffer {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.buf.len().saturating_add(buf.len()) > self.cap {
+            return Err(io::Error::other("over the cap"));
+        }
+        self.buf.extend_from_slice(buf);
+        Ok(buf.len())
     }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The compact serialization of `value` when it is at most `cap` bytes.
+fn serialize_within(value: &Value, cap: usize) -> Option<String> {
+    let mut out = CappedBuffer {
+        buf: Vec::new(),
+        cap,
+    };
+    serde_json::to_writer(&mut out, value).ok()?;
+    String::from_utf8(out.buf).ok()
 }
 
 fn cut_string(s: &str, budget: usize) -> Option<String> {
@@ -159,11 +223,10 @@ fn fit_array(items: &[Value], budget: usize) -> Option<String> {
         let Some(avail) = remaining.checked_sub(sep) else {
             break;
         };
-        let piece = fit(item, avail);
-        let Some(piece) = piece.filter(|p| p.len() <= avail) else {
+        let Some((piece, was_cut)) = fit_with_flag(item, avail).filter(|(p, _)| p.len() <= avail)
+        else {
             break;
         };
-        let was_cut = compact_len(item) > avail;
         if sep == 1 {
             out.push(',');
         }

@@ -92,6 +92,28 @@ static BUILTIN_REGEX: LazyLock<Option<(Regex, Vec<&'static str>)>> = LazyLock::n
     Regex::new(&alternation).ok().map(|re| (re, kinds))
 });
 
+/// How far past the capture budget a long string is still redacted: longer than any secret the
+/// patterns match (an 8192-bit RSA private key in PEM is ~6.5 KB), so none can straddle into
+/// what a budgeted capture keeps.
+pub const STRADDLE_MARGIN: usize = 16 * 1024;
+
+/// At most the length of `value`'s compact serialization, cheaply: strings and keys count their
+/// bytes and quotes (escaping only adds), every other value one byte.
+fn serialized_len_lower_bound(value: &serde_json::Value) -> usize {
+    match value {
+        serde_json::Value::String(s) => s.len() + 2,
+        serde_json::Value::Array(items) => items
+            .iter()
+            .map(serialized_len_lower_bound)
+            .fold(2, usize::saturating_add),
+        serde_json::Value::Object(members) => members
+            .iter()
+            .map(|(k, v)| k.len() + 3 + serialized_len_lower_bound(v))
+            .fold(2, usize::saturating_add),
+        _ => 1,
+    }
+}
+
 /// A user pattern could not be compiled.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid redaction pattern {pattern:?}: {reason}")]
@@ -189,6 +211,89 @@ impl Redactor {
         out
     }
 
+    /// Redacts, in place, every string of `value` that
+    /// [`truncate_json`](crate::budget::truncate_json)`(value, max_bytes)` could show, and skips
+    /// the rest: array elements past the budget (the cut drops them) and, in a string longer
+    /// than the budget, the tail past `max_bytes + STRADDLE_MARGIN` bytes of redacted text. A
+    /// long conversation is then scanned for ~the budget, not for its whole size.
+    ///
+    /// A secret that straddles where the scan stops starts at least `max_bytes` bytes into the
+    /// redacted text (given secrets shorter than [`STRADDLE_MARGIN`]), past anything the cut
+    /// keeps. Object members are always redacted (the cut keeps small members of any object).
+    pub fn redact_json_within(&self, value: &mut serde_json::Value, max_bytes: usize) {
+        if !self.builtin && self.extra.is_empty() {
+            return;
+        }
+        match value {
+            serde_json::Value::String(s) => {
+                self.redact_string_prefix(s, max_bytes.saturating_add(STRADDLE_MARGIN));
+            }
+            serde_json::Value::Array(items) => {
+                // The cut keeps leading elements while their serialized total fits; a lower
+                // bound of that total (no escaping pass) is enough to know where it must stop.
+                let mut shown = 0usize;
+                for item in items.iter_mut() {
+                    self.redact_json_within(item, max_bytes);
+                    shown = shown.saturating_add(serialized_len_lower_bound(item));
+                    if shown > max_bytes {
+                        break;
+                    }
+                }
+            }
+            serde_json::Value::Object(members) => {
+                for (_, member) in members.iter_mut() {
+                    self.redact_json_within(member, max_bytes);
+                }
+                self.redact_keys(members);
+            }
+            _ => {}
+        }
+    }
+
+    /// Redacts a prefix of `s` that is at least `keep` bytes long once redacted (all of `s` when
+    /// it is shorter); the tail is left as is.
+    fn redact_string_prefix(&self, s: &mut String, keep: usize) {
+        let mut end = keep;
+        loop {
+            if end >= s.len() {
+                if let Cow::Owned(replaced) = self.redact(s) {
+                    *s = replaced;
+                }
+                return;
+            }
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            let Some(prefix) = s.get(..end) else {
+                return;
+            };
+            let redacted = self.redact(prefix);
+            if redacted.len() >= keep {
+                if let Cow::Owned(mut replaced) = redacted {
+                    replaced.push_str(s.get(end..).unwrap_or_default());
+                    *s = replaced;
+                }
+                return;
+            }
+            // Redaction shrank the prefix below `keep`: scan further.
+            end += keep - redacted.len();
+        }
+    }
+
+    /// Keys are data too (model-written tool arguments can key by email); the map is rebuilt
+    /// only in the rare case a key changes.
+    fn redact_keys(&self, members: &mut serde_json::Map<String, serde_json::Value>) {
+        if members
+            .keys()
+            .any(|k| matches!(self.redact(k), Cow::Owned(_)))
+        {
+            let old = std::mem::take(members);
+            for (key, member) in old {
+                members.insert(self.redact(&key).into_owned(), member);
+            }
+        }
+    }
+
     /// Redacts every string in a JSON tree in place: values and object keys.
     pub fn redact_json(&self, value: &mut serde_json::Value) {
         if !self.builtin && self.extra.is_empty() {
@@ -209,17 +314,7 @@ impl Redactor {
                 for (_, member) in members.iter_mut() {
                     self.redact_json(member);
                 }
-                // Keys are data too (model-written tool arguments can key by email); rebuild the
-                // map only in the rare case a key changes.
-                if members
-                    .keys()
-                    .any(|k| matches!(self.redact(k), Cow::Owned(_)))
-                {
-                    let old = std::mem::take(members);
-                    for (key, member) in old {
-                        members.insert(self.redact(&key).into_owned(), member);
-                    }
-                }
+                self.redact_keys(members);
             }
             _ => {}
         }
@@ -366,5 +461,99 @@ mod tests {
                 "[REDACTED:email]": ["key [REDACTED:openai_key]", 3, {"x": "[REDACTED:aws_access_key_id]"}]
             })
         );
+    }
+
+    /// Secrets a budgeted capture must never show, however they are placed.
+    fn planted() -> Vec<String> {
+        let pem = format!(
+            "-----BEGIN RSA PRIVATE KEY-----\n{}\n-----END RSA PRIVATE KEY-----",
+            "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV9ffmd\n".repeat(50)
+        );
+        vec![
+            "sk-proj-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcd".to_owned(),
+            "alice.secret@example.com".to_owned(),
+            pem,
+        ]
+    }
+
+    fn leaks(text: &str) -> bool {
+        planted().iter().any(|secret| {
+            // Any 16-byte window of a secret is a leak (a cut can keep a prefix).
+            let bytes = secret.as_bytes();
+            bytes
+                .windows(16.min(bytes.len()))
+                .any(|w| text.contains(std::str::from_utf8(w).unwrap_or("\u{0}")))
+        })
+    }
+
+    #[test]
+    fn bounded_redaction_skips_what_the_cut_drops_and_leaks_nothing() {
+        let r = Redactor::new();
+        let budget = 4096;
+        let secret = &planted()[0];
+        // A 1 MB conversation with a secret in its last message: past the budget, not scanned.
+        let mut messages: Vec<serde_json::Value> = (0..1000)
+            .map(|i| serde_json::json!({"role": "user", "content": format!("{i} {}", "x".repeat(1000))}))
+            .collect();
+        messages.push(serde_json::json!({"role": "user", "content": format!("key {secret}")}));
+        let mut v = serde_json::Value::Array(messages);
+        r.redact_json_within(&mut v, budget);
+        assert!(
+            v.to_string().contains(secret.as_str()),
+            "the tail was scanned"
+        );
+        let (text, cut) = crate::budget::truncate_json(&v, budget);
+        assert!(cut && !leaks(&text), "{text}");
+        // A secret inside the budget is redacted, in values and keys; unredacted, the same
+        // budgeted output would show it (the leak check can fail).
+        let raw = serde_json::json!([{"content": format!("key {secret}"), "alice.secret@example.com": 1}]);
+        assert!(leaks(&crate::budget::truncate_json(&raw, budget).0));
+        let mut v = raw.clone();
+        r.redact_json_within(&mut v, budget);
+        assert!(!leaks(&v.to_string()), "{v}");
+    }
+
+    #[test]
+    fn a_secret_straddling_the_scanned_prefix_is_still_redacted() {
+        // A private key that starts 1,000 bytes before the budget: the cut keeps its first
+        // ~975 bytes unless the scan reaches past the key's end.
+        let budget = 8192;
+        let pem = planted().pop().unwrap_or_default();
+        let text = format!("{}{pem} and more", "a".repeat(budget - 1000));
+        let mut v = serde_json::Value::String(text);
+        Redactor::new().redact_json_within(&mut v, budget);
+        let (out, cut) = crate::budget::truncate_json(&v, budget);
+        assert!(!leaks(&out), "{out}");
+        assert!(!cut, "the redacted text fits the budget again");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+        /// Wherever secrets sit (in long strings around the cut, in later array elements, in
+        /// keys), budgeted output after bounded redaction never shows any of them.
+        #[test]
+        fn bounded_redaction_never_leaks_into_budgeted_output(
+            budget in 64usize..40_000,
+            fillers in proptest::collection::vec(0usize..30_000, 1..6),
+            which in proptest::collection::vec(0usize..3, 1..6),
+            offsets in proptest::collection::vec(0usize..30_000, 1..6),
+        ) {
+            let secrets = planted();
+            let mut parts = Vec::new();
+            for (i, filler) in fillers.iter().enumerate() {
+                let mut text = "word ".repeat(filler / 5);
+                let secret = &secrets[which[i % which.len()]];
+                let at = offsets[i % offsets.len()].min(text.len());
+                text.insert_str(at, &format!(" {secret} "));
+                parts.push(serde_json::json!({"type": "text", "content": text}));
+            }
+            let mut v = serde_json::json!([
+                {"role": "user", "parts": parts},
+                {"role": "system", "parts": [{"type": "text", "content": secrets[1]}]},
+            ]);
+            Redactor::new().redact_json_within(&mut v, budget);
+            let (text, _) = crate::budget::truncate_json(&v, budget);
+            proptest::prop_assert!(!leaks(&text), "budget {} leaked: {}", budget, text);
+        }
     }
 }

@@ -27,14 +27,14 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::body::{ProxyBody, RequestBody, TapBody, buffer_request};
+use crate::body::{BodyEnd, ProxyBody, RequestBody, TapBody, buffer_request};
 use crate::config::{Config, Upstream};
 use crate::error::ProxyError;
 use crate::headers::{
     HEADER_TRACERESPONSE, HeaderExtractor, HeaderInjector, strip_hop_by_hop, take_agent_headers,
     traceresponse,
 };
-use crate::recorder::{CallRecorder, Outcome, RequestFacts};
+use crate::recorder::{CallRecorder, Outcome, RequestFacts, ResponseHead};
 use crate::stats::{ProxyStats, StatsSnapshot};
 
 /// Instrumentation scope name of the proxy's spans.
@@ -464,14 +464,13 @@ async fn forward_recorded(
         .or_else(|| route.provider_hint.map(str::to_owned))
         .unwrap_or_else(|| codec::provider_for(route.api, host).to_owned());
     state.stats.record_request(&provider);
-    let mut recorder = CallRecorder::on_request(
+    let recorder = CallRecorder::on_request(
         RequestFacts {
             route: &route,
             provider,
             server_address: Some(host.to_owned()),
             server_port: default_port(&upstream.base),
             body: &buffered.bytes,
-            body_complete: buffered.complete,
             agent,
             parent: &parent,
             max_capture_bytes: state.config.max_capture_bytes,
@@ -496,31 +495,62 @@ async fn forward_recorded(
     }
     let upstream_req = upstream_request(parts, uri, buffered.body);
 
+    // The recorder task owns the call from here (see `record_call` for its order of work).
+    let (head_tx, head_rx) = oneshot::channel::<Result<ResponseHead, ProxyError>>();
+    let (copies_tx, copies_rx) = mpsc::channel::<Bytes>(CHUNK_COPY_QUEUE);
+    let (end_tx, end_rx) = oneshot::channel();
+    tokio::spawn(record_call(
+        recorder,
+        (buffered.bytes, buffered.complete),
+        head_rx,
+        copies_rx,
+        end_rx,
+    ));
+
     let resp = match send_upstream(state, upstream, upstream_req).await {
         Ok(resp) => resp,
         Err(err) => {
             let response = error_response(&err, traceresponse);
-            recorder.finish(Outcome::Failed(err));
+            let _ = head_tx.send(Err(err));
             return response;
         }
     };
-    recorder.on_response_head(resp.status(), resp.headers());
+    let _ = head_tx.send(Ok(ResponseHead::new(resp.status(), resp.headers())));
     let (mut parts, body) = prepare_response(resp);
     if let Some(tr) = traceresponse {
         parts.headers.insert(HEADER_TRACERESPONSE, tr);
     }
-
-    let (copies_tx, mut copies_rx) = mpsc::channel::<Bytes>(CHUNK_COPY_QUEUE);
-    let (end_tx, end_rx) = oneshot::channel();
-    tokio::spawn(async move {
-        while let Some(chunk) = copies_rx.recv().await {
-            recorder.on_chunk(&chunk);
-        }
-        let outcome = end_rx.await.map_or(Outcome::Abandoned, Outcome::Body);
-        recorder.finish(outcome);
-    });
     let body = TapBody::new(body, copies_tx, end_tx, state.config.stream_idle_timeout);
     Response::from_parts(parts, ProxyBody::Tap(body))
+}
+
+/// The call's recorder task: waits for the response head, then parses the request copy, takes
+/// the head, the chunk copies and the outcome, in that order. Every way out ends the span once:
+/// a failed upstream as `Failed`, a dropped handler (client gone before the head) as abandoned,
+/// a dropped body as client-disconnected.
+async fn record_call(
+    mut recorder: CallRecorder,
+    (request_body, request_complete): (Bytes, bool),
+    head: oneshot::Receiver<Result<ResponseHead, ProxyError>>,
+    mut copies: mpsc::Receiver<Bytes>,
+    end: oneshot::Receiver<BodyEnd>,
+) {
+    // The request is parsed once the response head is in hand: by then the handler has given
+    // the head to hyper, which writes it (and the body bytes already read) before this task
+    // runs, so a long prompt's parse never delays the answer's first byte.
+    let head = head.await;
+    recorder.on_request_body(&request_body, request_complete);
+    drop(request_body);
+    match head {
+        Ok(Ok(head)) => recorder.on_response_head(head),
+        Ok(Err(err)) => return recorder.finish(Outcome::Failed(err)),
+        Err(_) => return recorder.finish(Outcome::Abandoned),
+    }
+    while let Some(chunk) = copies.recv().await {
+        recorder.on_chunk(&chunk);
+    }
+    let outcome = end.await.map_or(Outcome::Abandoned, Outcome::Body);
+    recorder.finish(outcome);
 }
 
 #[cfg(test)]

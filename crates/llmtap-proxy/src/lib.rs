@@ -1,9 +1,10 @@
 //! llmtap-proxy: point any client's `base_url` here and every LLM call becomes a gen_ai span.
 //!
 //! `Config::load` → [`App::build`] → [`App::serve`]`(listener, shutdown)`. Each call goes through
-//! explicit phases over a per-request context (see `recorder`): `on_request`, `on_response_head`,
-//! `on_chunk`, `finish` — and `finish` is the only place its span ends. Response bytes are
-//! forwarded unchanged as they arrive; decoding happens on refcounted copies in a per-call task.
+//! explicit phases over a per-request context (see `recorder`): `on_request` (span start, before
+//! forwarding), `on_request_body`, `on_response_head`, `on_chunk`, `finish` — and `finish` is the
+//! only place its span ends. Request and response bytes are forwarded unchanged; parsing and
+//! decoding happen on refcounted copies in a per-call task, after the bytes are on their way.
 
 mod app;
 mod body;

@@ -1,6 +1,12 @@
 //! The per-call context and its explicit phases:
-//! [`CallRecorder::on_request`] → [`CallRecorder::on_response_head`] → [`CallRecorder::on_chunk`]*
-//! → [`CallRecorder::finish`].
+//! [`CallRecorder::on_request`] → [`CallRecorder::on_request_body`] →
+//! [`CallRecorder::on_response_head`] → [`CallRecorder::on_chunk`]* → [`CallRecorder::finish`].
+//!
+//! `on_request` runs before the request is forwarded and is cheap: the span starts with the
+//! sampling-relevant attributes, the model taken by [`codec::peek_model`] without parsing the
+//! body. The full parse (`on_request_body`) runs in the call's recorder task once the response
+//! head is back and on its way to the client, so a large prompt adds nothing to the time to
+//! first byte.
 //!
 //! `finish` is the only place a span ends. It takes the recording out of an `Option`, so a second
 //! call is a no-op, and `Drop` calls it for the paths where nobody else could (the client hung up
@@ -72,6 +78,30 @@ pub(crate) struct CallRecorder {
     span_context: SpanContext,
 }
 
+/// What the recorder keeps of the upstream response head (taken on the forwarding path, so the
+/// header map itself is never copied).
+#[derive(Debug)]
+pub(crate) struct ResponseHead {
+    status: StatusCode,
+    content_type: Option<String>,
+    upstream_request_id: Option<String>,
+}
+
+impl ResponseHead {
+    pub(crate) fn new(status: StatusCode, headers: &HeaderMap) -> Self {
+        Self {
+            status,
+            content_type: headers
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            upstream_request_id: upstream_request_id(|name| {
+                headers.get(name).and_then(|v| v.to_str().ok())
+            }),
+        }
+    }
+}
+
 /// Everything `on_request` needs.
 pub(crate) struct RequestFacts<'a> {
     /// The matched route: API, upstream path (recorded without query, so `key=` never is) and
@@ -80,8 +110,9 @@ pub(crate) struct RequestFacts<'a> {
     pub(crate) provider: String,
     pub(crate) server_address: Option<String>,
     pub(crate) server_port: Option<u16>,
+    /// The request body copy (the prefix when it was over the capture budget); only peeked
+    /// here, parsed by [`CallRecorder::on_request_body`].
     pub(crate) body: &'a [u8],
-    pub(crate) body_complete: bool,
     pub(crate) agent: AgentHeaders,
     pub(crate) parent: &'a Context,
     pub(crate) max_capture_bytes: usize,
@@ -90,7 +121,8 @@ pub(crate) struct RequestFacts<'a> {
 }
 
 impl CallRecorder {
-    /// Phase 1: parse the request copy and start the span with the sampling-relevant attributes.
+    /// Phase 1: start the span with the sampling-relevant attributes (on the forwarding path:
+    /// no body parse here).
     pub(crate) fn on_request(
         facts: RequestFacts<'_>,
         tracer: &SdkTracer,
@@ -107,12 +139,8 @@ impl CallRecorder {
         call.agent.agent_name = facts.agent.agent_name;
         call.agent.conversation_id = facts.agent.session;
         call.agent.meta = facts.agent.meta;
-        if facts.body_complete {
-            if codec::parse_request(api, facts.body, &policy, &mut call).is_err() {
-                call.capture_error = Some(CAPTURE_INVALID_JSON);
-            }
-        } else {
-            call.capture_error = Some(CAPTURE_TOO_LARGE);
+        if call.request.model.is_none() {
+            call.request.model = codec::peek_model(facts.body);
         }
         let span = tracer
             .span_builder(call.span_name())
@@ -138,6 +166,20 @@ impl CallRecorder {
         }
     }
 
+    /// Phase 1b, in the recorder task once the response head is back: parse the request copy
+    /// (parameters, stream flag, captured content).
+    pub(crate) fn on_request_body(&mut self, body: &[u8], complete: bool) {
+        let Some(rec) = self.recording.as_mut() else {
+            return;
+        };
+        let call = &mut rec.call;
+        if !complete {
+            call.capture_error = Some(CAPTURE_TOO_LARGE);
+        } else if codec::parse_request(rec.api, body, &rec.policy, call).is_err() {
+            call.capture_error = Some(CAPTURE_INVALID_JSON);
+        }
+    }
+
     /// The call's own span, for `traceresponse` and the upstream `traceparent`.
     pub(crate) fn span_context(&self) -> &SpanContext {
         &self.span_context
@@ -149,22 +191,18 @@ impl CallRecorder {
     }
 
     /// Phase 2: status and headers of the upstream response.
-    pub(crate) fn on_response_head(&mut self, status: StatusCode, headers: &HeaderMap) {
+    pub(crate) fn on_response_head(&mut self, head: ResponseHead) {
         let Some(rec) = self.recording.as_mut() else {
             return;
         };
-        rec.status = Some(status);
-        rec.call.http_status = Some(status.as_u16());
-        rec.call.response.upstream_request_id =
-            upstream_request_id(|name| headers.get(name).and_then(|v| v.to_str().ok()));
-        let content_type = headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok());
+        rec.status = Some(head.status);
+        rec.call.http_status = Some(head.status.as_u16());
+        rec.call.response.upstream_request_id = head.upstream_request_id;
         // SSE for every API; Gemini's streamed JSON array is `application/json`, so for it the
         // route's stream flag decides.
         rec.response.on_head(
-            status.as_u16(),
-            content_type,
+            head.status.as_u16(),
+            head.content_type.as_deref(),
             rec.call.request.stream,
             &rec.policy,
         );

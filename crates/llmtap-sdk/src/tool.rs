@@ -225,7 +225,9 @@ fn capture(policy: &CapturePolicy, value: &Value) -> Option<(String, bool)> {
         return None;
     }
     let mut value = value.clone();
-    policy.redactor.redact_json(&mut value);
+    policy
+        .redactor
+        .redact_json_within(&mut value, policy.max_content_bytes);
     Some(truncate_json(&value, policy.max_content_bytes))
 }
 

@@ -152,7 +152,9 @@ pub(crate) fn output_message(parts: Vec<Value>, finish: String) -> Value {
 
 /// Redacts and budgets one content value into JSON text, noting truncation on the call.
 pub(crate) fn capture(policy: &CapturePolicy, mut value: Value, call: &mut LlmCall) -> String {
-    policy.redactor.redact_json(&mut value);
+    policy
+        .redactor
+        .redact_json_within(&mut value, policy.max_content_bytes);
     let (text, cut) = truncate_json(&value, policy.max_content_bytes);
     if cut {
         call.content.truncated = true;

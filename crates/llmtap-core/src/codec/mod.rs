@@ -15,6 +15,8 @@ pub mod anthropic;
 mod body;
 pub use body::ResponseCapture;
 mod common;
+mod peek;
+pub use peek::peek_model;
 pub mod gemini;
 pub mod openai_chat;
 pub mod openai_completions;
