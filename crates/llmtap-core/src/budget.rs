@@ -90,7 +90,6 @@ pub fn compact_len_capped(value: &Value, cap: usize) -> usize {
     }
 }
 
-
 fn string_len(s: &str) -> usize {
     s.chars().map(escaped_len).fold(2, usize::saturating_add)
 }

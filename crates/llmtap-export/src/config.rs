@@ -171,11 +171,13 @@ impl BatchSettings {
     }
 
     /// Local file: short delay so a span is on disk within 1 s of ending, and a deeper
-    /// queue because a file write is cheap and bursts should not drop.
+    /// queue because a file write is cheap and bursts should not drop. Small batches: the
+    /// exporter thread shares the proxy's core, and encoding 512 spans at once (~1.5 ms) held
+    /// requests up behind it (docs/benchmarks.md, tail latency); a write per 64 spans is cheap.
     pub fn jsonl_default() -> Self {
         Self {
             max_queue_size: 8_192,
-            max_export_batch_size: 512,
+            max_export_batch_size: 64,
             scheduled_delay: Duration::from_millis(500),
         }
     }
