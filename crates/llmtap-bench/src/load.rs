@@ -194,6 +194,13 @@ pub(crate) struct StreamRun {
     pub(crate) chunks_over_gap: usize,
 }
 
+impl StreamRun {
+    /// `completed/total`, as the tables show it.
+    pub(crate) fn completed_of_total(&self) -> String {
+        format!("{}/{}", self.streams - self.errors, self.streams)
+    }
+}
+
 /// `concurrency` clients, each running streams back to back until `count` streams are done.
 /// `body` is the streamed chat request sent (see [`STREAM_BODY`]).
 pub(crate) async fn streams(

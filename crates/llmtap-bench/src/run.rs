@@ -686,11 +686,7 @@ fn render(r: &mut Report) -> String {
             o,
             "{:<12} {:>10} {:>12.0} {:>12.0} {:>14.0} {:>14.0} {:>14.0}",
             p.name,
-            format!(
-                "{}/{}",
-                p.stream.streams - p.stream.errors,
-                p.stream.streams
-            ),
+            p.stream.completed_of_total(),
             p.stream.ttfb.p50_us,
             p.stream.ttfb.p50_us - dt,
             p.stream.chunk_delay.p50_us,
@@ -718,11 +714,7 @@ fn render(r: &mut Report) -> String {
             o,
             "{:<12} {:>10} {:>12.0} {:>12.0}",
             p.name,
-            format!(
-                "{}/{}",
-                p.long_prompt.streams - p.long_prompt.errors,
-                p.long_prompt.streams
-            ),
+            p.long_prompt.completed_of_total(),
             p.long_prompt.ttfb.p50_us,
             p.long_prompt.ttfb.p50_us - dl
         );
