@@ -26,6 +26,9 @@ use crate::config::BatchSettings;
 use crate::error::JsonlError;
 use crate::otlp_json;
 
+/// Largest line buffer kept between batches (a batch of 64 captured spans is ~130 KB).
+const MAX_KEPT_LINE_BUFFER: usize = 4 * 1024 * 1024;
+
 /// Default file, relative to the working directory.
 pub const DEFAULT_JSONL_PATH: &str = ".llmtap/traces.jsonl";
 /// Default rotation threshold: 100 MiB.
@@ -74,7 +77,10 @@ struct State {
     keep_files: usize,
     /// Rotation only for regular files: never rename `/dev/stdout` or `/dev/full`.
     rotatable: bool,
-    resource: ResourceAttributesWithSchema,
+    /// The resource part of every line, rendered when the resource is set.
+    resource: otlp_json::ResourceJson,
+    /// The line being encoded, reused across batches.
+    line: Vec<u8>,
     shut_down: bool,
     write_error_logged: bool,
     rotate_error_logged: bool,
@@ -97,7 +103,8 @@ impl JsonlSpanExporter {
                 max_bytes: config.max_bytes,
                 keep_files: config.keep_files,
                 rotatable,
-                resource: ResourceAttributesWithSchema::default(),
+                resource: otlp_json::ResourceJson::new(&ResourceAttributesWithSchema::default()),
+                line: Vec::new(),
                 shut_down: false,
                 write_error_logged: false,
                 rotate_error_logged: false,
@@ -124,11 +131,16 @@ impl JsonlSpanExporter {
         if batch.is_empty() {
             return Ok(());
         }
-        let data = otlp_json::traces_data(batch, &state.resource);
-        let line = otlp_json::encode_line(&data)
-            .map_err(|e| OTelSdkError::InternalFailure(format!("encode OTLP/JSON: {e}")))?;
+        let mut line = std::mem::take(&mut state.line);
+        line.clear();
+        otlp_json::encode_batch(&batch, &state.resource, &mut line);
         state.rotate_if_needed(line.len() as u64);
-        state.append(&line)
+        let written = state.append(&line);
+        // Keep the buffer for the next batch unless one huge batch made it oversized.
+        if line.capacity() <= MAX_KEPT_LINE_BUFFER {
+            state.line = line;
+        }
+        written
     }
 }
 
@@ -222,7 +234,7 @@ impl SpanExporter for JsonlSpanExporter {
     }
 
     fn set_resource(&mut self, resource: &Resource) {
-        self.lock().resource = resource.into();
+        self.lock().resource = otlp_json::ResourceJson::new(&resource.into());
     }
 }
 
