@@ -2,9 +2,10 @@
 //!
 //! - the file is created `0600` (parent dirs `0700`), opened for appending; opening errors are
 //!   start-up errors naming the path;
-//! - each batch is serialised first and written with one `write_all`, then flushed, so a crash
-//!   (even SIGKILL) loses at most the batch being written and leaves at worst one torn last
-//!   line, which [`crate::reader::JsonlReader`] skips and counts;
+//! - each batch is serialised first (into a buffer reused across batches) and written with one
+//!   `write_all`, then flushed, so a crash (even SIGKILL) loses at most the batch being written
+//!   and leaves at worst one torn last line, which [`crate::reader::JsonlReader`] skips and
+//!   counts;
 //! - a failed write (disk full) fails that batch (counted by the sink), is logged once, and
 //!   any partial bytes are truncated away so the next line starts clean;
 //! - size-based rotation: before a write that would push the file past `max_bytes`,
@@ -17,7 +18,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
@@ -26,15 +26,16 @@ use crate::config::BatchSettings;
 use crate::error::JsonlError;
 use crate::otlp_json;
 
-/// Largest line buffer kept between batches (a batch of 64 captured spans is ~130 KB).
-const MAX_KEPT_LINE_BUFFER: usize = 4 * 1024 * 1024;
-
 /// Default file, relative to the working directory.
 pub const DEFAULT_JSONL_PATH: &str = ".llmtap/traces.jsonl";
 /// Default rotation threshold: 100 MiB.
 pub const DEFAULT_MAX_BYTES: u64 = 100 * 1024 * 1024;
 /// Default number of rotated files kept.
 pub const DEFAULT_KEEP_FILES: usize = 5;
+
+/// Line buffer capacity kept between batches (a default batch of 512 proxy spans with
+/// content is about 1 MiB).
+const MAX_KEPT_LINE_CAPACITY: usize = 8 * 1024 * 1024;
 
 /// Where and how the JSONL sink writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,9 +78,8 @@ struct State {
     keep_files: usize,
     /// Rotation only for regular files: never rename `/dev/stdout` or `/dev/full`.
     rotatable: bool,
-    /// The resource part of every line, rendered when the resource is set.
-    resource: otlp_json::ResourceJson,
-    /// The line being encoded, reused across batches.
+    resource: Resource,
+    /// The encoded line, kept between batches so a steady stream allocates nothing.
     line: Vec<u8>,
     shut_down: bool,
     write_error_logged: bool,
@@ -103,7 +103,7 @@ impl JsonlSpanExporter {
                 max_bytes: config.max_bytes,
                 keep_files: config.keep_files,
                 rotatable,
-                resource: otlp_json::ResourceJson::new(&ResourceAttributesWithSchema::default()),
+                resource: Resource::builder_empty().build(),
                 line: Vec::new(),
                 shut_down: false,
                 write_error_logged: false,
@@ -133,14 +133,20 @@ impl JsonlSpanExporter {
         }
         let mut line = std::mem::take(&mut state.line);
         line.clear();
-        otlp_json::encode_batch(&batch, &state.resource, &mut line);
-        state.rotate_if_needed(line.len() as u64);
-        let written = state.append(&line);
-        // Keep the buffer for the next batch unless one huge batch made it oversized.
-        if line.capacity() <= MAX_KEPT_LINE_BUFFER {
+        let result = match otlp_json::encode_batch(&batch, &state.resource, &mut line) {
+            Ok(()) => {
+                state.rotate_if_needed(line.len() as u64);
+                state.append(&line)
+            }
+            Err(e) => Err(OTelSdkError::InternalFailure(format!(
+                "encode OTLP/JSON: {e}"
+            ))),
+        };
+        // Keep a normal batch's buffer; give back the memory of an outsized one.
+        if line.capacity() <= MAX_KEPT_LINE_CAPACITY {
             state.line = line;
         }
-        written
+        result
     }
 }
 
@@ -234,7 +240,7 @@ impl SpanExporter for JsonlSpanExporter {
     }
 
     fn set_resource(&mut self, resource: &Resource) {
-        self.lock().resource = otlp_json::ResourceJson::new(&resource.into());
+        self.lock().resource = resource.clone();
     }
 }
 
