@@ -112,14 +112,19 @@ fn write_scope(out: &mut Vec<u8>, scope: &InstrumentationScope) -> io::Result<()
     Ok(())
 }
 
-fn write_span(out: &mut Vec<u8>, span: &SpanData) -> io::Result<()> {
-    let cx = &span.span_context;
+/// Opens a span or link object with its `traceId`, `spanId` and `traceState` members.
+fn write_ids_opening(out: &mut Vec<u8>, cx: &opentelemetry::trace::SpanContext) {
     out.extend_from_slice(b"{\"traceId\":\"");
     write_hex(out, &cx.trace_id().to_bytes());
     out.extend_from_slice(b"\",\"spanId\":\"");
     write_hex(out, &cx.span_id().to_bytes());
     out.extend_from_slice(b"\",\"traceState\":");
     write_trace_state(out, cx.trace_state());
+}
+
+fn write_span(out: &mut Vec<u8>, span: &SpanData) -> io::Result<()> {
+    let cx = &span.span_context;
+    write_ids_opening(out, cx);
     out.extend_from_slice(b",\"parentSpanId\":\"");
     if span.parent_span_id != SpanId::INVALID {
         write_hex(out, &span.parent_span_id.to_bytes());
@@ -158,12 +163,7 @@ fn write_span(out: &mut Vec<u8>, span: &SpanData) -> io::Result<()> {
     for (i, link) in span.links.iter().enumerate() {
         let lcx = &link.span_context;
         comma(out, i);
-        out.extend_from_slice(b"{\"traceId\":\"");
-        write_hex(out, &lcx.trace_id().to_bytes());
-        out.extend_from_slice(b"\",\"spanId\":\"");
-        write_hex(out, &lcx.span_id().to_bytes());
-        out.extend_from_slice(b"\",\"traceState\":");
-        write_trace_state(out, lcx.trace_state());
+        write_ids_opening(out, lcx);
         out.extend_from_slice(b",\"attributes\":");
         write_attributes(out, &link.attributes)?;
         out.extend_from_slice(b",\"droppedAttributesCount\":");
