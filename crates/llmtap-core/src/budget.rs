@@ -82,7 +82,7 @@ impl io::Write for CappedCounter {
 
 /// `min(compact_len(value), cap + 1)`: the exact length when it is at most `cap`, else any
 /// number above `cap`.
-pub fn compact_len_capped(value: &Value, cap: usize) -> usize {
+fn compact_len_capped(value: &Value, cap: usize) -> usize {
     let mut counter = CappedCounter { count: 0, cap };
     match serde_json::to_writer(&mut counter, value) {
         Ok(()) => counter.count,

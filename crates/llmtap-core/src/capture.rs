@@ -64,6 +64,14 @@ impl Default for CapturePolicy {
 }
 
 impl CapturePolicy {
+    /// `value` redacted and cut to `max_content_bytes`, as JSON text, and whether it was cut.
+    /// The redaction skips what the cut drops, so the two only ever run together, here.
+    pub fn budgeted_json(&self, mut value: serde_json::Value) -> (String, bool) {
+        self.redactor
+            .redact_json_within(&mut value, self.max_content_bytes);
+        crate::budget::truncate_json(&value, self.max_content_bytes)
+    }
+
     /// Content off (metadata, usage and timings are still recorded).
     pub fn no_content() -> Self {
         Self {

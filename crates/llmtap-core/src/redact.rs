@@ -3,8 +3,8 @@
 //!
 //! The built-in patterns run as ONE alternation regex (a single pass over the text, linear time);
 //! user patterns (see `capture`) run afterwards, each replaced by `[REDACTED:custom]`.
-//! Redaction of JSON content works on string values ([`Redactor::redact_json`]), never on the
-//! serialized text, so no pattern can break the JSON structure.
+//! Redaction of JSON content works on string values ([`Redactor::redact_json_within`]), never on
+//! the serialized text, so no pattern can break the JSON structure.
 
 use std::borrow::Cow;
 use std::sync::{Arc, LazyLock};
@@ -220,6 +220,7 @@ impl Redactor {
     /// A secret that straddles where the scan stops starts at least `max_bytes` bytes into the
     /// redacted text (given secrets shorter than [`STRADDLE_MARGIN`]), past anything the cut
     /// keeps. Object members are always redacted (the cut keeps small members of any object).
+    /// With `usize::MAX` every string and key is redacted.
     pub fn redact_json_within(&self, value: &mut serde_json::Value, max_bytes: usize) {
         if !self.builtin && self.extra.is_empty() {
             return;
@@ -291,32 +292,6 @@ impl Redactor {
             for (key, member) in old {
                 members.insert(self.redact(&key).into_owned(), member);
             }
-        }
-    }
-
-    /// Redacts every string in a JSON tree in place: values and object keys.
-    pub fn redact_json(&self, value: &mut serde_json::Value) {
-        if !self.builtin && self.extra.is_empty() {
-            return;
-        }
-        match value {
-            serde_json::Value::String(s) => {
-                if let Cow::Owned(replaced) = self.redact(s) {
-                    *s = replaced;
-                }
-            }
-            serde_json::Value::Array(items) => {
-                for item in items {
-                    self.redact_json(item);
-                }
-            }
-            serde_json::Value::Object(members) => {
-                for (_, member) in members.iter_mut() {
-                    self.redact_json(member);
-                }
-                self.redact_keys(members);
-            }
-            _ => {}
         }
     }
 }
@@ -454,7 +429,7 @@ mod tests {
         let mut v = serde_json::json!({
             "bob@example.com": ["key sk-abcdefghijklmnopqrstuvwxyz012345", 3, {"x": "AKIAIOSFODNN7EXAMPLE"}]
         });
-        r.redact_json(&mut v);
+        r.redact_json_within(&mut v, usize::MAX);
         assert_eq!(
             v,
             serde_json::json!({

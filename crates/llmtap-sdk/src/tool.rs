@@ -2,7 +2,6 @@
 //! results are content, so they follow the capture policy (off → not recorded; on → redacted and
 //! cut to the content budget at a JSON value boundary).
 
-use llmtap_core::budget::truncate_json;
 use llmtap_core::capture::CapturePolicy;
 use llmtap_core::semconv;
 use opentelemetry::KeyValue;
@@ -224,11 +223,7 @@ fn capture(policy: &CapturePolicy, value: &Value) -> Option<(String, bool)> {
     if !policy.content {
         return None;
     }
-    let mut value = value.clone();
-    policy
-        .redactor
-        .redact_json_within(&mut value, policy.max_content_bytes);
-    Some(truncate_json(&value, policy.max_content_bytes))
+    Some(policy.budgeted_json(value.clone()))
 }
 
 #[cfg(test)]

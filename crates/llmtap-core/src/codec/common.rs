@@ -3,7 +3,6 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::budget::truncate_json;
 use crate::call::{LlmCall, Usage};
 use crate::capture::CapturePolicy;
 use crate::semconv::{capture_error, error_type, finish_reason};
@@ -151,11 +150,8 @@ pub(crate) fn output_message(parts: Vec<Value>, finish: String) -> Value {
 }
 
 /// Redacts and budgets one content value into JSON text, noting truncation on the call.
-pub(crate) fn capture(policy: &CapturePolicy, mut value: Value, call: &mut LlmCall) -> String {
-    policy
-        .redactor
-        .redact_json_within(&mut value, policy.max_content_bytes);
-    let (text, cut) = truncate_json(&value, policy.max_content_bytes);
+pub(crate) fn capture(policy: &CapturePolicy, value: Value, call: &mut LlmCall) -> String {
+    let (text, cut) = policy.budgeted_json(value);
     if cut {
         call.content.truncated = true;
     }
