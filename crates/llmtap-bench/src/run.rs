@@ -475,6 +475,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
     let rate_base = sats.iter().map(|s| s.rps).fold(f64::INFINITY, f64::min);
     eprintln!("fixed rates are fractions of {rate_base:.0} req/s (lowest saturation)");
     let fractions = [0.25, 0.5, 0.8];
+    let long_body = Bytes::from(load::long_conversation_body());
     let mut results = Vec::new();
     for ((name, url), sat) in paths.iter().zip(sats) {
         let mut rates = Vec::new();
@@ -517,7 +518,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
         let long_prompt = load::streams(
             &client,
             url,
-            Bytes::from(load::long_conversation_body()),
+            long_body.clone(),
             args.streams / 2,
             1,
             Vec::new(),
@@ -700,14 +701,11 @@ fn render(r: &mut Report) -> String {
         dc.p50_us, dc.p99_us
     );
     let dl = direct.long_prompt.ttfb.p50_us;
+    let long_kb = load::long_conversation_body().len() / 1000;
     let _ = writeln!(
         o,
         "{:<12} {:>10} {:>12} {:>12}   (streamed call with a {} KB conversation, one at a time)",
-        "long prompt",
-        "streams",
-        "TTFB p50",
-        "+TTFB p50",
-        load::long_conversation_body().len() / 1000
+        "long prompt", "streams", "TTFB p50", "+TTFB p50", long_kb
     );
     for p in &paths {
         let _ = writeln!(
@@ -814,8 +812,7 @@ fn render(r: &mut Report) -> String {
     let long_added_nginx = ng.long_prompt.ttfb.p50_us - direct.long_prompt.ttfb.p50_us;
     let _ = writeln!(
         o,
-        "  long prompt ({} KB) added TTFB p50: {long_added:.0} vs {long_added_nginx:.0} µs",
-        load::long_conversation_body().len() / 1000
+        "  long prompt ({long_kb} KB) added TTFB p50: {long_added:.0} vs {long_added_nginx:.0} µs"
     );
     ratios.insert(
         "long_prompt_added_ttfb_us".into(),

@@ -33,8 +33,8 @@ pub const DEFAULT_MAX_BYTES: u64 = 100 * 1024 * 1024;
 /// Default number of rotated files kept.
 pub const DEFAULT_KEEP_FILES: usize = 5;
 
-/// Line buffer capacity kept between batches (a default batch of 512 proxy spans with
-/// content is about 1 MiB).
+/// Line buffer capacity kept between batches (512 proxy spans with content, the most
+/// `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` usually asks for, is about 1 MiB; the default 64 far less).
 const MAX_KEPT_LINE_CAPACITY: usize = 8 * 1024 * 1024;
 
 /// Where and how the JSONL sink writes.
