@@ -6,9 +6,9 @@
 //! - `response.json` (a whole body) or `stream.sse` / `stream.json` (a streamed body, SSE or
 //!   Gemini's JSON array);
 //! - `expected.json`: the span name and every attribute the codecs derive, content attributes
-//!   shown parsed. Written by the ignored generator [`regenerate_fixture_expectations`] (run
-//!   `cargo test -p llmtap-core --test fixtures -- --ignored` after a deliberate change, then
-//!   review the diff).
+//!   shown parsed. After a deliberate codec change, rewrite them with
+//!   `LLMTAP_REWRITE_FIXTURES=1 cargo test -p llmtap-core --test fixtures` and review the diff
+//!   (the test still fails on that run if anything differed, so a rewrite is never silent).
 //!
 //! Besides the goldens: usage is checked against the provider's own numbers read straight from
 //! each capture (independently of the codecs), every stream capture re-chunked at arbitrary byte
@@ -162,30 +162,35 @@ fn snapshot(call: &LlmCall) -> Value {
     json!({"span_name": call.span_name(), "status_error": call.effective_error_type(), "attributes": attrs})
 }
 
+/// Set to rewrite every `expected.json` from the current codecs instead of only comparing.
+const REWRITE_ENV: &str = "LLMTAP_REWRITE_FIXTURES";
+
 #[test]
 fn fixtures_decode_to_their_expected_attributes() {
+    let rewrite = std::env::var_os(REWRITE_ENV).is_some();
+    let mut differed = Vec::new();
     for case in cases() {
-        let expected = read(&case.dir, "expected.json").unwrap_or_else(|| {
-            panic!(
-                "{}: no expected.json; run the ignored generator regenerate_fixture_expectations",
-                case.name
-            )
-        });
-        let expected: Value = serde_json::from_slice(&expected).unwrap();
         let got = snapshot(&decode_whole(&case));
-        assert_eq!(got, expected, "{}", case.name);
-    }
-}
-
-/// The only ignored test: a generator, not a test. Rewrites every `expected.json`.
-#[test]
-#[ignore = "generator: rewrites tests/fixtures/*/*/expected.json from the current codecs"]
-fn regenerate_fixture_expectations() {
-    for case in cases() {
-        let mut text = serde_json::to_string_pretty(&snapshot(&decode_whole(&case))).unwrap();
+        let expected: Option<Value> =
+            read(&case.dir, "expected.json").map(|b| serde_json::from_slice(&b).unwrap());
+        if expected.as_ref() == Some(&got) {
+            continue;
+        }
+        if !rewrite {
+            let Some(expected) = expected else {
+                panic!("{}: no expected.json; run with {REWRITE_ENV}=1", case.name);
+            };
+            assert_eq!(got, expected, "{}", case.name);
+        }
+        let mut text = serde_json::to_string_pretty(&got).unwrap();
         text.push('\n');
         std::fs::write(case.dir.join("expected.json"), text).unwrap();
+        differed.push(case.name.clone());
     }
+    assert!(
+        differed.is_empty(),
+        "rewrote expected.json of {differed:?}; review the diff and run again without {REWRITE_ENV}"
+    );
 }
 
 // ---- usage equals the provider's own numbers, read straight from the capture ---------------
