@@ -96,7 +96,9 @@ fn main() -> anyhow::Result<()> {
             chunks,
             chunk_delay_us,
         } => runtime()?.block_on(async move {
-            let listener = tokio::net::TcpListener::bind(&listen).await?;
+            // The accept queue of a real model server (uvicorn asks for 2048, Go for
+            // somaxconn), not the standard library's 128, for direct and proxied paths alike.
+            let listener = llmtap_proxy::listen::bind(listen.parse()?)?;
             println!("{}", listener.local_addr()?);
             upstream::serve(
                 listener,

@@ -22,7 +22,6 @@ use llmtap_mock::{MockConfig, MockUpstream, SCENARIO_HEADER};
 use llmtap_proxy::headers::{HEADER_AGENT, HEADER_SESSION, HEADER_TRACERESPONSE};
 use llmtap_proxy::{App, Config, Overrides, ShutdownReport};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 
 use crate::spans::read_file;
 use crate::tree::{TraceTree, TreeFilter, TreeNode, build_trees, render, stdout_style};
@@ -151,8 +150,7 @@ pub async fn run_demo(jsonl: &Path, env: &impl EnvSource) -> anyhow::Result<Demo
     };
     let config = Config::load(&overrides, env)?;
     let app = App::build_with_env(config, env).await?;
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
+    let listener = llmtap_proxy::listen::bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
         .context("cannot bind a loopback port for the proxy")?;
     let proxy_addr = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -103,9 +103,8 @@ pub async fn run(args: &ProxyArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
+    let listener =
+        llmtap_proxy::listen::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
     let local = listener.local_addr().unwrap_or(listen);
     let shutdown = shutdown_signal();
     eprintln!("llmtap proxy listening on http://{local} ({summary})");

@@ -11,6 +11,7 @@ mod body;
 pub mod config;
 mod error;
 pub mod headers;
+pub mod listen;
 mod recorder;
 mod stats;
 
