@@ -212,6 +212,50 @@ pub(crate) async fn streams(
     headers: Vec<(&'static str, String)>,
     gap_us: f64,
 ) -> StreamRun {
+    stream_samples(client, url, body, count, concurrency, headers)
+        .await
+        .into_run(gap_us)
+}
+
+/// Raw per-stream samples, so runs of one path interleaved with other paths' can be merged
+/// before percentiles are taken.
+#[derive(Debug, Default)]
+pub(crate) struct StreamSamples {
+    streams: usize,
+    errors: usize,
+    ttfb: Vec<f64>,
+    delays: Vec<f64>,
+}
+
+impl StreamSamples {
+    pub(crate) fn merge(&mut self, other: StreamSamples) {
+        self.streams += other.streams;
+        self.errors += other.errors;
+        self.ttfb.extend(other.ttfb);
+        self.delays.extend(other.delays);
+    }
+
+    pub(crate) fn into_run(self, gap_us: f64) -> StreamRun {
+        let chunks_over_gap = self.delays.iter().filter(|d| **d >= gap_us).count();
+        StreamRun {
+            streams: self.streams,
+            errors: self.errors,
+            ttfb: pcts(self.ttfb),
+            chunk_delay: pcts(self.delays),
+            chunks_over_gap,
+        }
+    }
+}
+
+/// `count` streamed calls, `concurrency` at a time.
+pub(crate) async fn stream_samples(
+    client: &HttpClient,
+    url: &str,
+    body: Bytes,
+    count: usize,
+    concurrency: usize,
+    headers: Vec<(&'static str, String)>,
+) -> StreamSamples {
     let next = Arc::new(AtomicUsize::new(0));
     let (tx, mut rx) = mpsc::unbounded_channel::<Option<(f64, Vec<f64>)>>();
     let headers = Arc::new(headers);
@@ -231,25 +275,18 @@ pub(crate) async fn streams(
         });
     }
     drop(tx);
-    let (mut ttfb, mut delays, mut errors, mut n) = (Vec::new(), Vec::new(), 0, 0);
+    let mut samples = StreamSamples::default();
     while let Some(r) = rx.recv().await {
-        n += 1;
+        samples.streams += 1;
         match r {
             Some((t, d)) => {
-                ttfb.push(t);
-                delays.extend(d);
+                samples.ttfb.push(t);
+                samples.delays.extend(d);
             }
-            None => errors += 1,
+            None => samples.errors += 1,
         }
     }
-    let chunks_over_gap = delays.iter().filter(|d| **d >= gap_us).count();
-    StreamRun {
-        streams: n,
-        errors,
-        ttfb: pcts(ttfb),
-        chunk_delay: pcts(delays),
-        chunks_over_gap,
-    }
+    samples
 }
 
 /// One SSE call: (TTFB µs, per-chunk transit µs).

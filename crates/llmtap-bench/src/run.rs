@@ -56,6 +56,9 @@ pub(crate) struct RunArgs {
     no_nginx: bool,
 }
 
+/// Rounds the streaming measurements are split into, every path once per round.
+const STREAM_ROUNDS: usize = 4;
+
 #[derive(Debug, Clone, Serialize)]
 struct PathResult {
     name: String,
@@ -476,10 +479,11 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
     eprintln!("fixed rates are fractions of {rate_base:.0} req/s (lowest saturation)");
     let fractions = [0.25, 0.5, 0.8];
     let long_body = Bytes::from(load::long_conversation_body());
-    let mut results = Vec::new();
-    for ((name, url), sat) in paths.iter().zip(sats) {
-        let mut rates = Vec::new();
-        for f in fractions {
+    // Each rate for every path in turn (not all rates of one path, then the next path), so
+    // drift over the run lands on every path alike.
+    let mut all_rates: Vec<Vec<load::RateRun>> = paths.iter().map(|_| Vec::new()).collect();
+    for f in fractions {
+        for ((name, url), rates) in paths.iter().zip(all_rates.iter_mut()) {
             // One unmeasured second at the same rate first: connection pools on every hop grow
             // to what the rate needs, so the measurement sees the steady state, not the ramp.
             let _ =
@@ -498,35 +502,56 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
             );
             rates.push(r);
         }
-        let stream = load::streams(
-            &client,
-            url,
-            Bytes::from_static(load::STREAM_BODY.as_bytes()),
-            args.streams,
-            args.stream_concurrency,
-            Vec::new(),
-            args.chunk_delay_us as f64,
-        )
-        .await;
+    }
+    // Streams in interleaved rounds (every path once per round), so that drift in the
+    // machine's speed over the minutes this takes lands on every path alike.
+    let mut short = Vec::new();
+    let mut long = Vec::new();
+    short.resize_with(paths.len(), load::StreamSamples::default);
+    long.resize_with(paths.len(), load::StreamSamples::default);
+    for round in 0..STREAM_ROUNDS {
+        let share =
+            |total: usize| total / STREAM_ROUNDS + usize::from(round < total % STREAM_ROUNDS);
+        for ((_, url), (short, long)) in paths.iter().zip(short.iter_mut().zip(long.iter_mut())) {
+            let body = Bytes::from_static(load::STREAM_BODY.as_bytes());
+            let samples = load::stream_samples(
+                &client,
+                url,
+                body,
+                share(args.streams),
+                args.stream_concurrency,
+                Vec::new(),
+            )
+            .await;
+            short.merge(samples);
+            let samples = load::stream_samples(
+                &client,
+                url,
+                long_body.clone(),
+                share(args.streams / 2),
+                1,
+                Vec::new(),
+            )
+            .await;
+            long.merge(samples);
+        }
+    }
+    let gap = args.chunk_delay_us as f64;
+    let mut results = Vec::new();
+    for ((((name, _), sat), rates), (short, long)) in paths
+        .iter()
+        .zip(sats)
+        .zip(all_rates)
+        .zip(short.into_iter().zip(long))
+    {
+        let stream = short.into_run(gap);
+        let long_prompt = long.into_run(gap);
         eprintln!(
-            "{name} stream: ttfb p50 {:.0} µs, chunk p50 {:.0} µs p99 {:.0} µs max {:.0} µs",
+            "{name} stream: ttfb p50 {:.0} µs, chunk p50 {:.0} µs p99 {:.0} µs max {:.0} µs; long prompt ttfb p50 {:.0} µs",
             stream.ttfb.p50_us,
             stream.chunk_delay.p50_us,
             stream.chunk_delay.p99_us,
-            stream.chunk_delay.max_us
-        );
-        let long_prompt = load::streams(
-            &client,
-            url,
-            long_body.clone(),
-            args.streams / 2,
-            1,
-            Vec::new(),
-            args.chunk_delay_us as f64,
-        )
-        .await;
-        eprintln!(
-            "{name} long prompt: ttfb p50 {:.0} µs",
+            stream.chunk_delay.max_us,
             long_prompt.ttfb.p50_us
         );
         results.push(PathResult {
