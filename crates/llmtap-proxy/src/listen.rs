@@ -9,7 +9,7 @@ use tokio::net::{TcpListener, TcpSocket};
 /// default since Linux 5.4). The standard library asks for 128: an agent swarm starting at
 /// once, or a client pool answering a slow moment with new connections, overflows that, and
 /// the kernel drops the SYNs it has no room for — each one a full second of retransmit delay
-/// for that call (measured in docs/benchmarks.md, "Connection storms").
+/// for that call (measured in docs/benchmarks.md, "Stalls at 80 %").
 pub const LISTEN_BACKLOG: u32 = 4096;
 
 /// Binds `addr` (address reuse on, as the standard library does) and listens with
