@@ -201,22 +201,6 @@ impl StreamRun {
     }
 }
 
-/// `concurrency` clients, each running streams back to back until `count` streams are done.
-/// `body` is the streamed chat request sent (see [`STREAM_BODY`]).
-pub(crate) async fn streams(
-    client: &HttpClient,
-    url: &str,
-    body: Bytes,
-    count: usize,
-    concurrency: usize,
-    headers: Vec<(&'static str, String)>,
-    gap_us: f64,
-) -> StreamRun {
-    stream_samples(client, url, body, count, concurrency, headers)
-        .await
-        .into_run(gap_us)
-}
-
 /// Raw per-stream samples, so runs of one path interleaved with other paths' can be merged
 /// before percentiles are taken.
 #[derive(Debug, Default)]
@@ -247,7 +231,8 @@ impl StreamSamples {
     }
 }
 
-/// `count` streamed calls, `concurrency` at a time.
+/// `count` streamed calls of `body` (see [`STREAM_BODY`]): `concurrency` clients, each running
+/// streams back to back until `count` are done.
 pub(crate) async fn stream_samples(
     client: &HttpClient,
     url: &str,

@@ -141,16 +141,9 @@ fn main() -> anyhow::Result<()> {
                 Some(path) => bytes::Bytes::from(std::fs::read(path)?),
                 None => bytes::Bytes::from_static(load::STREAM_BODY.as_bytes()),
             };
-            let r = load::streams(
-                &client,
-                &url,
-                body,
-                count,
-                concurrency,
-                Vec::new(),
-                gap_us as f64,
-            )
-            .await;
+            let r = load::stream_samples(&client, &url, body, count, concurrency, Vec::new())
+                .await
+                .into_run(gap_us as f64);
             println!("{}", serde_json::to_string(&r)?);
             Ok(())
         }),

@@ -335,16 +335,16 @@ async fn memory(
         ("x-bench-chunks", "50".to_owned()),
         ("x-bench-chunk-delay-us", "100000".to_owned()),
     ];
-    let run = load::streams(
+    let run = load::stream_samples(
         &client,
         url,
         Bytes::from_static(load::STREAM_BODY.as_bytes()),
         args.slow_streams,
         args.slow_streams,
         headers,
-        100_000.0,
     )
-    .await;
+    .await
+    .into_run(100_000.0);
     let peak_streams = proc_kib(pid, "VmHWM:");
     drop(child);
     drop(client);
