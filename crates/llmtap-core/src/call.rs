@@ -46,6 +46,9 @@ pub struct LlmCall {
     pub content: CapturedContent,
     /// A [`semconv::capture_error`] value when the captured copy couldn't be decoded.
     pub capture_error: Option<&'static str>,
+    /// A [`semconv::transport_end`] value: how the connection ended after the terminal event
+    /// (informational; the call completed).
+    pub transport_end: Option<&'static str>,
 }
 
 /// Request parameters as sent by the client. `None`/empty means "not in the request".
@@ -151,6 +154,7 @@ impl LlmCall {
             agent: AgentContext::default(),
             content: CapturedContent::default(),
             capture_error: None,
+            transport_end: None,
         }
     }
 
@@ -403,6 +407,9 @@ impl LlmCall {
         }
         if let Some(capture_error) = self.capture_error {
             attrs.push(KeyValue::new(semconv::LLMTAP_CAPTURE_ERROR, capture_error));
+        }
+        if let Some(transport_end) = self.transport_end {
+            attrs.push(KeyValue::new(semconv::LLMTAP_TRANSPORT_END, transport_end));
         }
         attrs
     }

@@ -50,6 +50,8 @@ pub struct JsonArraySplitter {
     oversized: bool,
     max_element_bytes: usize,
     stats: JsonStreamStats,
+    /// The array's closing `]` was seen (outside any element).
+    closed: bool,
 }
 
 impl Default for JsonArraySplitter {
@@ -74,7 +76,13 @@ impl JsonArraySplitter {
             oversized: false,
             max_element_bytes,
             stats: JsonStreamStats::default(),
+            closed: false,
         }
+    }
+
+    /// Whether the top-level array's closing `]` has been seen: the stream's last byte of meaning.
+    pub fn closed(&self) -> bool {
+        self.closed
     }
 
     /// Counters so far.
@@ -99,7 +107,9 @@ impl JsonArraySplitter {
                         self.buf.clear();
                         self.buf.push(b'{');
                     }
-                    b' ' | b'\t' | b'\r' | b'\n' | b'[' | b']' | b',' => {}
+                    b']' => self.closed = true,
+                    b'[' => self.closed = false,
+                    b' ' | b'\t' | b'\r' | b'\n' | b',' => {}
                     _ => self.stats.junk_bytes += 1,
                 }
                 continue;

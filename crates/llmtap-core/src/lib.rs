@@ -9,6 +9,7 @@ pub mod call;
 pub mod capture;
 pub mod codec;
 pub mod compat;
+pub mod content_coding;
 pub mod env;
 pub mod headers;
 pub mod json_stream;

@@ -134,6 +134,8 @@ pub const LLMTAP_CAPTURE_TRUNCATED: &str = "llmtap.capture.truncated";
 pub const LLMTAP_CAPTURE_ERROR: &str = "llmtap.capture.error";
 /// The request path as received by the proxy (without query), e.g. `/v1/chat/completions`.
 pub const LLMTAP_HTTP_ROUTE: &str = "llmtap.http.route";
+/// How the connection ended after the terminal event (see [`transport_end`]).
+pub const LLMTAP_TRANSPORT_END: &str = "llmtap.transport.end";
 
 /// `llmtap.meta.<key>` for a user metadata key.
 pub fn meta_key(key: &str) -> String {
@@ -224,6 +226,8 @@ pub mod error_type {
     pub const UPSTREAM_TIMEOUT: &str = "upstream_timeout";
     /// Upstream could not be reached (proxy replies 502).
     pub const UPSTREAM_UNREACHABLE: &str = "upstream_unreachable";
+    /// The upstream's response head was larger than the proxy accepts (proxy replies 502).
+    pub const UPSTREAM_RESPONSE_HEAD_TOO_LARGE: &str = "upstream_response_head_too_large";
 }
 
 /// `llmtap.capture.error` values: why a captured copy could not be (fully) decoded. The traffic
@@ -237,6 +241,22 @@ pub mod capture_error {
     pub const BODY_OVER_BUDGET: &str = "body_over_capture_budget";
     /// Copies of stream chunks were dropped because the recorder fell behind (traffic first).
     pub const CHUNK_COPIES_LOST: &str = "chunk_copies_lost";
+    /// A body's `content-encoding` is not one the capture can undo (or several stacked).
+    pub const CONTENT_ENCODING_UNSUPPORTED: &str = "content_encoding_unsupported";
+    /// A body did not decode as its `content-encoding` said.
+    pub const CONTENT_ENCODING_INVALID: &str = "content_encoding_invalid";
+}
+
+/// `llmtap.transport.end` values: how the connection ended *after* the protocol's terminal event
+/// (`[DONE]`, `response.completed`, `message_stop`, Gemini's last event) had reached the client.
+/// Informational, never an error: real clients close right after the terminal event.
+pub mod transport_end {
+    /// The client closed (or stopped reading) once it had the terminal event.
+    pub const CLIENT_CLOSED: &str = "client_closed";
+    /// The upstream broke the connection off after its terminal event.
+    pub const UPSTREAM_CLOSED: &str = "upstream_closed";
+    /// The upstream went silent after its terminal event and the idle timeout closed it.
+    pub const UPSTREAM_IDLE: &str = "upstream_idle";
 }
 
 /// `gen_ai.token.type` on `gen_ai.client.token.usage`.

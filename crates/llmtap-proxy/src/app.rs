@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST};
+use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HOST, TRANSFER_ENCODING};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
@@ -29,12 +29,12 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::body::{BodyEnd, ProxyBody, RequestBody, TapBody, buffer_request};
 use crate::config::{Config, Upstream};
-use crate::error::ProxyError;
+use crate::error::{HeadLimits, ProxyError};
 use crate::headers::{
     HEADER_TRACERESPONSE, HeaderExtractor, HeaderInjector, strip_hop_by_hop, take_agent_headers,
     traceresponse,
 };
-use crate::recorder::{CallRecorder, Outcome, RequestFacts, ResponseHead};
+use crate::recorder::{CallRecorder, Outcome, RequestFacts, ResponseHead, header_text};
 use crate::stats::{ProxyStats, StatsSnapshot};
 
 /// Instrumentation scope name of the proxy's spans.
@@ -42,6 +42,13 @@ pub const SCOPE_NAME: &str = "llmtap-proxy";
 /// Chunk copies queued per call before the recorder is considered behind and copies are dropped
 /// (the traffic itself is never held back).
 const CHUNK_COPY_QUEUE: usize = 256;
+/// Largest upstream response head accepted: real APIs send 20–60 headers (rate limits, request
+/// ids, CDN and tracing headers); hyper's default of 100 turned a 150-header answer into a 502.
+/// Past these the client gets a 502 naming the limit.
+const RESPONSE_HEAD_LIMITS: HeadLimits = HeadLimits {
+    max_headers: 512,
+    max_bytes: 512 * 1024,
+};
 /// How long shutdown waits for recorder tasks to end spans after connections have closed.
 const SPAN_DRAIN_LIMIT: Duration = Duration::from_secs(5);
 /// Time allowed to flush both sinks at shutdown.
@@ -249,6 +256,8 @@ fn upstream_client(config: &Config) -> UpstreamClient {
         .wrap_connector(http);
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(90))
+        .http1_max_headers(RESPONSE_HEAD_LIMITS.max_headers)
+        .http1_max_buf_size(RESPONSE_HEAD_LIMITS.max_bytes)
         .build(https)
 }
 
@@ -380,6 +389,7 @@ async fn send_upstream(
             Err(ProxyError::from_client_error(
                 upstream_label(&upstream.base),
                 &err,
+                RESPONSE_HEAD_LIMITS,
             ))
         }
         Err(_) => Err(ProxyError::UpstreamTimeout {
@@ -406,6 +416,11 @@ fn upstream_request(
 
 fn prepare_response(resp: Response<Incoming>) -> (http::response::Parts, Incoming) {
     let (mut parts, body) = resp.into_parts();
+    // RFC 9112 §6.3: with both, `transfer-encoding` framed the body and `content-length` is a
+    // stale claim. The body goes on re-framed by hyper; a copied length would cut it off.
+    if parts.headers.contains_key(TRANSFER_ENCODING) {
+        parts.headers.remove(CONTENT_LENGTH);
+    }
     strip_hop_by_hop(&mut parts.headers);
     (parts, body)
 }
@@ -471,6 +486,7 @@ async fn forward_recorded(
             server_address: Some(host.to_owned()),
             server_port: default_port(&upstream.base),
             body: &buffered.bytes,
+            content_encoding: header_text(&parts.headers, CONTENT_ENCODING),
             agent,
             parent: &parent,
             max_capture_bytes: state.config.max_capture_bytes,

@@ -7,6 +7,7 @@ use std::io;
 
 use bytes::Bytes;
 use http::StatusCode;
+use llmtap_core::semconv::error_type;
 
 /// Why a call could not be forwarded or did not complete.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +28,18 @@ pub enum ProxyError {
         /// The configured limit.
         secs: u64,
     },
+    /// The upstream's response head had more headers (or bytes) than the proxy accepts.
+    #[error(
+        "upstream {upstream} sent a response head over llmtap's limit of {max_headers} headers / {max_kib} KiB"
+    )]
+    UpstreamHeadTooLarge {
+        /// Upstream base URL.
+        upstream: String,
+        /// The header-count limit.
+        max_headers: usize,
+        /// The head-size limit, KiB.
+        max_kib: usize,
+    },
     /// The client sent a request body the proxy could not read.
     #[error("request body could not be read")]
     ClientBody,
@@ -36,7 +49,9 @@ impl ProxyError {
     /// HTTP status the client receives: the upstream's fault is 502/504, never a blanket 400.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::UpstreamUnreachable { .. } => StatusCode::BAD_GATEWAY,
+            Self::UpstreamUnreachable { .. } | Self::UpstreamHeadTooLarge { .. } => {
+                StatusCode::BAD_GATEWAY
+            }
             Self::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::ClientBody => StatusCode::BAD_REQUEST,
         }
@@ -45,7 +60,8 @@ impl ProxyError {
     /// Bounded `error.type` value recorded on the span.
     pub fn error_type(&self) -> &'static str {
         match self {
-            Self::UpstreamUnreachable { .. } => "upstream_unreachable",
+            Self::UpstreamUnreachable { .. } => error_type::UPSTREAM_UNREACHABLE,
+            Self::UpstreamHeadTooLarge { .. } => error_type::UPSTREAM_RESPONSE_HEAD_TOO_LARGE,
             Self::UpstreamTimeout { .. } => "upstream_timeout",
             Self::ClientBody => "client_body_error",
         }
@@ -68,7 +84,15 @@ impl ProxyError {
     pub(crate) fn from_client_error(
         upstream: String,
         err: &hyper_util::client::legacy::Error,
+        limits: HeadLimits,
     ) -> Self {
+        if head_too_large(err) {
+            return Self::UpstreamHeadTooLarge {
+                upstream,
+                max_headers: limits.max_headers,
+                max_kib: limits.max_bytes / 1024,
+            };
+        }
         let reason = if err.is_connect() {
             io_reason(err).unwrap_or("connection failed")
         } else {
@@ -76,6 +100,27 @@ impl ProxyError {
         };
         Self::UpstreamUnreachable { upstream, reason }
     }
+}
+
+/// What the upstream client accepts in a response head.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HeadLimits {
+    pub(crate) max_headers: usize,
+    pub(crate) max_bytes: usize,
+}
+
+/// Whether hyper refused the response head for its size (too many headers, or too many bytes).
+fn head_too_large(err: &(dyn StdError + 'static)) -> bool {
+    let mut current: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(e) = current {
+        if e.downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_parse_too_large)
+        {
+            return true;
+        }
+        current = e.source();
+    }
+    false
 }
 
 /// Walks the source chain for an I/O error and names its kind with a fixed string.

@@ -22,6 +22,7 @@ use llmtap_core::call::LlmCall;
 use llmtap_core::capture::CapturePolicy;
 use llmtap_core::codec::{self, Api, ResponseCapture, Route};
 use llmtap_core::compat::Compat;
+use llmtap_core::content_coding::{self, ContentCoding};
 use llmtap_core::headers::upstream_request_id;
 use opentelemetry::Context;
 use opentelemetry::trace::{Span as _, SpanContext, TraceContextExt as _, Tracer as _};
@@ -36,12 +37,14 @@ use crate::stats::ProxyStats;
 
 use llmtap_core::semconv::capture_error::{
     BODY_OVER_BUDGET as CAPTURE_TOO_LARGE, CHUNK_COPIES_LOST as CAPTURE_CHUNKS_LOST,
+    CONTENT_ENCODING_UNSUPPORTED as CAPTURE_ENCODING_UNSUPPORTED,
     INVALID_JSON as CAPTURE_INVALID_JSON,
 };
 use llmtap_core::semconv::error_type::{
     CLIENT_DISCONNECTED as ERROR_CLIENT_DISCONNECTED, STREAM_TRUNCATED as ERROR_STREAM_TRUNCATED,
     UPSTREAM_TIMEOUT as ERROR_UPSTREAM_TIMEOUT,
 };
+use llmtap_core::semconv::transport_end;
 
 /// How a call ended, as far as the span is concerned.
 #[derive(Debug)]
@@ -69,6 +72,9 @@ struct Recording {
     /// Extra keys for other backends' conventions, and the wall-clock start they need.
     compat: Compat,
     started_wall: SystemTime,
+    /// The request's `content-encoding`, undone on the copy before parsing.
+    request_encoding: Option<String>,
+    max_capture_bytes: usize,
 }
 
 /// One recorded call.
@@ -84,6 +90,7 @@ pub(crate) struct CallRecorder {
 pub(crate) struct ResponseHead {
     status: StatusCode,
     content_type: Option<String>,
+    content_encoding: Option<String>,
     upstream_request_id: Option<String>,
 }
 
@@ -95,11 +102,20 @@ impl ResponseHead {
                 .get(http::header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned),
+            content_encoding: header_text(headers, http::header::CONTENT_ENCODING),
             upstream_request_id: upstream_request_id(|name| {
                 headers.get(name).and_then(|v| v.to_str().ok())
             }),
         }
     }
+}
+
+/// A header's value as text (an unreadable value counts as present but unknown: `"?"`, which no
+/// decoder accepts, so its capture is skipped rather than misread).
+pub(crate) fn header_text(headers: &HeaderMap, name: http::header::HeaderName) -> Option<String> {
+    headers
+        .get(name)
+        .map(|v| v.to_str().map_or_else(|_| "?".to_owned(), str::to_owned))
 }
 
 /// Everything `on_request` needs.
@@ -113,6 +129,8 @@ pub(crate) struct RequestFacts<'a> {
     /// The request body copy (the prefix when it was over the capture budget); only peeked
     /// here, parsed by [`CallRecorder::on_request_body`].
     pub(crate) body: &'a [u8],
+    /// The request's `content-encoding`: the copy is decoded before it is parsed.
+    pub(crate) content_encoding: Option<String>,
     pub(crate) agent: AgentHeaders,
     pub(crate) parent: &'a Context,
     pub(crate) max_capture_bytes: usize,
@@ -139,7 +157,7 @@ impl CallRecorder {
         call.agent.agent_name = facts.agent.agent_name;
         call.agent.conversation_id = facts.agent.session;
         call.agent.meta = facts.agent.meta;
-        if call.request.model.is_none() {
+        if call.request.model.is_none() && facts.content_encoding.is_none() {
             call.request.model = codec::peek_model(facts.body);
         }
         let span = tracer
@@ -161,6 +179,8 @@ impl CallRecorder {
                 metrics: facts.metrics,
                 compat: facts.compat,
                 started_wall: SystemTime::now(),
+                request_encoding: facts.content_encoding,
+                max_capture_bytes: facts.max_capture_bytes,
             }),
             span_context,
         }
@@ -175,8 +195,30 @@ impl CallRecorder {
         let call = &mut rec.call;
         if !complete {
             call.capture_error = Some(CAPTURE_TOO_LARGE);
-        } else if codec::parse_request(rec.api, body, &rec.policy, call).is_err() {
+            return;
+        }
+        let decoded = match ContentCoding::from_header(rec.request_encoding.as_deref()) {
+            Ok(coding) => content_coding::decode_whole(coding, body, rec.max_capture_bytes),
+            Err(_) => {
+                call.capture_error = Some(CAPTURE_ENCODING_UNSUPPORTED);
+                return;
+            }
+        };
+        let body = match &decoded {
+            Ok(Some(decoded)) => decoded.as_slice(),
+            Ok(None) => body,
+            Err(err) => {
+                call.capture_error = Some(err.capture_error());
+                return;
+            }
+        };
+        let peeked_model = call.request.model.is_none();
+        if codec::parse_request(rec.api, body, &rec.policy, call).is_err() {
             call.capture_error = Some(CAPTURE_INVALID_JSON);
+        }
+        if peeked_model && call.request.model.is_some() {
+            // The span started before the (encoded) body could be read: name it now.
+            rec.span.update_name(call.span_name());
         }
     }
 
@@ -206,6 +248,8 @@ impl CallRecorder {
             rec.call.request.stream,
             &rec.policy,
         );
+        rec.response
+            .on_content_encoding(head.content_encoding.as_deref());
     }
 
     /// Phase 3: a copy of one body chunk, exactly as forwarded.
@@ -267,23 +311,34 @@ impl Recording {
         };
 
         if let Some(body_outcome) = body_outcome {
-            let complete = body_outcome == BodyOutcome::Completed;
+            // The protocol decides, not the transport (ADR 0001): once the terminal event went to
+            // the client, the call is complete however the connection ends afterwards — real
+            // clients close right after `[DONE]`. Before it, the cut is the outcome.
+            let reached_end = body_outcome != BodyOutcome::Completed && self.response.reached_end();
+            let complete = body_outcome == BodyOutcome::Completed || reached_end;
             let response = std::mem::replace(&mut self.response, ResponseCapture::new(self.api, 0));
             response.finish(&self.policy, call, complete);
             if self.status.is_some_and(|s| !s.is_success()) {
                 self.stats.record_upstream_error();
             }
-            // The body's own fate wins over what the payload said: a cut stream is an error even
-            // when the chunks so far looked healthy.
-            match body_outcome {
-                BodyOutcome::Completed => {}
-                BodyOutcome::UpstreamHangup => {
+            match (body_outcome, reached_end) {
+                (BodyOutcome::Completed, _) => {}
+                (BodyOutcome::UpstreamHangup, true) => {
+                    call.transport_end = Some(transport_end::UPSTREAM_CLOSED);
+                }
+                (BodyOutcome::IdleTimeout, true) => {
+                    call.transport_end = Some(transport_end::UPSTREAM_IDLE);
+                }
+                (BodyOutcome::ClientDisconnected, true) => {
+                    call.transport_end = Some(transport_end::CLIENT_CLOSED);
+                }
+                (BodyOutcome::UpstreamHangup, false) => {
                     call.error_type = Some(ERROR_STREAM_TRUNCATED.to_owned());
                 }
-                BodyOutcome::IdleTimeout => {
+                (BodyOutcome::IdleTimeout, false) => {
                     call.error_type = Some(ERROR_UPSTREAM_TIMEOUT.to_owned());
                 }
-                BodyOutcome::ClientDisconnected => {
+                (BodyOutcome::ClientDisconnected, false) => {
                     call.error_type = Some(ERROR_CLIENT_DISCONNECTED.to_owned());
                 }
             }

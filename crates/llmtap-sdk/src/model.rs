@@ -20,7 +20,7 @@ use http::HeaderMap;
 use llmtap_core::call::LlmCall;
 use llmtap_core::codec::{self, Api, ResponseCapture};
 use llmtap_core::headers::{HEADER_TRACERESPONSE, upstream_request_id};
-use llmtap_core::semconv::{capture_error, error_type};
+use llmtap_core::semconv::{capture_error, error_type, transport_end};
 use opentelemetry::trace::{Span as _, TraceId, Tracer as _};
 
 use crate::parent::{Parent, parse_traceparent};
@@ -240,7 +240,13 @@ impl Recording {
         let ended = Instant::now();
         let call = &mut self.call;
         call.timings.duration = Some(ended.saturating_duration_since(self.started));
-        let complete = end == CallEnd::Completed;
+        // The protocol decides (ADR 0001): a stream dropped or cut after its terminal event
+        // (`[DONE]`, `message_stop`, ...) is complete; the transport's end is only noted.
+        let reached_end = matches!(
+            end,
+            CallEnd::Cancelled | CallEnd::Truncated | CallEnd::TimedOut
+        ) && self.response.reached_end();
+        let complete = end == CallEnd::Completed || reached_end;
         if call.request.stream
             && self.response.is_stream()
             && let Some(first) = self.first_chunk
@@ -252,6 +258,15 @@ impl Recording {
         // How the exchange ended wins over what the payload said.
         match end {
             CallEnd::Completed => {}
+            CallEnd::Cancelled if reached_end => {
+                call.transport_end = Some(transport_end::CLIENT_CLOSED);
+            }
+            CallEnd::Truncated if reached_end => {
+                call.transport_end = Some(transport_end::UPSTREAM_CLOSED);
+            }
+            CallEnd::TimedOut if reached_end => {
+                call.transport_end = Some(transport_end::UPSTREAM_IDLE);
+            }
             CallEnd::Cancelled => call.error_type = Some(error_type::CLIENT_DISCONNECTED.into()),
             CallEnd::Truncated => call.error_type = Some(error_type::STREAM_TRUNCATED.into()),
             CallEnd::TimedOut => call.error_type = Some(error_type::UPSTREAM_TIMEOUT.into()),

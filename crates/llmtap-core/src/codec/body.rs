@@ -5,6 +5,7 @@
 use crate::call::LlmCall;
 use crate::capture::CapturePolicy;
 use crate::codec::{self, Api, StreamState};
+use crate::content_coding::{Budget, ContentCoding, Decoder};
 use crate::semconv::capture_error;
 
 /// Accumulates one response body. Feed it the head ([`on_head`](Self::on_head)), every chunk
@@ -15,6 +16,10 @@ pub struct ResponseCapture {
     max_bytes: usize,
     status: Option<u16>,
     body: Body,
+    /// Undoes the body's `content-encoding` for the copy (the traffic keeps its bytes).
+    decoder: Option<Decoder>,
+    /// Why the copy could not be decoded (unsupported or corrupt coding, bomb past the budget).
+    coding_error: Option<&'static str>,
 }
 
 #[derive(Debug)]
@@ -35,6 +40,48 @@ impl ResponseCapture {
             max_bytes,
             status: None,
             body: Body::None,
+            decoder: None,
+            coding_error: None,
+        }
+    }
+
+    /// The body's `content-encoding` (call after [`on_head`](Self::on_head)). gzip, deflate, br
+    /// and zstd are decoded for the copy, within the capture budget: the whole body's for a
+    /// buffered body, per chunk for a stream (decoded as it comes). Anything else skips the
+    /// capture with `llmtap.capture.error = content_encoding_unsupported`.
+    pub fn on_content_encoding(&mut self, value: Option<&str>) {
+        let budget = match self.body {
+            Body::Stream(_) => Budget::PerChunk(self.max_bytes.max(MIN_STREAM_CHUNK_BUDGET)),
+            _ => Budget::Total(self.max_bytes),
+        };
+        match ContentCoding::from_header(value) {
+            Ok(coding) => self.decoder = Decoder::new(coding, budget),
+            Err(_) => {
+                self.coding_error = Some(capture_error::CONTENT_ENCODING_UNSUPPORTED);
+                self.body = Body::Buffer {
+                    bytes: Vec::new(),
+                    overflow: false,
+                };
+            }
+        }
+    }
+
+    /// Whether the protocol's terminal event is in the copy (see [`StreamState::reached_end`]);
+    /// for a buffered body, whether it holds one complete JSON document. Called before
+    /// [`finish`](Self::finish) by a recorder whose transport ended early, to tell a client that
+    /// closed after the answer from one that left in the middle.
+    pub fn reached_end(&self) -> bool {
+        if self.coding_error.is_some() {
+            return false;
+        }
+        match &self.body {
+            Body::None => false,
+            Body::Stream(state) => state.reached_end(),
+            Body::Buffer { bytes, overflow } => {
+                !overflow
+                    && !bytes.is_empty()
+                    && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
+            }
         }
     }
 
@@ -66,8 +113,38 @@ impl ResponseCapture {
         matches!(self.body, Body::Stream(_))
     }
 
-    /// One body chunk, exactly as received.
+    /// One body chunk, exactly as received (still encoded, if it was).
     pub fn on_chunk(&mut self, chunk: &[u8]) {
+        if self.coding_error.is_some() {
+            return;
+        }
+        let Some(mut decoder) = self.decoder.take() else {
+            self.take_decoded(chunk);
+            return;
+        };
+        let fed = decoder.feed(chunk, |decoded| self.take_decoded(decoded));
+        self.after_decode(decoder, fed);
+    }
+
+    fn after_decode(
+        &mut self,
+        decoder: Decoder,
+        fed: Result<(), crate::content_coding::DecodeError>,
+    ) {
+        match fed {
+            Ok(()) => self.decoder = Some(decoder),
+            Err(err) => {
+                self.coding_error = Some(err.capture_error());
+                if let Body::Buffer { bytes, overflow } = &mut self.body {
+                    *overflow = true;
+                    *bytes = Vec::new();
+                }
+            }
+        }
+    }
+
+    /// Decoded body bytes.
+    fn take_decoded(&mut self, chunk: &[u8]) {
         match &mut self.body {
             Body::None => {}
             Body::Buffer { bytes, overflow } => {
@@ -89,7 +166,14 @@ impl ResponseCapture {
     /// reasons; a complete 2xx body's parse; an error body's provider code as `error.type` (else
     /// the status code). Over-budget and undecodable copies mark `llmtap.capture.error`.
     /// `complete` is false when the body was cut (hang-up, disconnect, timeout).
-    pub fn finish(self, policy: &CapturePolicy, call: &mut LlmCall, complete: bool) {
+    pub fn finish(mut self, policy: &CapturePolicy, call: &mut LlmCall, complete: bool) {
+        if let Some(mut decoder) = self.decoder.take() {
+            let flushed = decoder.finish(|decoded| self.take_decoded(decoded));
+            self.after_decode(decoder, flushed);
+        }
+        if let Some(err) = self.coding_error {
+            call.capture_error.get_or_insert(err);
+        }
         match self.body {
             Body::None => {}
             Body::Stream(state) => state.finish(policy, call, complete),
@@ -114,6 +198,10 @@ impl ResponseCapture {
         }
     }
 }
+
+/// Least per-chunk decoding budget for a stream, so a tiny capture budget still decodes a
+/// compressed stream's ordinary chunks.
+const MIN_STREAM_CHUNK_BUDGET: usize = 1024 * 1024;
 
 #[cfg(test)]
 mod tests {

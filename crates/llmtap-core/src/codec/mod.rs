@@ -518,6 +518,21 @@ impl StreamState {
         }
     }
 
+    /// Whether the protocol's terminal event reached the decoder: `[DONE]` (chat, completions),
+    /// `response.completed|incomplete|failed` (Responses), `message_stop` (Anthropic), Gemini's
+    /// final chunk (SSE) or the array's closing `]`, or an in-stream error after which nothing
+    /// follows. A client that closes after it is done, not gone.
+    pub fn reached_end(&self) -> bool {
+        match (&self.framing, &self.inner) {
+            (Framing::JsonArray(splitter), _) => splitter.closed(),
+            (Framing::Sse(_), StreamInner::Choices(s)) => s.reached_end(),
+            (Framing::Sse(_), StreamInner::Responses(s)) => s.reached_end(),
+            (Framing::Sse(_), StreamInner::Anthropic(s)) => s.reached_end(),
+            (Framing::Sse(_), StreamInner::Gemini(s)) => s.reached_end(),
+            (Framing::Sse(_), StreamInner::Ignored { .. }) => false,
+        }
+    }
+
     /// One decoded SSE event (when the caller runs its own [`SseDecoder`]).
     pub fn on_event(&mut self, ev: &SseEvent<'_>) {
         self.inner.on_event(ev);

@@ -35,6 +35,8 @@ pub(crate) struct MessagesStream {
     stop_reason: Option<String>,
     /// By block `index`, which is also the output order.
     blocks: BTreeMap<u64, AccPart>,
+    /// `message_stop` (or an `error` event) was seen.
+    ended: bool,
 }
 
 impl MessagesStream {
@@ -49,7 +51,13 @@ impl MessagesStream {
             started: false,
             stop_reason: None,
             blocks: BTreeMap::new(),
+            ended: false,
         }
+    }
+
+    /// Whether the protocol's terminal event was seen.
+    pub(crate) fn reached_end(&self) -> bool {
+        self.ended
     }
 
     pub(crate) fn on_event(&mut self, ev: &SseEvent<'_>) {
@@ -82,8 +90,12 @@ impl MessagesStream {
             }
             "content_block_start" if self.content => self.block_start(&v),
             "content_block_delta" if self.content => self.block_delta(&v),
-            "error" => self.book.set_error(error_code(&v)),
-            // ping, message_stop, content_block_stop, unknown future events: nothing to keep.
+            "message_stop" => self.ended = true,
+            "error" => {
+                self.ended = true;
+                self.book.set_error(error_code(&v));
+            }
+            // ping, content_block_stop, unknown future events: nothing to keep.
             _ => {}
         }
     }

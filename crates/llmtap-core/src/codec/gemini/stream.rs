@@ -35,6 +35,8 @@ pub(crate) struct GeminiStream {
     block_reason: Option<String>,
     /// By candidate `index`.
     candidates: BTreeMap<u64, Candidate>,
+    /// An error element, or a blocked prompt, ended the stream.
+    failed: bool,
 }
 
 impl GeminiStream {
@@ -48,7 +50,16 @@ impl GeminiStream {
             usage: RawUsage::default(),
             block_reason: None,
             candidates: BTreeMap::new(),
+            failed: false,
         }
+    }
+
+    /// Whether the last event came: every candidate has its `finishReason` (Gemini's final
+    /// chunk), or the prompt was blocked, or an error element ended the stream.
+    pub(crate) fn reached_end(&self) -> bool {
+        self.failed
+            || self.block_reason.is_some()
+            || (!self.candidates.is_empty() && self.candidates.values().all(|c| c.finish.is_some()))
     }
 
     /// One chunk's JSON text (an SSE event's data or a JSON-array element).
@@ -57,6 +68,7 @@ impl GeminiStream {
             return;
         };
         if v.get("error").is_some_and(Value::is_object) {
+            self.failed = true;
             self.book.set_error(error_code(&v));
             return;
         }

@@ -50,6 +50,8 @@ pub(crate) struct ChoicesStream {
     last_invalid: bool,
     /// By choice `index`, which is also the output order.
     choices: BTreeMap<u64, Choice>,
+    /// `[DONE]` (or an in-stream error, after which nothing follows) was seen.
+    ended: bool,
 }
 
 #[derive(Debug, Default)]
@@ -88,13 +90,23 @@ impl ChoicesStream {
             invalid: 0,
             last_invalid: false,
             choices: BTreeMap::new(),
+            ended: false,
         }
+    }
+
+    /// Whether the protocol's terminal event (`[DONE]`, or an in-stream error) was seen.
+    pub(crate) fn reached_end(&self) -> bool {
+        self.ended
     }
 
     /// One decoded SSE event. Events with empty data carry nothing and are skipped.
     pub(crate) fn on_event(&mut self, ev: &SseEvent<'_>) {
         let data = ev.data.trim();
-        if data.is_empty() || data == "[DONE]" {
+        if data == "[DONE]" {
+            self.ended = true;
+            return;
+        }
+        if data.is_empty() {
             return;
         }
         self.chunks += 1;
@@ -116,6 +128,7 @@ impl ChoicesStream {
             .is_some_and(|e| e.is_object() || e.as_str().is_some_and(|s| !s.is_empty()))
             || get_str(v, "object") == Some("error");
         if is_error {
+            self.ended = true;
             let code = error_code(v).unwrap_or_else(|| error_type::OTHER.to_owned());
             self.error.get_or_insert(code);
             return;

@@ -36,6 +36,8 @@ pub(crate) struct ResponsesStream {
     terminal: Option<ResponseFacts>,
     /// By `output_index`.
     items: BTreeMap<u64, PartsAcc>,
+    /// A terminal event (`response.completed|incomplete|failed`) or an `error` event was seen.
+    ended: bool,
 }
 
 impl ResponsesStream {
@@ -49,7 +51,13 @@ impl ResponsesStream {
             started: false,
             terminal: None,
             items: BTreeMap::new(),
+            ended: false,
         }
+    }
+
+    /// Whether the protocol's terminal event was seen.
+    pub(crate) fn reached_end(&self) -> bool {
+        self.ended
     }
 
     pub(crate) fn on_event(&mut self, ev: &SseEvent<'_>) {
@@ -67,11 +75,13 @@ impl ResponsesStream {
             }
             "response.completed" | "response.incomplete" | "response.failed" => {
                 self.started = true;
+                self.ended = true;
                 if let Some(r) = v.get("response").filter(|r| r.is_object()) {
                     self.terminal = Some(ResponseFacts::read(r, self.content));
                 }
             }
             "error" => {
+                self.ended = true;
                 let code = get_str(&v, "code")
                     .or_else(|| v.get("error").and_then(|e| get_str(e, "code")))
                     .or_else(|| v.get("error").and_then(|e| get_str(e, "type")))
