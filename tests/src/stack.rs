@@ -184,7 +184,9 @@ impl Stack {
             collector,
             proxy_addr,
             jsonl,
-            client: Client::builder(TokioExecutor::new()).build_http(),
+            client: Client::builder(TokioExecutor::new())
+                .http1_max_headers(1024)
+                .build_http(),
             stop: Some(stop),
             server: Some(server),
             _dir: dir,
@@ -321,15 +323,28 @@ impl FixedUpstream {
         chunks: Vec<Bytes>,
         gap: Duration,
     ) -> Result<Self> {
+        Self::start_with_headers(status, &[("content-type", content_type)], chunks, gap).await
+    }
+
+    /// Like [`start`](Self::start), with these response headers (e.g. `content-encoding`).
+    pub async fn start_with_headers(
+        status: u16,
+        headers: &[(&'static str, &'static str)],
+        chunks: Vec<Bytes>,
+        gap: Duration,
+    ) -> Result<Self> {
+        let headers = headers.to_vec();
         use hyper::body::Frame;
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let chunks = chunks.clone();
+                let headers = headers.clone();
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |_req| {
                         let chunks = chunks.clone();
+                        let headers = headers.clone();
                         async move {
                             let (tx, rx) = tokio::sync::mpsc::channel::<
                                 Result<Frame<Bytes>, std::convert::Infallible>,
@@ -349,10 +364,11 @@ impl FixedUpstream {
                             let mut response = hyper::Response::new(body);
                             *response.status_mut() =
                                 StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-                            response.headers_mut().insert(
-                                "content-type",
-                                http::HeaderValue::from_static(content_type),
-                            );
+                            for (name, value) in headers {
+                                response
+                                    .headers_mut()
+                                    .insert(name, http::HeaderValue::from_static(value));
+                            }
                             Ok::<_, std::convert::Infallible>(response)
                         }
                     });

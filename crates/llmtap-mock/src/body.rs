@@ -31,6 +31,8 @@ pub(crate) struct MockBody {
     hang_up_at_end: bool,
     /// The exact length when the body is one known document, so HTTP/1.1 gets a `content-length`.
     exact_len: Option<u64>,
+    /// Pause between the last piece and the end of the body (`end-delay`).
+    end_delay: Option<Duration>,
 }
 
 impl MockBody {
@@ -44,6 +46,7 @@ impl MockBody {
             sent_any: false,
             hang_up_at_end: false,
             exact_len,
+            end_delay: None,
         }
     }
 
@@ -56,7 +59,48 @@ impl MockBody {
             sent_any: false,
             hang_up_at_end,
             exact_len: None,
+            end_delay: None,
         }
+    }
+
+    /// Ends the body `delay` after its last piece, in a segment of its own (HTTP/1.1: the
+    /// terminating chunk; HTTP/2: the empty DATA frame with END_STREAM). The body is then
+    /// chunked even when it is one document.
+    pub(crate) fn end_after(&mut self, delay: Duration) {
+        self.end_delay = Some(delay);
+        self.exact_len = None;
+    }
+
+    /// Rewrites every piece through `f` (a compressor that flushes per piece), `tail` last.
+    pub(crate) fn map_pieces(&mut self, mut f: impl FnMut(&[u8]) -> Bytes, tail: Bytes) {
+        let pieces = std::mem::take(&mut self.pieces);
+        let whole = self.exact_len.is_some();
+        let mut out: VecDeque<Bytes> = pieces.iter().map(|p| f(p)).collect();
+        if !tail.is_empty() {
+            match out.back_mut() {
+                Some(last) if whole => {
+                    let mut joined = last.to_vec();
+                    joined.extend_from_slice(&tail);
+                    *last = Bytes::from(joined);
+                }
+                _ => out.push_back(tail),
+            }
+        }
+        out.retain(|p| !p.is_empty());
+        if whole {
+            self.exact_len = Some(out.iter().map(|p| p.len() as u64).sum());
+        }
+        self.pieces = out;
+    }
+
+    /// The pieces still to send (refcounted copies).
+    pub(crate) fn clone_pieces(&self) -> Vec<Bytes> {
+        self.pieces.iter().cloned().collect()
+    }
+
+    /// The number of payload bytes still to send (for a `content-length` that lies).
+    pub(crate) fn pending_len(&self) -> u64 {
+        self.pieces.iter().map(|p| p.len() as u64).sum()
     }
 }
 
@@ -83,6 +127,16 @@ impl Body for MockBody {
                 this.hang_up_at_end = false;
                 return Poll::Ready(Some(Err(ScriptedHangUp)));
             }
+            if let Some(delay) = this.end_delay {
+                let pause = this
+                    .sleep
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(delay)));
+                if pause.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                this.sleep = None;
+                this.end_delay = None;
+            }
             return Poll::Ready(None);
         }
         if this.sent_any && !this.delay.is_zero() {
@@ -104,7 +158,7 @@ impl Body for MockBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.pieces.is_empty() && !self.hang_up_at_end
+        self.pieces.is_empty() && !self.hang_up_at_end && self.end_delay.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {

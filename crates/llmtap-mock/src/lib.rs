@@ -23,6 +23,7 @@
 
 mod anthropic;
 mod body;
+mod encode;
 mod gemini;
 mod openai;
 mod responses;
@@ -47,7 +48,7 @@ pub use openai::{
     ANSWER_PREFIX, MODELS, Usage, chat_content, chat_usage, estimate_tokens, response_model,
 };
 pub use responses::responses_usage;
-pub use scenario::{SCENARIO_HEADER, Scenario, ScenarioError};
+pub use scenario::{Coding, EncodingChoice, SCENARIO_HEADER, Scenario, ScenarioError};
 
 /// How the mock behaves for every request; per-request faults come from [`Scenario`].
 #[derive(Debug, Clone)]
@@ -126,6 +127,7 @@ impl MockUpstream {
         let shared = Arc::new(server::Shared {
             config,
             recorded: Mutex::new(VecDeque::new()),
+            answers: Mutex::new(VecDeque::new()),
             sequence: AtomicU64::new(0),
         });
         let task = runtime.spawn(server::accept_loop(listener, Arc::clone(&shared), stopped));
@@ -163,6 +165,18 @@ impl MockUpstream {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         recorded.iter().cloned().collect()
+    }
+
+    /// The body bytes of every answer so far, exactly as the mock put them on the wire (after
+    /// compression), in the order the answers were made — for tests that a proxy passed them on
+    /// unchanged. Kept under the same limit as [`requests`](Self::requests).
+    pub fn answers(&self) -> Vec<Bytes> {
+        let answers = self
+            .shared
+            .answers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        answers.iter().cloned().collect()
     }
 
     /// Forgets the recorded requests.

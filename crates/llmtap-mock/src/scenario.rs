@@ -32,13 +32,81 @@ pub struct Scenario {
     pub stream_error: bool,
     /// Number of content pieces a stream is split into (`chunks:<n>`), overriding the config.
     pub chunks: Option<usize>,
+    /// End the body this long after its last event, in a later segment, as real servers do over
+    /// a network (`end-delay:<ms>`). A whole JSON answer is then sent chunked.
+    pub end_delay: Option<Duration>,
+    /// Compress the answer (`encoding:gzip|deflate|br|zstd`, or `encoding:auto` to pick from the
+    /// request's `accept-encoding` as real APIs do). Streams are flushed event by event.
+    pub encoding: Option<EncodingChoice>,
+    /// Frame the answer with both `transfer-encoding: chunked` and a `content-length`
+    /// (`cl-te`), which RFC 9112 §6.3 says a recipient resolves in favour of the former.
+    pub cl_te: bool,
+    /// Add this many extra response headers (`headers:<n>`).
+    pub extra_headers: Option<usize>,
+}
+
+/// The content coding a scenario asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EncodingChoice {
+    /// The first of br, gzip, zstd, deflate that the request's `accept-encoding` lists.
+    Auto,
+    /// This one, whatever the request accepts.
+    Fixed(Coding),
+}
+
+/// A content coding the mock can produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Coding {
+    /// `gzip`
+    Gzip,
+    /// `deflate` (zlib-wrapped, as RFC 9110 defines it)
+    Deflate,
+    /// `br`
+    Brotli,
+    /// `zstd`
+    Zstd,
+}
+
+impl Coding {
+    /// The `content-encoding` token.
+    pub fn token(self) -> &'static str {
+        match self {
+            Self::Gzip => "gzip",
+            Self::Deflate => "deflate",
+            Self::Brotli => "br",
+            Self::Zstd => "zstd",
+        }
+    }
+
+    fn from_token(token: &str) -> Option<Self> {
+        [Self::Gzip, Self::Deflate, Self::Brotli, Self::Zstd]
+            .into_iter()
+            .find(|c| token.trim().eq_ignore_ascii_case(c.token()))
+    }
+
+    /// What `encoding:auto` picks for an `accept-encoding` value (q=0 entries excluded).
+    pub fn negotiate(accept: &str) -> Option<Self> {
+        let offered: Vec<Self> = accept
+            .split(',')
+            .filter(|entry| {
+                !entry
+                    .split(';')
+                    .skip(1)
+                    .any(|p| matches!(p.trim(), "q=0" | "q=0.0" | "q=0.00" | "q=0.000"))
+            })
+            .filter_map(|entry| Self::from_token(entry.split(';').next().unwrap_or_default()))
+            .collect();
+        [Self::Brotli, Self::Gzip, Self::Zstd, Self::Deflate]
+            .into_iter()
+            .find(|c| offered.contains(c))
+    }
 }
 
 /// A scenario string that could not be understood. The mock answers it with a 400 so a typo in a
 /// test is loud instead of silently producing a happy path.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown mock scenario step `{step}` (expected error:<status>, hangup-after:<n>, hang, slow:<ms>, delay:<ms>, chunks:<n>, malformed-json, malformed-sse or stream-error)"
+    "unknown mock scenario step `{step}` (expected error:<status>, hangup-after:<n>, hang, slow:<ms>, delay:<ms>, chunks:<n>, malformed-json, malformed-sse, stream-error, end-delay:<ms>, encoding:<gzip|deflate|br|zstd|auto>, cl-te or headers:<n>)"
 )]
 pub struct ScenarioError {
     /// The step that failed to parse.
@@ -70,6 +138,10 @@ impl Scenario {
                 | "malformed-json"
                 | "malformed-sse"
                 | "stream-error"
+                | "end-delay"
+                | "encoding"
+                | "cl-te"
+                | "headers"
         )
     }
 
@@ -84,6 +156,10 @@ impl Scenario {
         self.malformed_sse |= other.malformed_sse;
         self.stream_error |= other.stream_error;
         self.chunks = self.chunks.or(other.chunks);
+        self.end_delay = self.end_delay.or(other.end_delay);
+        self.encoding = self.encoding.or(other.encoding);
+        self.cl_te |= other.cl_te;
+        self.extra_headers = self.extra_headers.or(other.extra_headers);
     }
 
     fn apply_step(&mut self, step: &str) -> Result<(), ScenarioError> {
@@ -122,6 +198,20 @@ impl Scenario {
             ("malformed-json", None) => self.malformed_json = true,
             ("malformed-sse", None) => self.malformed_sse = true,
             ("stream-error", None) => self.stream_error = true,
+            ("end-delay", arg) => self.end_delay = Some(Duration::from_millis(number(arg)?)),
+            ("encoding", Some("auto")) => self.encoding = Some(EncodingChoice::Auto),
+            ("encoding", Some(token)) => {
+                let coding = Coding::from_token(token).ok_or_else(bad)?;
+                self.encoding = Some(EncodingChoice::Fixed(coding));
+            }
+            ("cl-te", None) => self.cl_te = true,
+            ("headers", arg) => {
+                let n = usize::try_from(number(arg)?).map_err(|_| bad())?;
+                if n > 10_000 {
+                    return Err(bad());
+                }
+                self.extra_headers = Some(n);
+            }
             _ => return Err(bad()),
         }
         Ok(())
@@ -145,6 +235,15 @@ mod tests {
         let s = Scenario::parse("hang,malformed-json,malformed-sse,stream-error")?;
         assert!(s.hang && s.malformed_json && s.malformed_sse && s.stream_error);
         assert_eq!(Scenario::parse("")?, Scenario::default());
+        let s = Scenario::parse("end-delay:60,encoding:br,cl-te,headers:150")?;
+        assert_eq!(s.end_delay, Some(Duration::from_millis(60)));
+        assert_eq!(s.encoding, Some(EncodingChoice::Fixed(Coding::Brotli)));
+        assert!(s.cl_te);
+        assert_eq!(s.extra_headers, Some(150));
+        assert_eq!(
+            Scenario::parse("encoding:auto")?.encoding,
+            Some(EncodingChoice::Auto)
+        );
         Ok(())
     }
 
@@ -158,10 +257,22 @@ mod tests {
             "slow",
             "hang:3",
             "chunks:0",
+            "encoding:lzma",
+            "encoding",
+            "cl-te:1",
+            "headers:99999",
             "x",
         ] {
             assert!(Scenario::parse(bad).is_err(), "{bad} should be rejected");
         }
+    }
+
+    #[test]
+    fn negotiates_like_a_real_api() {
+        assert_eq!(Coding::negotiate("gzip, deflate"), Some(Coding::Gzip));
+        assert_eq!(Coding::negotiate("gzip, deflate, br"), Some(Coding::Brotli));
+        assert_eq!(Coding::negotiate("br;q=0, zstd"), Some(Coding::Zstd));
+        assert_eq!(Coding::negotiate("identity"), None);
     }
 
     #[test]

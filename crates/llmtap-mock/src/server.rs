@@ -19,8 +19,9 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::body::MockBody;
+use crate::encode;
 use crate::openai::{self, Answer, AnswerContext, BadRequest, IdSource};
-use crate::scenario::{SCENARIO_HEADER, Scenario};
+use crate::scenario::{Coding, EncodingChoice, SCENARIO_HEADER, Scenario};
 use crate::{MockConfig, RecordedRequest};
 use crate::{anthropic, gemini, responses};
 
@@ -29,6 +30,8 @@ use crate::{anthropic, gemini, responses};
 pub(crate) struct Shared {
     pub(crate) config: MockConfig,
     pub(crate) recorded: Mutex<VecDeque<RecordedRequest>>,
+    /// Answer bodies as sent (see [`crate::MockUpstream::answers`]).
+    pub(crate) answers: Mutex<VecDeque<Bytes>>,
     pub(crate) sequence: AtomicU64,
 }
 
@@ -43,6 +46,21 @@ impl Shared {
             recorded.pop_front();
         }
         recorded.push_back(request);
+    }
+
+    fn record_answer(&self, body: &MockBody) {
+        if self.config.record_limit == 0 {
+            return;
+        }
+        let mut whole = BytesMut::new();
+        for piece in body.clone_pieces() {
+            whole.extend_from_slice(&piece);
+        }
+        let mut answers = self.answers.lock().unwrap_or_else(|e| e.into_inner());
+        while answers.len() >= self.config.record_limit {
+            answers.pop_front();
+        }
+        answers.push_back(whole.freeze());
     }
 }
 
@@ -83,10 +101,63 @@ async fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
     });
     let builder = auto::Builder::new(TokioExecutor::new());
     if let Err(error) = builder
-        .serve_connection(TokioIo::new(stream), service)
+        .serve_connection(TokioIo::new(ClTeIo(stream)), service)
         .await
     {
         tracing::debug!(%error, "mock upstream: connection ended with an error");
+    }
+}
+
+/// The connection as hyper sees it: writes pass through, except that a response head carrying
+/// [`CL_TE_MARKER`] has that header renamed to `content-length`, next to hyper's own
+/// `transfer-encoding: chunked` (the `cl-te` scenario). Same length, so write counts hold.
+struct ClTeIo(TcpStream);
+
+impl tokio::io::AsyncRead for ClTeIo {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for ClTeIo {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let mut needle = Vec::with_capacity(CL_TE_MARKER.len() + 4);
+        needle.extend_from_slice(b"\r\n");
+        needle.extend_from_slice(CL_TE_MARKER);
+        needle.push(b':');
+        match memchr::memmem::find(buf, &needle) {
+            None => std::pin::Pin::new(&mut self.0).poll_write(cx, buf),
+            Some(at) => {
+                let mut rewritten = buf.to_vec();
+                let name = at + 2..at + 2 + CL_TE_MARKER.len();
+                if let Some(slot) = rewritten.get_mut(name) {
+                    slot.copy_from_slice(b"content-length");
+                }
+                std::pin::Pin::new(&mut self.0).poll_write(cx, &rewritten)
+            }
+        }
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }
 
@@ -318,7 +389,63 @@ async fn handle(request: Request<Incoming>, shared: &Shared) -> Response<MockBod
             .headers_mut()
             .insert(HeaderName::from_static("request-id"), value);
     }
+    let accept_encoding = parts
+        .headers
+        .get(hyper::header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    apply_transport(&mut response, &scenario, accept_encoding);
+    shared.record_answer(response.body());
     response
+}
+
+/// Header the mock puts in place of a second `content-length` for `cl-te`: hyper will not
+/// write both framings, so [`ClTeIo`] renames it on the wire. Same length as `content-length`.
+const CL_TE_MARKER: &[u8] = b"x-mock-clte-ln";
+
+/// The transport-level behaviours of real servers: compression, a late end of body, CL+TE
+/// framing, many headers. They change how the answer travels, never what it says.
+fn apply_transport(response: &mut Response<MockBody>, scenario: &Scenario, accept_encoding: &str) {
+    let coding = match scenario.encoding {
+        Some(EncodingChoice::Fixed(coding)) => Some(coding),
+        Some(EncodingChoice::Auto) => Coding::negotiate(accept_encoding),
+        None => None,
+    };
+    if let Some(coding) = coding
+        && encode::encode_body(response.body_mut(), coding)
+    {
+        let headers = response.headers_mut();
+        headers.insert(
+            hyper::header::CONTENT_ENCODING,
+            HeaderValue::from_static(coding.token()),
+        );
+        headers.insert(
+            hyper::header::VARY,
+            HeaderValue::from_static("accept-encoding"),
+        );
+    }
+    if let Some(delay) = scenario.end_delay {
+        response.body_mut().end_after(delay);
+    }
+    if scenario.cl_te {
+        // Chunked on the wire (hyper frames a body of unknown length so), plus a stale length.
+        let len = response.body().pending_len();
+        response.body_mut().end_after(Duration::ZERO);
+        if let Ok(name) = HeaderName::from_bytes(CL_TE_MARKER) {
+            response.headers_mut().insert(name, HeaderValue::from(len));
+        }
+    }
+    if let Some(n) = scenario.extra_headers {
+        let headers = response.headers_mut();
+        for i in 0..n {
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(format!("x-mock-extra-{i}").as_bytes()),
+                HeaderValue::from_str(&format!("value-{i}-{}", "x".repeat(24))),
+            ) {
+                headers.insert(name, value);
+            }
+        }
+    }
 }
 
 /// `alt=sse` in a query string.

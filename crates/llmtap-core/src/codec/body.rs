@@ -185,6 +185,7 @@ impl ResponseCapture {
                         .get_or_insert(capture_error::BODY_OVER_BUDGET);
                 } else if ok
                     && complete
+                    && self.coding_error.is_none()
                     && codec::parse_response(self.api, &bytes, policy, call).is_err()
                 {
                     call.capture_error
@@ -264,5 +265,44 @@ mod tests {
         let mut plain = ResponseCapture::new(Api::GeminiGenerateContent, 1024);
         plain.on_head(200, Some("application/json"), false, &policy);
         assert!(!plain.is_stream());
+    }
+
+    #[test]
+    fn an_unknown_coding_skips_the_capture_with_a_named_error() {
+        let policy = CapturePolicy::default();
+        let mut capture = ResponseCapture::new(Api::OpenAiChat, 1024);
+        capture.on_head(200, Some("application/json"), false, &policy);
+        capture.on_content_encoding(Some("lzma-9000"));
+        capture.on_chunk(b"\x00\x01 not json");
+        assert!(!capture.reached_end());
+        let mut c = call();
+        capture.finish(&policy, &mut c, true);
+        assert_eq!(
+            c.capture_error,
+            Some(capture_error::CONTENT_ENCODING_UNSUPPORTED)
+        );
+        assert_eq!(c.error_type, None);
+    }
+
+    #[test]
+    fn a_gzipped_stream_decodes_and_knows_its_end() {
+        use std::io::Write as _;
+        let policy = CapturePolicy::default();
+        let sse = b"data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1}}\n\ndata: [DONE]\n\n";
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(sse).unwrap();
+        let gz = enc.finish().unwrap();
+        let mut capture = ResponseCapture::new(Api::OpenAiChat, 1024);
+        capture.on_head(200, Some("text/event-stream"), true, &policy);
+        capture.on_content_encoding(Some("gzip"));
+        for piece in gz.chunks(5) {
+            capture.on_chunk(piece);
+        }
+        assert!(capture.reached_end());
+        let mut c = call();
+        c.request.stream = true;
+        capture.finish(&policy, &mut c, false);
+        assert_eq!(c.usage.output_tokens, Some(1));
+        assert_eq!(c.capture_error, None);
     }
 }
