@@ -48,6 +48,20 @@ pub struct ProxyArgs {
     /// Seconds in-flight calls get to finish on SIGTERM/SIGINT [env: LLMTAP_SHUTDOWN_GRACE_SECS] [default: 30]
     #[arg(long, value_name = "SECS")]
     pub shutdown_grace_secs: Option<String>,
+    /// Seconds a client has to send a complete request head; also closes an idle keep-alive
+    /// connection [env: LLMTAP_HEADER_TIMEOUT_SECS] [default: 30]
+    #[arg(long, value_name = "SECS")]
+    pub header_timeout_secs: Option<String>,
+    /// Longest pause between two reads of a request body [env: LLMTAP_BODY_TIMEOUT_SECS] [default: 30]
+    #[arg(long, value_name = "SECS")]
+    pub body_timeout_secs: Option<String>,
+    /// Open client connections; past it, accepting waits [env: LLMTAP_MAX_CONNECTIONS] [default: 4096]
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<String>,
+    /// Request-body bytes held for capture across all connections; past it, bodies pass
+    /// uncaptured [env: LLMTAP_MAX_BUFFERED_BYTES] [default: 67108864]
+    #[arg(long, value_name = "BYTES")]
+    pub max_buffered_bytes: Option<String>,
 }
 
 impl ProxyArgs {
@@ -64,6 +78,10 @@ impl ProxyArgs {
             stream_idle_timeout_secs: self.stream_idle_timeout_secs.clone(),
             shutdown_grace_secs: self.shutdown_grace_secs.clone(),
             compat: self.compat.clone(),
+            header_timeout_secs: self.header_timeout_secs.clone(),
+            body_timeout_secs: self.body_timeout_secs.clone(),
+            max_connections: self.max_connections.clone(),
+            max_buffered_bytes: self.max_buffered_bytes.clone(),
         }
     }
 }

@@ -228,6 +228,10 @@ pub mod error_type {
     pub const UPSTREAM_UNREACHABLE: &str = "upstream_unreachable";
     /// The upstream's response head was larger than the proxy accepts (proxy replies 502).
     pub const UPSTREAM_RESPONSE_HEAD_TOO_LARGE: &str = "upstream_response_head_too_large";
+    /// The client's request body stalled past the proxy's body timeout (proxy replies 408).
+    pub const CLIENT_BODY_TIMEOUT: &str = "client_body_timeout";
+    /// The call was still open when the proxy's shutdown grace ran out.
+    pub const SHUTDOWN_GRACE_EXCEEDED: &str = "shutdown_grace_exceeded";
 }
 
 /// `llmtap.capture.error` values: why a captured copy could not be (fully) decoded. The traffic
@@ -245,6 +249,9 @@ pub mod capture_error {
     pub const CONTENT_ENCODING_UNSUPPORTED: &str = "content_encoding_unsupported";
     /// A body did not decode as its `content-encoding` said.
     pub const CONTENT_ENCODING_INVALID: &str = "content_encoding_invalid";
+    /// The proxy's shared capture buffer (`LLMTAP_MAX_BUFFERED_BYTES`) was full: the request
+    /// passed through uncaptured.
+    pub const CAPTURE_BUFFER_FULL: &str = "capture_buffer_full";
 }
 
 /// `llmtap.transport.end` values: how the connection ended *after* the protocol's terminal event

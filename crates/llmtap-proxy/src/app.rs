@@ -13,7 +13,7 @@ use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use llmtap_core::capture::CapturePolicy;
@@ -25,9 +25,12 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracer;
 use serde::Serialize;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::task::JoinSet;
 
-use crate::body::{BodyEnd, ProxyBody, RequestBody, TapBody, buffer_request};
+use crate::body::{
+    BodyEnd, BufferLimits, ProxyBody, RequestBody, TapBody, UploadError, buffer_request,
+};
 use crate::config::{Config, Upstream};
 use crate::error::{HeadLimits, ProxyError};
 use crate::headers::{
@@ -35,7 +38,7 @@ use crate::headers::{
     traceresponse,
 };
 use crate::recorder::{CallRecorder, Outcome, RequestFacts, ResponseHead, header_text};
-use crate::stats::{ProxyStats, StatsSnapshot};
+use crate::stats::{Limit, ProxyStats, StatsSnapshot};
 
 /// Instrumentation scope name of the proxy's spans.
 pub const SCOPE_NAME: &str = "llmtap-proxy";
@@ -50,7 +53,9 @@ const RESPONSE_HEAD_LIMITS: HeadLimits = HeadLimits {
     max_bytes: 512 * 1024,
 };
 /// How long shutdown waits for recorder tasks to end spans after connections have closed.
-const SPAN_DRAIN_LIMIT: Duration = Duration::from_secs(5);
+const SPAN_DRAIN_LIMIT: Duration = Duration::from_millis(500);
+/// Pause after an accept failed for lack of descriptors or memory.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Time allowed to flush both sinks at shutdown.
 const TELEMETRY_SHUTDOWN_LIMIT: Duration = Duration::from_secs(10);
 
@@ -97,6 +102,10 @@ struct State {
     propagator: TraceContextPropagator,
     /// gen_ai metrics instruments when metrics are exported.
     metrics: Option<llmtap_export::GenAiMetrics>,
+    /// Request-body bytes held for capture across every connection (permits are bytes).
+    capture_buffer: Arc<Semaphore>,
+    /// Open client connections (permits are connections).
+    connections: Arc<Semaphore>,
 }
 
 /// A built proxy, ready to serve.
@@ -132,8 +141,16 @@ impl App {
         let tracer = pipeline.tracer(SCOPE_NAME);
         let metrics = pipeline.metrics();
         let client = upstream_client(&config);
+        let capture_buffer = Arc::new(Semaphore::new(
+            config.max_buffered_bytes.min(Semaphore::MAX_PERMITS),
+        ));
+        let connections = Arc::new(Semaphore::new(
+            config.max_connections.min(Semaphore::MAX_PERMITS),
+        ));
         Ok(Self {
             state: Arc::new(State {
+                capture_buffer,
+                connections,
                 config,
                 client,
                 tracer,
@@ -164,15 +181,44 @@ impl App {
         shutdown: impl Future<Output = ()>,
     ) -> Result<ShutdownReport, ServeError> {
         let graceful = GracefulShutdown::new();
+        let mut connections = JoinSet::new();
         let mut shutdown = std::pin::pin!(shutdown);
+        let builder = connection_builder(&self.state.config);
         loop {
+            // The connection limit: past it, accepting waits and the kernel's queue holds the
+            // rest, instead of every connection getting a slice of a starved proxy.
+            let permit = match Arc::clone(&self.state.connections).try_acquire_owned() {
+                Ok(permit) => permit,
+                Err(_) => {
+                    self.state.stats.record_limit(Limit::ConnectionLimitWait);
+                    tokio::select! {
+                        () = &mut shutdown => break,
+                        permit = Arc::clone(&self.state.connections).acquire_owned() => {
+                            match permit {
+                                Ok(permit) => permit,
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                }
+            };
             tokio::select! {
                 () = &mut shutdown => break,
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
                 accepted = listener.accept() => {
                     let (stream, _peer) = match accepted {
                         Ok(pair) => pair,
                         Err(err) if is_transient_accept_error(&err) => {
                             tracing::debug!(%err, "accept failed; continuing");
+                            continue;
+                        }
+                        Err(err) if is_resource_exhaustion(&err) => {
+                            // Out of descriptors (or buffers): the pending connection stays in
+                            // the queue and accept would fail again at once. Back off instead
+                            // of spinning; open connections keep being served meanwhile.
+                            self.state.stats.record_limit(Limit::AcceptError);
+                            tracing::warn!(%err, "accept failed; backing off {ACCEPT_BACKOFF:?}");
+                            tokio::time::sleep(ACCEPT_BACKOFF).await;
                             continue;
                         }
                         Err(err) => return Err(ServeError::Listener(err)),
@@ -187,14 +233,19 @@ impl App {
                         let handled = Box::pin(handle(state, req));
                         async move { Ok::<_, Infallible>(handled.await) }
                     });
-                    let conn = auto::Builder::new(TokioExecutor::new())
+                    let conn = builder
                         .serve_connection(TokioIo::new(stream), service)
                         .into_owned();
                     let conn = graceful.watch(conn);
-                    tokio::spawn(async move {
+                    let stats = Arc::clone(&self.state.stats);
+                    connections.spawn(async move {
                         if let Err(err) = conn.await {
+                            if is_header_timeout(err.as_ref()) {
+                                stats.record_limit(Limit::HeaderTimeout);
+                            }
                             tracing::debug!(%err, "connection ended with an error");
                         }
+                        drop(permit);
                     });
                 }
             }
@@ -207,10 +258,15 @@ impl App {
         {
             tracing::warn!(?grace, "grace period over; closing remaining connections");
         }
-        // Connections are closed; recorder tasks end their spans as soon as they see the outcome.
+        // Whatever is still open was cut by the grace: close it now (its calls end as
+        // `shutdown_grace_exceeded`), so the process exits at the grace, not seconds later.
+        self.state.stats.mark_grace_over();
+        connections.abort_all();
+        while connections.join_next().await.is_some() {}
+        // Recorder tasks end their spans as soon as they see the outcome.
         let deadline = tokio::time::Instant::now() + SPAN_DRAIN_LIMIT;
         while self.state.stats.in_flight() > 0 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let abandoned_calls = self.state.stats.in_flight();
         let proxy = self.state.stats.snapshot();
@@ -232,7 +288,43 @@ fn is_transient_accept_error(err: &std::io::Error) -> bool {
     matches!(
         err.kind(),
         ConnectionAborted | ConnectionReset | Interrupted | WouldBlock
-    ) || err.raw_os_error() == Some(24) // EMFILE: back off, don't die
+    )
+}
+
+/// EMFILE, ENFILE, ENOBUFS, ENOMEM: the process or the system is out of a resource; accepting
+/// again at once fails the same way.
+fn is_resource_exhaustion(err: &std::io::Error) -> bool {
+    matches!(err.raw_os_error(), Some(24 | 23 | 105 | 12))
+}
+
+/// Whether a connection ended because its client sent no complete request head in time.
+fn is_header_timeout(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(err);
+    while let Some(e) = current {
+        if e.downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_timeout)
+        {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
+/// The server side of every client connection: HTTP/1 and h2c, with the header timeout (which
+/// hyper also applies to an idle keep-alive connection waiting for its next request).
+fn connection_builder(config: &Config) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(config.header_timeout))
+        .keep_alive_timeout(config.header_timeout);
+    builder
 }
 
 fn upstream_client(config: &Config) -> UpstreamClient {
@@ -436,10 +528,7 @@ async fn forward_unrecorded(
     let Some(uri) = upstream_uri(&upstream.base, parts.uri.path(), parts.uri.query()) else {
         return json_response(StatusCode::BAD_REQUEST, Bytes::new(), None);
     };
-    let body = RequestBody::Chained {
-        prefix: None,
-        rest: body,
-    };
+    let body = RequestBody::Plain(body);
     match send_upstream(state, upstream, upstream_request(parts, uri, body)).await {
         Ok(resp) => {
             let (parts, body) = prepare_response(resp);
@@ -463,13 +552,13 @@ async fn forward_recorded(
     let Some(uri) = upstream_uri(&upstream.base, &route.upstream_path, parts.uri.query()) else {
         return json_response(StatusCode::BAD_REQUEST, Bytes::new(), None);
     };
-    let buffered = match buffer_request(body, state.config.max_capture_bytes).await {
-        Ok(buffered) => buffered,
-        Err(err) => {
-            tracing::debug!(%err, "client request body failed");
-            return error_response(&ProxyError::ClientBody, None);
-        }
+    let head_at = std::time::SystemTime::now();
+    let limits = BufferLimits {
+        max_bytes: state.config.max_capture_bytes,
+        timeout: state.config.body_timeout,
+        shared: Arc::clone(&state.capture_buffer),
     };
+    let buffered = buffer_request(body, &limits).await;
 
     let parent = state.propagator.extract(&HeaderExtractor(&parts.headers));
     let host = upstream.base.host().unwrap_or_default();
@@ -479,13 +568,18 @@ async fn forward_recorded(
         .or_else(|| route.provider_hint.map(str::to_owned))
         .unwrap_or_else(|| codec::provider_for(route.api, host).to_owned());
     state.stats.record_request(&provider);
-    let recorder = CallRecorder::on_request(
+    let read = match &buffered {
+        Ok(buffered) => &buffered.bytes,
+        Err(err) => &err.partial,
+    };
+    let mut recorder = CallRecorder::on_request(
         RequestFacts {
             route: &route,
             provider,
             server_address: Some(host.to_owned()),
             server_port: default_port(&upstream.base),
-            body: &buffered.bytes,
+            started_at: head_at,
+            body: read,
             content_encoding: header_text(&parts.headers, CONTENT_ENCODING),
             agent,
             parent: &parent,
@@ -498,6 +592,25 @@ async fn forward_recorded(
         Arc::clone(&state.stats),
     );
     let traceresponse = traceresponse(recorder.span_context());
+    // The upload failed on the client's side: the call still gets its one span, from the
+    // request head on, with what was read of the body.
+    let buffered = match buffered {
+        Ok(buffered) => buffered,
+        Err(err) => {
+            let failure = ProxyError::from_upload(err.cause);
+            if err.cause == UploadError::Stalled {
+                state.stats.record_limit(Limit::BodyTimeout);
+            }
+            tracing::debug!(error = %failure, "client request body failed");
+            recorder.on_request_body(&err.partial, false, false);
+            let response = error_response(&failure, traceresponse);
+            recorder.finish(Outcome::Failed(failure));
+            return response;
+        }
+    };
+    if buffered.no_room {
+        state.stats.record_limit(Limit::CaptureBufferFull);
+    }
 
     // The upstream sees our span as the caller, so a traced upstream nests under this call.
     state.propagator.inject_context(
@@ -515,9 +628,15 @@ async fn forward_recorded(
     let (head_tx, head_rx) = oneshot::channel::<Result<ResponseHead, ProxyError>>();
     let (copies_tx, copies_rx) = mpsc::channel::<Bytes>(CHUNK_COPY_QUEUE);
     let (end_tx, end_rx) = oneshot::channel();
+    let fate = Arc::clone(&buffered.fate);
     tokio::spawn(record_call(
         recorder,
-        (buffered.bytes, buffered.complete),
+        RequestCopy {
+            bytes: buffered.bytes,
+            complete: buffered.complete,
+            no_room: buffered.no_room,
+            _permit: buffered.permit,
+        },
         head_rx,
         copies_rx,
         end_rx,
@@ -526,6 +645,17 @@ async fn forward_recorded(
     let resp = match send_upstream(state, upstream, upstream_req).await {
         Ok(resp) => resp,
         Err(err) => {
+            // A streamed upload the client broke off fails the upstream request too: the
+            // client is at fault, not the upstream.
+            let err = match fate.client_error() {
+                Some(cause) => {
+                    if cause == UploadError::Stalled {
+                        state.stats.record_limit(Limit::BodyTimeout);
+                    }
+                    ProxyError::from_upload(cause)
+                }
+                None => err,
+            };
             let response = error_response(&err, traceresponse);
             let _ = head_tx.send(Err(err));
             return response;
@@ -544,9 +674,33 @@ async fn forward_recorded(
 /// the head, the chunk copies and the outcome, in that order. Every way out ends the span once:
 /// a failed upstream as `Failed`, a dropped handler (client gone before the head) as abandoned,
 /// a dropped body as client-disconnected.
+/// The request copy handed to the recorder task, with its share of the capture buffer.
+struct RequestCopy {
+    bytes: Bytes,
+    complete: bool,
+    no_room: bool,
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+/// Bodies at least this large are parsed and redacted with the worker handed off
+/// (`block_in_place`), so a slow capture cannot stall the other calls on that worker.
+const OFFLOAD_PARSE_BYTES: usize = 64 * 1024;
+
+/// Runs `work` where a long CPU burst cannot hold a runtime worker that other calls need: on a
+/// multi-threaded runtime the worker's other tasks move elsewhere while it runs.
+fn off_worker<T>(big: bool, work: impl FnOnce() -> T) -> T {
+    let multi = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if big && multi {
+        tokio::task::block_in_place(work)
+    } else {
+        work()
+    }
+}
+
 async fn record_call(
     mut recorder: CallRecorder,
-    (request_body, request_complete): (Bytes, bool),
+    request: RequestCopy,
     head: oneshot::Receiver<Result<ResponseHead, ProxyError>>,
     mut copies: mpsc::Receiver<Bytes>,
     end: oneshot::Receiver<BodyEnd>,
@@ -555,18 +709,24 @@ async fn record_call(
     // the head to hyper, which writes it (and the body bytes already read) before this task
     // runs, so a long prompt's parse never delays the answer's first byte.
     let head = head.await;
-    recorder.on_request_body(&request_body, request_complete);
-    drop(request_body);
+    off_worker(request.bytes.len() >= OFFLOAD_PARSE_BYTES, || {
+        recorder.on_request_body(&request.bytes, request.complete, request.no_room);
+    });
+    drop(request);
     match head {
         Ok(Ok(head)) => recorder.on_response_head(head),
         Ok(Err(err)) => return recorder.finish(Outcome::Failed(err)),
         Err(_) => return recorder.finish(Outcome::Abandoned),
     }
+    let mut response_bytes = 0usize;
     while let Some(chunk) = copies.recv().await {
+        response_bytes = response_bytes.saturating_add(chunk.len());
         recorder.on_chunk(&chunk);
     }
     let outcome = end.await.map_or(Outcome::Abandoned, Outcome::Body);
-    recorder.finish(outcome);
+    off_worker(response_bytes >= OFFLOAD_PARSE_BYTES, || {
+        recorder.finish(outcome)
+    });
 }
 
 #[cfg(test)]

@@ -6,13 +6,15 @@
 //! delivered on a oneshot that cannot be full — so the span always learns how the call ended.
 
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::time::Sleep;
 
 /// Boxed error for bodies: hyper only needs `Into<Box<dyn Error>>`.
@@ -220,6 +222,86 @@ impl Body for ProxyBody {
     }
 }
 
+/// How the client's side of an upload ended, shared between the upstream body (which sees it)
+/// and the handler (which classifies the upstream request's failure).
+#[derive(Debug, Default)]
+pub(crate) struct UploadFate(AtomicU8);
+
+impl UploadFate {
+    const OK: u8 = 0;
+    const GONE: u8 = 1;
+    const STALLED: u8 = 2;
+
+    fn set(&self, fate: u8) {
+        let _ = self
+            .0
+            .compare_exchange(Self::OK, fate, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// The client's failure, if the upload failed on its side.
+    pub(crate) fn client_error(&self) -> Option<UploadError> {
+        match self.0.load(Ordering::Relaxed) {
+            Self::GONE => Some(UploadError::ClientGone),
+            Self::STALLED => Some(UploadError::Stalled),
+            _ => None,
+        }
+    }
+}
+
+/// Why a client's upload did not complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UploadError {
+    /// The client closed or reset the connection mid-body.
+    ClientGone,
+    /// Nothing arrived within the body timeout.
+    Stalled,
+}
+
+/// The rest of a client's body, streamed upstream with the body timeout between reads.
+#[derive(Debug)]
+pub(crate) struct StreamedRest {
+    inner: Incoming,
+    idle: Pin<Box<Sleep>>,
+    timeout: Duration,
+    fate: Arc<UploadFate>,
+}
+
+impl StreamedRest {
+    pub(crate) fn new(inner: Incoming, timeout: Duration, fate: Arc<UploadFate>) -> Self {
+        Self {
+            inner,
+            idle: Box::pin(tokio::time::sleep(timeout)),
+            timeout,
+            fate,
+        }
+    }
+
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                let deadline = tokio::time::Instant::now() + self.timeout;
+                self.idle.as_mut().reset(deadline);
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(err))) => {
+                self.fate.set(UploadFate::GONE);
+                Poll::Ready(Some(Err(Box::new(err))))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => {
+                ready!(self.idle.as_mut().poll(cx));
+                self.fate.set(UploadFate::STALLED);
+                Poll::Ready(Some(Err(Box::new(UploadStalled(self.timeout)))))
+            }
+        }
+    }
+}
+
+/// The upload stalled past the body timeout.
+#[derive(Debug, thiserror::Error)]
+#[error("client sent no body bytes for {0:?}")]
+pub(crate) struct UploadStalled(Duration);
+
 /// The body sent upstream: the request as buffered for parsing, or — when it was larger than the
 /// capture budget — the buffered prefix followed by the rest of the client's body, streamed.
 #[derive(Debug)]
@@ -229,8 +311,10 @@ pub(crate) enum RequestBody {
     /// Prefix then the remaining client body.
     Chained {
         prefix: Option<Bytes>,
-        rest: Incoming,
+        rest: Box<StreamedRest>,
     },
+    /// An unrecorded request's body, streamed as is.
+    Plain(Incoming),
 }
 
 impl Body for RequestBody {
@@ -247,17 +331,19 @@ impl Body for RequestBody {
                 if let Some(bytes) = prefix.take() {
                     return Poll::Ready(Some(Ok(Frame::data(bytes))));
                 }
-                Pin::new(rest)
-                    .poll_frame(cx)
-                    .map_err(|e| Box::new(e) as BoxError)
+                rest.poll_frame(cx)
             }
+            Self::Plain(body) => Pin::new(body)
+                .poll_frame(cx)
+                .map_err(|e| Box::new(e) as BoxError),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
             Self::Full(bytes) => bytes.is_none(),
-            Self::Chained { prefix, rest } => prefix.is_none() && rest.is_end_stream(),
+            Self::Chained { prefix, rest } => prefix.is_none() && rest.inner.is_end_stream(),
+            Self::Plain(body) => body.is_end_stream(),
         }
     }
 
@@ -265,9 +351,10 @@ impl Body for RequestBody {
         match self {
             Self::Full(Some(bytes)) => SizeHint::with_exact(bytes.len() as u64),
             Self::Full(None) => SizeHint::with_exact(0),
+            Self::Plain(body) => body.size_hint(),
             Self::Chained { prefix, rest } => {
                 let extra = prefix.as_ref().map_or(0, |b| b.len() as u64);
-                let inner = rest.size_hint();
+                let inner = rest.inner.size_hint();
                 let mut hint = SizeHint::new();
                 hint.set_lower(inner.lower() + extra);
                 if let Some(upper) = inner.upper() {
@@ -279,6 +366,13 @@ impl Body for RequestBody {
     }
 }
 
+/// Why the start of a request body could not be buffered, with what was read of it.
+#[derive(Debug)]
+pub(crate) struct BufferError {
+    pub(crate) cause: UploadError,
+    pub(crate) partial: Bytes,
+}
+
 /// Result of reading the start of a client's request body.
 #[derive(Debug)]
 pub(crate) struct BufferedRequest {
@@ -286,49 +380,111 @@ pub(crate) struct BufferedRequest {
     pub(crate) bytes: Bytes,
     /// Whether the whole body fit in the budget.
     pub(crate) complete: bool,
+    /// The global capture buffer had no room: the body was not captured at all.
+    pub(crate) no_room: bool,
     /// The body to send upstream.
     pub(crate) body: RequestBody,
+    /// Holds this body's share of the global capture buffer until the copy is dropped.
+    pub(crate) permit: Option<OwnedSemaphorePermit>,
+    /// How the client's side of the upload ends (the streamed rest may still fail).
+    pub(crate) fate: Arc<UploadFate>,
 }
 
-/// Reads the client's body up to `limit` bytes without ever holding more than that.
+/// What bounds the read of a request's start.
+#[derive(Debug, Clone)]
+pub(crate) struct BufferLimits {
+    /// Per-request capture budget.
+    pub(crate) max_bytes: usize,
+    /// Longest pause between two reads.
+    pub(crate) timeout: Duration,
+    /// The capture buffer shared by every connection (permits are bytes).
+    pub(crate) shared: Arc<Semaphore>,
+}
+
+/// Reads the client's body up to `limits.max_bytes` bytes without ever holding more than that —
+/// nor more than the shared capture buffer has room for: past either, the rest is streamed
+/// upstream uncaptured. A stalled or vanished client is an error carrying what was read.
 pub(crate) async fn buffer_request(
     mut body: Incoming,
-    limit: usize,
-) -> Result<BufferedRequest, hyper::Error> {
+    limits: &BufferLimits,
+) -> Result<BufferedRequest, BufferError> {
     use http_body_util::BodyExt as _;
+    let fate = Arc::new(UploadFate::default());
     let mut buf = bytes::BytesMut::new();
+    let mut permit: Option<OwnedSemaphorePermit> = None;
     while !body.is_end_stream() {
-        let Some(frame) = body.frame().await.transpose()? else {
-            break;
+        let frame = match tokio::time::timeout(limits.timeout, body.frame()).await {
+            Err(_) => {
+                return Err(BufferError {
+                    cause: UploadError::Stalled,
+                    partial: buf.freeze(),
+                });
+            }
+            Ok(Some(Err(_))) => {
+                return Err(BufferError {
+                    cause: UploadError::ClientGone,
+                    partial: buf.freeze(),
+                });
+            }
+            Ok(None) => break,
+            Ok(Some(Ok(frame))) => frame,
         };
-        if let Ok(data) = frame.into_data() {
-            // The usual small request arrives in one frame: keep that `Bytes` as is (no copy,
-            // no allocation) when it is the whole body.
-            if buf.is_empty() && data.len() <= limit && body.is_end_stream() {
-                return Ok(BufferedRequest {
-                    bytes: data.clone(),
-                    complete: true,
-                    body: RequestBody::Full(Some(data)),
-                });
-            }
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        let over_budget = buf.len() + data.len() > limits.max_bytes;
+        let room = if over_budget {
+            None
+        } else {
+            let want = u32::try_from(data.len()).unwrap_or(u32::MAX);
+            Arc::clone(&limits.shared).try_acquire_many_owned(want).ok()
+        };
+        let Some(more) = room else {
+            // Over this request's budget, or no room left in the shared buffer: what was read
+            // goes first, the rest streams, nothing more is held.
+            let no_room = !over_budget;
             buf.extend_from_slice(&data);
-            if buf.len() > limit {
-                let prefix = buf.freeze();
-                return Ok(BufferedRequest {
-                    bytes: prefix.clone(),
-                    complete: false,
-                    body: RequestBody::Chained {
-                        prefix: Some(prefix),
-                        rest: body,
-                    },
-                });
-            }
+            let prefix = buf.freeze();
+            return Ok(BufferedRequest {
+                bytes: if no_room {
+                    Bytes::new()
+                } else {
+                    prefix.clone()
+                },
+                complete: false,
+                no_room,
+                body: RequestBody::Chained {
+                    prefix: Some(prefix),
+                    rest: Box::new(StreamedRest::new(body, limits.timeout, Arc::clone(&fate))),
+                },
+                permit,
+                fate,
+            });
+        };
+        match permit.as_mut() {
+            Some(held) => held.merge(more),
+            None => permit = Some(more),
         }
+        // The usual small request arrives in one frame: keep that `Bytes` as is (no copy).
+        if buf.is_empty() && body.is_end_stream() {
+            return Ok(BufferedRequest {
+                bytes: data.clone(),
+                complete: true,
+                no_room: false,
+                body: RequestBody::Full(Some(data)),
+                permit,
+                fate,
+            });
+        }
+        buf.extend_from_slice(&data);
     }
     let bytes = buf.freeze();
     Ok(BufferedRequest {
         bytes: bytes.clone(),
         complete: true,
+        no_room: false,
         body: RequestBody::Full(Some(bytes)),
+        permit,
+        fate,
     })
 }

@@ -33,6 +33,16 @@ pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 30;
 /// Bytes of a request or non-streaming response body kept for parsing. Larger bodies still pass
 /// through untouched; only their capture is skipped and marked.
 pub const DEFAULT_MAX_CAPTURE_BYTES: usize = 8 * 1024 * 1024;
+/// Time a client has to send a complete request head, counted from when its connection starts
+/// waiting for one — so it also closes an idle keep-alive connection (slowloris, forgotten pools).
+pub const DEFAULT_HEADER_TIMEOUT_SECS: u64 = 30;
+/// Longest pause allowed between two reads of a request body (a stalled upload).
+pub const DEFAULT_BODY_TIMEOUT_SECS: u64 = 30;
+/// Open client connections; past it, accepting waits (the kernel's queue holds the rest).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+/// Request-body bytes held for capture across all connections at once; past it, bodies are
+/// forwarded without capture (marked), so many stalled uploads cannot grow memory.
+pub const DEFAULT_MAX_BUFFERED_BYTES: usize = 64 * 1024 * 1024;
 /// `service.name` when neither `OTEL_SERVICE_NAME` nor `OTEL_RESOURCE_ATTRIBUTES` set one.
 pub const DEFAULT_SERVICE_NAME: &str = "llmtap-proxy";
 
@@ -62,6 +72,14 @@ pub struct Overrides {
     /// `--compat`: extra keys for backends with their own conventions (`openinference`,
     /// `langfuse`).
     pub compat: Option<String>,
+    /// `--header-timeout-secs`
+    pub header_timeout_secs: Option<String>,
+    /// `--body-timeout-secs`
+    pub body_timeout_secs: Option<String>,
+    /// `--max-connections`
+    pub max_connections: Option<String>,
+    /// `--max-buffered-bytes`
+    pub max_buffered_bytes: Option<String>,
 }
 
 /// Where one family of API paths is forwarded.
@@ -102,6 +120,14 @@ pub struct Config {
     pub service_name: String,
     /// Compatibility key sets (off by default; gen_ai stays canonical).
     pub compat: llmtap_core::compat::Compat,
+    /// See [`DEFAULT_HEADER_TIMEOUT_SECS`].
+    pub header_timeout: Duration,
+    /// See [`DEFAULT_BODY_TIMEOUT_SECS`].
+    pub body_timeout: Duration,
+    /// See [`DEFAULT_MAX_CONNECTIONS`].
+    pub max_connections: usize,
+    /// See [`DEFAULT_MAX_BUFFERED_BYTES`].
+    pub max_buffered_bytes: usize,
 }
 
 /// A configuration value that could not be used. The message names the flag and variable.
@@ -144,6 +170,10 @@ impl Default for Config {
             max_capture_bytes: DEFAULT_MAX_CAPTURE_BYTES,
             service_name: DEFAULT_SERVICE_NAME.to_owned(),
             compat: llmtap_core::compat::Compat::default(),
+            header_timeout: Duration::from_secs(DEFAULT_HEADER_TIMEOUT_SECS),
+            body_timeout: Duration::from_secs(DEFAULT_BODY_TIMEOUT_SECS),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_buffered_bytes: DEFAULT_MAX_BUFFERED_BYTES,
         }
     }
 }
@@ -270,7 +300,32 @@ impl Config {
             .parse::<usize>()
             .map_err(|_| s.error(&raw, "expected a number of bytes"))?;
 
+        let header_timeout = parse_secs(
+            setting(env, "--header-timeout-secs", "LLMTAP_HEADER_TIMEOUT_SECS"),
+            flags.header_timeout_secs.as_ref(),
+            DEFAULT_HEADER_TIMEOUT_SECS,
+        )?;
+        let body_timeout = parse_secs(
+            setting(env, "--body-timeout-secs", "LLMTAP_BODY_TIMEOUT_SECS"),
+            flags.body_timeout_secs.as_ref(),
+            DEFAULT_BODY_TIMEOUT_SECS,
+        )?;
+        let max_connections = parse_count(
+            setting(env, "--max-connections", "LLMTAP_MAX_CONNECTIONS"),
+            flags.max_connections.as_ref(),
+            DEFAULT_MAX_CONNECTIONS,
+        )?;
+        let max_buffered_bytes = parse_count(
+            setting(env, "--max-buffered-bytes", "LLMTAP_MAX_BUFFERED_BYTES"),
+            flags.max_buffered_bytes.as_ref(),
+            DEFAULT_MAX_BUFFERED_BYTES,
+        )?;
+
         Ok(Self {
+            header_timeout,
+            body_timeout,
+            max_connections,
+            max_buffered_bytes,
             listen,
             jsonl,
             upstream_openai,
@@ -326,6 +381,19 @@ fn parse_secs<E: EnvSource>(
         .filter(|v| v.is_finite() && *v > 0.0 && *v < 1e9)
         .ok_or_else(|| s.error(&raw, "expected a positive number of seconds"))?;
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// A positive whole number (a count or a byte size).
+fn parse_count<E: EnvSource>(
+    s: Setting<'_, E>,
+    flag: Option<&String>,
+    default: usize,
+) -> Result<usize, ConfigError> {
+    let raw = s.raw(flag, &default.to_string());
+    raw.parse::<usize>()
+        .ok()
+        .filter(|n| *n > 0 && *n <= (1 << 40))
+        .ok_or_else(|| s.error(&raw, "expected a positive whole number"))
 }
 
 fn parse_bool(raw: &str) -> Option<bool> {

@@ -40,9 +40,12 @@ pub enum ProxyError {
         /// The head-size limit, KiB.
         max_kib: usize,
     },
-    /// The client sent a request body the proxy could not read.
-    #[error("request body could not be read")]
-    ClientBody,
+    /// The client closed its connection before its request body was complete.
+    #[error("the client went away before its request body was complete")]
+    ClientGone,
+    /// The client's request body stalled past the body timeout.
+    #[error("the request body stalled for longer than the body timeout")]
+    ClientBodyTimeout,
 }
 
 impl ProxyError {
@@ -53,7 +56,8 @@ impl ProxyError {
                 StatusCode::BAD_GATEWAY
             }
             Self::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-            Self::ClientBody => StatusCode::BAD_REQUEST,
+            Self::ClientGone => StatusCode::BAD_REQUEST,
+            Self::ClientBodyTimeout => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
@@ -63,7 +67,8 @@ impl ProxyError {
             Self::UpstreamUnreachable { .. } => error_type::UPSTREAM_UNREACHABLE,
             Self::UpstreamHeadTooLarge { .. } => error_type::UPSTREAM_RESPONSE_HEAD_TOO_LARGE,
             Self::UpstreamTimeout { .. } => "upstream_timeout",
-            Self::ClientBody => "client_body_error",
+            Self::ClientGone => error_type::CLIENT_DISCONNECTED,
+            Self::ClientBodyTimeout => error_type::CLIENT_BODY_TIMEOUT,
         }
     }
 
@@ -78,6 +83,19 @@ impl ProxyError {
             }
         });
         Bytes::from(body.to_string())
+    }
+
+    /// Whether the upstream is at fault (counted as an upstream error), not the client.
+    pub fn is_upstream_fault(&self) -> bool {
+        !matches!(self, Self::ClientGone | Self::ClientBodyTimeout)
+    }
+
+    /// The error for a client's failed upload.
+    pub(crate) fn from_upload(cause: crate::body::UploadError) -> Self {
+        match cause {
+            crate::body::UploadError::ClientGone => Self::ClientGone,
+            crate::body::UploadError::Stalled => Self::ClientBodyTimeout,
+        }
     }
 
     /// Classifies a client error from the upstream HTTP client.

@@ -36,13 +36,14 @@ use crate::headers::AgentHeaders;
 use crate::stats::ProxyStats;
 
 use llmtap_core::semconv::capture_error::{
-    BODY_OVER_BUDGET as CAPTURE_TOO_LARGE, CHUNK_COPIES_LOST as CAPTURE_CHUNKS_LOST,
+    BODY_OVER_BUDGET as CAPTURE_TOO_LARGE, CAPTURE_BUFFER_FULL,
+    CHUNK_COPIES_LOST as CAPTURE_CHUNKS_LOST,
     CONTENT_ENCODING_UNSUPPORTED as CAPTURE_ENCODING_UNSUPPORTED,
     INVALID_JSON as CAPTURE_INVALID_JSON,
 };
 use llmtap_core::semconv::error_type::{
-    CLIENT_DISCONNECTED as ERROR_CLIENT_DISCONNECTED, STREAM_TRUNCATED as ERROR_STREAM_TRUNCATED,
-    UPSTREAM_TIMEOUT as ERROR_UPSTREAM_TIMEOUT,
+    CLIENT_DISCONNECTED as ERROR_CLIENT_DISCONNECTED, SHUTDOWN_GRACE_EXCEEDED as ERROR_SHUTDOWN,
+    STREAM_TRUNCATED as ERROR_STREAM_TRUNCATED, UPSTREAM_TIMEOUT as ERROR_UPSTREAM_TIMEOUT,
 };
 use llmtap_core::semconv::transport_end;
 
@@ -126,6 +127,8 @@ pub(crate) struct RequestFacts<'a> {
     pub(crate) provider: String,
     pub(crate) server_address: Option<String>,
     pub(crate) server_port: Option<u16>,
+    /// When the request head arrived: the span starts there, before the body is read.
+    pub(crate) started_at: SystemTime,
     /// The request body copy (the prefix when it was over the capture budget); only peeked
     /// here, parsed by [`CallRecorder::on_request_body`].
     pub(crate) body: &'a [u8],
@@ -147,7 +150,10 @@ impl CallRecorder {
         policy: Arc<CapturePolicy>,
         stats: Arc<ProxyStats>,
     ) -> Self {
-        let started = Instant::now();
+        // `Instant` for durations, measured back to the head's arrival.
+        let started = Instant::now()
+            .checked_sub(facts.started_at.elapsed().unwrap_or_default())
+            .unwrap_or_else(Instant::now);
         let api = facts.route.api;
         let mut call = facts.route.new_call(facts.provider);
         call.server_address = facts.server_address;
@@ -164,6 +170,7 @@ impl CallRecorder {
             .span_builder(call.span_name())
             .with_kind(call.span_kind())
             .with_attributes(call.start_attributes())
+            .with_start_time(facts.started_at)
             .start_with_context(tracer, facts.parent);
         let span_context = span.span_context().clone();
         Self {
@@ -178,7 +185,7 @@ impl CallRecorder {
                 response: ResponseCapture::new(facts.route.api, facts.max_capture_bytes),
                 metrics: facts.metrics,
                 compat: facts.compat,
-                started_wall: SystemTime::now(),
+                started_wall: facts.started_at,
                 request_encoding: facts.content_encoding,
                 max_capture_bytes: facts.max_capture_bytes,
             }),
@@ -188,11 +195,15 @@ impl CallRecorder {
 
     /// Phase 1b, in the recorder task once the response head is back: parse the request copy
     /// (parameters, stream flag, captured content).
-    pub(crate) fn on_request_body(&mut self, body: &[u8], complete: bool) {
+    pub(crate) fn on_request_body(&mut self, body: &[u8], complete: bool, no_room: bool) {
         let Some(rec) = self.recording.as_mut() else {
             return;
         };
         let call = &mut rec.call;
+        if no_room {
+            call.capture_error = Some(CAPTURE_BUFFER_FULL);
+            return;
+        }
         if !complete {
             call.capture_error = Some(CAPTURE_TOO_LARGE);
             return;
@@ -300,7 +311,9 @@ impl Recording {
                 Some(end.outcome)
             }
             Outcome::Failed(err) => {
-                self.stats.record_upstream_error();
+                if err.is_upstream_fault() {
+                    self.stats.record_upstream_error();
+                }
                 call.error_type = Some(err.error_type().to_owned());
                 None
             }
@@ -342,6 +355,13 @@ impl Recording {
                     call.error_type = Some(ERROR_CLIENT_DISCONNECTED.to_owned());
                 }
             }
+        }
+
+        // Closed by the end of the shutdown grace, not by the client: say so.
+        if self.stats.grace_over() && call.error_type.as_deref() == Some(ERROR_CLIENT_DISCONNECTED)
+        {
+            call.error_type = Some(ERROR_SHUTDOWN.to_owned());
+            self.stats.record_cut_by_shutdown();
         }
 
         let mut span = self.span;

@@ -1,7 +1,7 @@
 //! Proxy counters for `/healthz` and the shutdown report. Plain atomics, one per counter and
 //! provider slot: no lock is shared across connections on the request path.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use llmtap_core::semconv;
@@ -34,6 +34,46 @@ pub struct ProxyStats {
     calls_finished: AtomicU64,
     calls_failed: AtomicU64,
     in_flight: AtomicU64,
+    limits: LimitCounters,
+    /// Set when the shutdown grace ran out: calls still open end as `shutdown_grace_exceeded`.
+    grace_over: AtomicBool,
+    cut_by_shutdown: AtomicU64,
+}
+
+/// How often each connection-hygiene limit acted (see the README's limits table).
+#[derive(Debug, Default)]
+struct LimitCounters {
+    header_timeouts: AtomicU64,
+    body_timeouts: AtomicU64,
+    capture_buffer_full: AtomicU64,
+    connection_limit_waits: AtomicU64,
+    accept_errors: AtomicU64,
+}
+
+/// A copy of the limit counters, in `/healthz` under `limits`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LimitsSnapshot {
+    /// Connections closed because a request head (or the next one, on an idle keep-alive
+    /// connection) did not arrive within the header timeout.
+    pub header_timeouts: u64,
+    /// Requests whose body stalled longer than the body timeout between two reads.
+    pub body_timeouts: u64,
+    /// Request bodies not captured because the global capture buffer was full.
+    pub capture_buffer_full: u64,
+    /// Accepts that waited because the connection limit was reached.
+    pub connection_limit_waits: u64,
+    /// Failed accepts (out of descriptors and the like), each followed by a back-off.
+    pub accept_errors: u64,
+}
+
+/// Which limit acted.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Limit {
+    HeaderTimeout,
+    BodyTimeout,
+    CaptureBufferFull,
+    ConnectionLimitWait,
+    AcceptError,
 }
 
 impl Default for ProxyStats {
@@ -47,6 +87,9 @@ impl Default for ProxyStats {
             calls_finished: AtomicU64::new(0),
             calls_failed: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
+            limits: LimitCounters::default(),
+            grace_over: AtomicBool::new(false),
+            cut_by_shutdown: AtomicU64::new(0),
         }
     }
 }
@@ -68,6 +111,10 @@ pub struct StatsSnapshot {
     pub calls_failed: u64,
     /// Calls whose span has not ended yet.
     pub calls_in_flight: u64,
+    /// Calls ended by the end of the shutdown grace (`error.type=shutdown_grace_exceeded`).
+    pub calls_cut_by_shutdown: u64,
+    /// How often each connection limit acted.
+    pub limits: LimitsSnapshot,
 }
 
 impl ProxyStats {
@@ -93,6 +140,31 @@ impl ProxyStats {
         if failed {
             self.calls_failed.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    pub(crate) fn record_limit(&self, limit: Limit) {
+        let counter = match limit {
+            Limit::HeaderTimeout => &self.limits.header_timeouts,
+            Limit::BodyTimeout => &self.limits.body_timeouts,
+            Limit::CaptureBufferFull => &self.limits.capture_buffer_full,
+            Limit::ConnectionLimitWait => &self.limits.connection_limit_waits,
+            Limit::AcceptError => &self.limits.accept_errors,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// From now on, calls that end because their connection was closed were cut by shutdown.
+    pub(crate) fn mark_grace_over(&self) {
+        self.grace_over.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the shutdown grace has run out.
+    pub(crate) fn grace_over(&self) -> bool {
+        self.grace_over.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn record_cut_by_shutdown(&self) {
+        self.cut_by_shutdown.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Calls whose span has not ended.
@@ -121,6 +193,14 @@ impl ProxyStats {
             calls_finished: self.calls_finished.load(Ordering::Relaxed),
             calls_failed: self.calls_failed.load(Ordering::Relaxed),
             calls_in_flight: self.in_flight.load(Ordering::Relaxed),
+            calls_cut_by_shutdown: self.cut_by_shutdown.load(Ordering::Relaxed),
+            limits: LimitsSnapshot {
+                header_timeouts: self.limits.header_timeouts.load(Ordering::Relaxed),
+                body_timeouts: self.limits.body_timeouts.load(Ordering::Relaxed),
+                capture_buffer_full: self.limits.capture_buffer_full.load(Ordering::Relaxed),
+                connection_limit_waits: self.limits.connection_limit_waits.load(Ordering::Relaxed),
+                accept_errors: self.limits.accept_errors.load(Ordering::Relaxed),
+            },
         }
     }
 }
