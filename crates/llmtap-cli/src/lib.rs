@@ -53,10 +53,11 @@ enum Command {
     /// The last N finished model calls, oldest to newest, one line each; then (-f) each new
     /// one as it is written.
     Tail(tail::TailArgs),
-    /// One call in full, by span id, response id or upstream request id: prompt, answer,
-    /// parameters, usage, cost, timing, and its place in the tree.
+    /// One call in full (prompt, answer, usage, cost, timing, parent and children), by span
+    /// id, response id or upstream request id.
     Show(show::ShowArgs),
-    /// Calls, errors, tokens, latency and TTFT percentiles, grouped by model, agent, session…
+    /// Calls, errors, tokens, latency and TTFT percentiles, cost, rate limits, grouped by
+    /// model, agent, session, service, finish reason, metadata…
     Stats(stats::StatsArgs),
     /// Calls as flat JSONL or CSV, OpenAI fine-tuning examples, or filtered OTLP/JSON lines.
     Export(export::ExportArgs),
