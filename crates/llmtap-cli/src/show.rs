@@ -173,12 +173,10 @@ fn metadata(span: &SpanRecord) -> BTreeMap<&str, String> {
 }
 
 /// Rate-limit attributes without their common prefix.
-fn rate_limits(span: &SpanRecord) -> BTreeMap<&str, String> {
+fn rate_limits(span: &SpanRecord) -> BTreeMap<&str, &AttrValue> {
     span.attributes
         .iter()
-        .filter_map(|(key, value)| {
-            Some((key.strip_prefix("llmtap.ratelimit.")?, value.to_string()))
-        })
+        .filter_map(|(key, value)| Some((key.strip_prefix("llmtap.ratelimit.")?, value)))
         .collect()
 }
 
@@ -265,7 +263,15 @@ pub fn to_json(found: &Found, prices: &PriceTable) -> Value {
         "cost_usd",
         json!(prices.cost_of(span).map(crate::cost::usd)),
     );
-    put("rate_limit", json!(rate_limits(span)));
+    put(
+        "rate_limit",
+        Value::Object(
+            rate_limits(span)
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), attr_json(v)))
+                .collect(),
+        ),
+    );
     put(
         "system_instructions",
         part(|c| c.system_instructions.as_ref()),

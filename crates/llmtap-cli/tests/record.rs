@@ -756,3 +756,142 @@ fn tree_and_tail_show_a_dash_for_counts_a_span_lacks() -> Result<()> {
     assert!(tree.contains("in 8 / out — tok"), "{tree}");
     Ok(())
 }
+
+// ---- rate-limit headers through the proxy ----------------------------------------------------
+
+/// Reads one HTTP/1.1 request (head and `content-length` body) from `stream`.
+fn read_request(stream: &mut std::net::TcpStream) -> Result<String> {
+    use std::io::Read as _;
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut buf)?;
+        ensure!(n > 0, "connection closed mid-request");
+        data.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&data).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().ok())
+                        .flatten()
+                })
+                .unwrap_or(0);
+            if data.len() >= end + 4 + length {
+                return Ok(text);
+            }
+        }
+    }
+}
+
+#[test]
+fn proxy_records_rate_limit_headers_and_stats_reports_the_lowest() -> Result<()> {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir()?;
+    // An upstream that answers one chat call with OpenAI's rate-limit headers.
+    let upstream = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let upstream_url = format!("http://{}", upstream.local_addr()?);
+    let server = std::thread::spawn(move || -> Result<()> {
+        let (mut stream, _) = upstream.accept()?;
+        read_request(&mut stream)?;
+        let body = json!({
+            "id": "chatcmpl-rl", "object": "chat.completion", "created": 1, "model": "gpt-4o",
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": "ok"}}],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6}
+        })
+        .to_string();
+        write!(
+            stream,
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+             x-request-id: req_rl\r\nx-ratelimit-limit-requests: 500\r\n\
+             x-ratelimit-remaining-requests: 3\r\nx-ratelimit-reset-requests: 120ms\r\n\
+             x-ratelimit-remaining-tokens: 1500\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )?;
+        Ok(())
+    });
+    let mut proxy = Command::new(env!("CARGO_BIN_EXE_llmtap"))
+        .args([
+            "proxy",
+            "--listen",
+            "127.0.0.1:0",
+            "--jsonl",
+            "t.jsonl",
+            "--upstream-openai",
+            &upstream_url,
+        ])
+        .current_dir(dir.path())
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let stderr = proxy.stderr.take().context("stderr")?;
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut proxy = Stop(proxy);
+    let mut stderr = BufReader::new(stderr);
+    let mut banner = String::new();
+    stderr.read_line(&mut banner)?;
+    // Keep reading, so the proxy's later lines never meet a closed pipe.
+    let drain = std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut rest);
+        rest
+    });
+    let address = banner
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .context("no listen address in the banner")?
+        .to_owned();
+    let body =
+        json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}).to_string();
+    let mut client = std::net::TcpStream::connect(&address)?;
+    write!(
+        client,
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut reply = String::new();
+    std::io::Read::read_to_string(&mut client, &mut reply)?;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    server
+        .join()
+        .map_err(|_| anyhow::anyhow!("upstream panicked"))??;
+    let status = Command::new("kill")
+        .args(["-TERM", &proxy.0.id().to_string()])
+        .status()?;
+    ensure!(status.success(), "kill failed");
+    let exit = proxy.0.wait()?;
+    let log = drain.join().unwrap_or_default();
+    assert_eq!(exit.code(), Some(0), "{log}");
+
+    let call = json_out(&ok(llmtap(
+        dir.path(),
+        &["show", "req_rl", "t.jsonl", "--json"],
+    )?)?)?;
+    assert_eq!(
+        call["rate_limit"],
+        json!({
+            "requests.limit": 500,
+            "requests.remaining": 3,
+            "requests.reset": "120ms",
+            "tokens.remaining": 1500
+        })
+    );
+    assert_eq!(call["attributes"]["llmtap.ratelimit.requests.remaining"], 3);
+    let r = json_out(&ok(llmtap(dir.path(), &["stats", "t.jsonl", "--json"])?)?)?;
+    assert_eq!(r["total"]["min_remaining_requests"], 3);
+    assert_eq!(r["total"]["min_remaining_tokens"], 1500);
+    assert_eq!(r["total"]["rate_limited"], 0);
+    Ok(())
+}
