@@ -8,7 +8,9 @@
 #    Phoenix shows span kinds, tokens and messages in its own terms);
 # 3. reads the spans back through Phoenix's REST API and checks every parent link against the
 #    demo's own JSONL;
-# 4. takes a screenshot of the trace view with headless Chromium: docs/phoenix-demo-trace.png.
+# 4. records a second run to JSONL only and sends the file with `llmtap push`, the README's
+#    "A UI without Docker" path, and checks it the same way;
+# 5. takes a screenshot of the trace view with headless Chromium: docs/phoenix-demo-trace.png.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -61,8 +63,10 @@ say "running llmtap demo with OTLP to Phoenix"
     "$LLMTAP" demo --no-color --jsonl "$WORK/demo.jsonl"
 )
 
-say "reading the spans back through Phoenix's REST API"
-TRACE_ID="$("$VENV/bin/python" - "$PORT" "$PROJECT" "$WORK/demo.jsonl" <<'PY'
+# Prints the trace id after checking that Phoenix project $1 holds every span of the last trace
+# in JSONL file $2 with the same parents.
+check_phoenix() {
+"$VENV/bin/python" - "$PORT" "$1" "$2" <<'PY'
 import json, sys, time, urllib.request
 
 port, project, jsonl = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -102,7 +106,23 @@ assert max(depth(k) for k in ours) == 2, "three levels"
 print(trace_id)
 print(f"Phoenix returned all {len(theirs)} spans of trace {trace_id} with the same parents", file=sys.stderr)
 PY
-)"
+}
+
+say "reading the spans back through Phoenix's REST API"
+TRACE_ID="$(check_phoenix "$PROJECT" "$WORK/demo.jsonl")"
+
+say "recording a run to JSONL only, then llmtap push of the file into Phoenix"
+(
+    cd "$WORK"
+    env -u OTEL_EXPORTER_OTLP_ENDPOINT -u OTEL_EXPORTER_OTLP_TRACES_ENDPOINT \
+        OTEL_METRICS_EXPORTER="none" \
+        OTEL_SERVICE_NAME="llmtap-push" \
+        OTEL_RESOURCE_ATTRIBUTES="openinference.project.name=$PROJECT-push" \
+        LLMTAP_COMPAT="openinference" \
+        "$LLMTAP" demo --no-color --jsonl "$WORK/pushed.jsonl" >/dev/null
+    "$LLMTAP" push "$WORK/pushed.jsonl" --endpoint "http://127.0.0.1:$PORT"
+)
+check_phoenix "$PROJECT-push" "$WORK/pushed.jsonl" >/dev/null
 
 say "taking a screenshot of the trace view"
 PROJECT_ID="$(curl -fsS "http://127.0.0.1:$PORT/v1/projects" | "$VENV/bin/python" -c "
@@ -115,4 +135,4 @@ mkdir -p "$(dirname "$SHOT")"
     --virtual-time-budget=20000 --screenshot="$SHOT" \
     "http://127.0.0.1:$PORT/projects/$PROJECT_ID/traces/$TRACE_ID" >/dev/null 2>&1
 test -s "$SHOT"
-say "OK: Phoenix holds the demo's agent tree; screenshot in ${SHOT#"$ROOT"/}"
+say "OK: Phoenix holds the demo's agent tree, sent live and by llmtap push; screenshot in ${SHOT#"$ROOT"/}"

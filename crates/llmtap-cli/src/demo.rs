@@ -23,8 +23,9 @@ use llmtap_proxy::headers::{HEADER_AGENT, HEADER_SESSION, HEADER_TRACERESPONSE};
 use llmtap_proxy::{App, Config, Overrides, ShutdownReport};
 use serde_json::{Value, json};
 
+use crate::cost::PriceTable;
 use crate::spans::read_file;
-use crate::tree::{TraceTree, TreeFilter, TreeNode, build_trees, render, stdout_style};
+use crate::tree::{TraceTree, TreeFilter, TreeNode, build_priced_trees, render, stdout_style};
 
 /// Where the demo writes unless told otherwise (next to the proxy's default file).
 pub const DEFAULT_DEMO_FILE: &str = ".llmtap/demo.jsonl";
@@ -106,10 +107,15 @@ fn print_summary(outcome: &DemoOutcome) {
     );
     println!("The API key the agents sent is in no span: grep -c sk-demo {path} → 0");
     println!();
+    // Every next step names the file: reading commands default to the proxy's file, not this.
     println!(
         "  see it again:        llmtap tree {path} --session {}",
         outcome.session
     );
+    if let Some(last) = outcome.trees.last().and_then(|t| last_node(&t.roots)) {
+        println!("  one call in full:    llmtap show {} {path}", last.span_id);
+    }
+    println!("  calls, tokens, cost: llmtap stats {path} --by agent");
     println!(
         "  send to a collector: OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 llmtap push {path}"
     );
@@ -120,6 +126,12 @@ fn print_summary(outcome: &DemoOutcome) {
             otlp.written, otlp.failed, otlp.dropped
         );
     }
+}
+
+/// The last node in depth-first order (the call that ended the run).
+fn last_node(nodes: &[TreeNode]) -> Option<&TreeNode> {
+    let node = nodes.last()?;
+    last_node(&node.children).or(Some(node))
 }
 
 fn collect_agents<'a>(nodes: &'a [TreeNode], out: &mut std::collections::BTreeSet<&'a str>) {
@@ -175,12 +187,14 @@ pub async fn run_demo(jsonl: &Path, env: &impl EnvSource) -> anyhow::Result<Demo
     let calls = script?;
 
     let (spans, _) = read_file(jsonl)?;
-    let trees = build_trees(
+    let prices = PriceTable::bundled().unwrap_or_else(|_| PriceTable::empty());
+    let trees = build_priced_trees(
         spans,
         &TreeFilter {
             session: Some(session.clone()),
             ..TreeFilter::default()
         },
+        &prices,
     );
     Ok(DemoOutcome {
         jsonl: jsonl.to_path_buf(),

@@ -1,7 +1,9 @@
 //! `llmtap export`: the calls of JSONL trace files in the shape another tool wants.
 //!
-//! - `jsonl`: one flat JSON object per model call ([`CallRow`]).
-//! - `csv`: the same columns, RFC 4180, with a header row.
+//! - `jsonl`: one flat JSON object per model call ([`CallRow`]), with its cost and `meta.<key>`
+//!   fields; `--content` adds the prompt and answer as text.
+//! - `csv`: the same columns, RFC 4180, with a header row; one `meta.<key>` column for every
+//!   metadata key seen (a first pass finds them).
 //! - `openai`: OpenAI fine-tuning chat format, one `{"messages": [...], "tools": [...]}` per
 //!   successful call whose content was captured in full (`gen_ai.input.messages` and
 //!   `gen_ai.output.messages`, not truncated); the answer is the last, assistant, message.
@@ -21,8 +23,9 @@ use llmtap_core::semconv;
 use llmtap_export::proto::TracesData;
 use serde_json::{Map, Value, json};
 
+use crate::cost::{PriceArgs, PriceTable};
 use crate::input::{FileReport, FilterArgs, report_skipped, resolve_files, scan};
-use crate::row::{COLUMNS, CallRow, csv_record};
+use crate::row::{COLUMNS, CONTENT_COLUMNS, CallRow, META_COLUMN_PREFIX, csv_record};
 use crate::spans::{AttrValue, Content, SpanContent, SpanRecord, for_each_span, service_name};
 
 /// Output formats.
@@ -51,9 +54,24 @@ pub struct ExportArgs {
     pub output: Option<PathBuf>,
     #[command(flatten)]
     pub filter: FilterArgs,
+    /// jsonl/csv: add `input` and `output` text columns (prompt and answer, tool calls
+    /// included) from the captured content.
+    #[arg(long)]
+    pub content: bool,
+    #[command(flatten)]
+    pub prices: PriceArgs,
     /// Print the closing summary as JSON (on stderr, or stdout with --output).
     #[arg(long)]
     pub json: bool,
+}
+
+/// How to export, besides the filters.
+#[derive(Debug, Clone, Copy)]
+pub struct ExportOptions<'a> {
+    pub format: Format,
+    /// `input`/`output` text columns (jsonl, csv).
+    pub content: bool,
+    pub prices: &'a PriceTable,
 }
 
 /// What an export wrote and skipped.
@@ -72,13 +90,39 @@ pub struct ExportSummary {
     pub files: Vec<FileReport>,
 }
 
+/// The `meta.<key>` columns of a CSV export: every `llmtap.meta.*` key on a matching model call,
+/// sorted. A first pass over the files, since the header comes before the rows.
+fn meta_columns(files: &[PathBuf], filter: &FilterArgs) -> Result<Vec<String>, ExportError> {
+    let mut keys = std::collections::BTreeSet::new();
+    scan(files, "export", |data| {
+        for_each_span(&data, Content::Skip, |span| {
+            if span.is_model_call() && filter.matches(&span) {
+                for key in span.attributes.keys() {
+                    if let Some(name) = key.strip_prefix(semconv::LLMTAP_META_PREFIX)
+                        && !keys.contains(name)
+                    {
+                        keys.insert(name.to_owned());
+                    }
+                }
+            }
+        });
+        ControlFlow::Continue(())
+    })
+    .map_err(ExportError::Input)?;
+    Ok(keys
+        .into_iter()
+        .map(|k| format!("{META_COLUMN_PREFIX}{k}"))
+        .collect())
+}
+
 /// Streams the export of `files` into `out`.
 pub fn export(
     files: &[PathBuf],
-    format: Format,
+    options: ExportOptions<'_>,
     filter: &FilterArgs,
     out: &mut dyn Write,
 ) -> Result<ExportSummary, ExportError> {
+    let format = options.format;
     let mut summary = ExportSummary {
         format: match format {
             Format::Jsonl => "jsonl",
@@ -88,20 +132,34 @@ pub fn export(
         },
         ..ExportSummary::default()
     };
+    let mut meta = Vec::new();
     if format == Format::Csv {
-        out.write_all(csv_record(&COLUMNS).as_bytes())
+        meta = meta_columns(files, filter)?;
+        let mut header: Vec<String> = COLUMNS.iter().map(|c| (*c).to_owned()).collect();
+        if options.content {
+            header.extend(CONTENT_COLUMNS.iter().map(|c| (*c).to_owned()));
+        }
+        header.extend(meta.iter().cloned());
+        out.write_all(csv_record(&header).as_bytes())
             .map_err(ExportError::Write)?;
     }
-    let content = if format == Format::Openai {
+    let content = if format == Format::Openai || options.content {
         Content::Keep
     } else {
         Content::Skip
+    };
+    let calls = CallOptions {
+        format,
+        content,
+        with_text: options.content,
+        prices: options.prices,
+        meta_columns: &meta,
     };
     let mut write_error = None;
     let reports = scan(files, "export", |data| {
         let result = match format {
             Format::Otlp => write_otlp(data, filter, out, &mut summary),
-            _ => write_calls(&data, format, content, filter, out, &mut summary),
+            _ => write_calls(&data, &calls, filter, out, &mut summary),
         };
         match result {
             Ok(()) => ControlFlow::Continue(()),
@@ -127,22 +185,48 @@ pub enum ExportError {
     Write(std::io::Error),
 }
 
-fn write_calls(
-    data: &TracesData,
+/// What `write_calls` needs besides the data.
+struct CallOptions<'a> {
     format: Format,
     content: Content,
+    with_text: bool,
+    prices: &'a PriceTable,
+    meta_columns: &'a [String],
+}
+
+impl CallOptions<'_> {
+    fn row(&self, span: &SpanRecord) -> CallRow {
+        let row = CallRow::from_span(span).with_cost(self.prices.cost_of(span));
+        if self.with_text {
+            row.with_content(span)
+        } else {
+            row
+        }
+    }
+}
+
+fn write_calls(
+    data: &TracesData,
+    options: &CallOptions<'_>,
     filter: &FilterArgs,
     out: &mut dyn Write,
     summary: &mut ExportSummary,
 ) -> std::io::Result<()> {
     let mut result = Ok(());
-    for_each_span(data, content, |span| {
+    for_each_span(data, options.content, |span| {
         if result.is_err() || !span.is_model_call() || !filter.matches(&span) {
             return;
         }
         summary.matched_calls += 1;
-        let line = match format {
-            Format::Csv => Some(csv_record(&CallRow::from_span(&span).csv_values()).into_bytes()),
+        let line = match options.format {
+            Format::Csv => Some(
+                csv_record(
+                    &options
+                        .row(&span)
+                        .csv_values_with(options.with_text, options.meta_columns),
+                )
+                .into_bytes(),
+            ),
             Format::Openai => match fine_tuning_example(&span) {
                 Ok(example) => Some(json_line(&example)),
                 Err(skip) => {
@@ -155,7 +239,7 @@ fn write_calls(
                     None
                 }
             },
-            _ => Some(json_line(&CallRow::from_span(&span))),
+            _ => Some(json_line(&options.row(&span))),
         };
         if let Some(line) = line {
             summary.written += 1;
@@ -373,10 +457,17 @@ fn openai_tool(def: &Value) -> Option<Value> {
 /// Runs `llmtap export`.
 pub fn run(args: &ExportArgs) -> ExitCode {
     let files = resolve_files(&args.files);
+    let prices = match args.prices.load() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("llmtap export: {e}");
+            return ExitCode::from(crate::EXIT_USAGE);
+        }
+    };
     // Open every input before creating the output, so a typo never truncates a file.
     for file in &files {
         if let Err(e) = llmtap_export::JsonlReader::open(file) {
-            eprintln!("llmtap export: {e}");
+            eprintln!("llmtap export: {}", crate::input::InputError::Read(e));
             return ExitCode::from(crate::EXIT_NO_INPUT);
         }
     }
@@ -390,7 +481,12 @@ pub fn run(args: &ExportArgs) -> ExitCode {
         },
         None => Box::new(BufWriter::new(std::io::stdout().lock())),
     };
-    let summary = match export(&files, args.format, &args.filter, &mut sink) {
+    let options = ExportOptions {
+        format: args.format,
+        content: args.content,
+        prices: &prices,
+    };
+    let summary = match export(&files, options, &args.filter, &mut sink) {
         Ok(s) => s,
         Err(ExportError::Input(e)) => {
             eprintln!("llmtap export: {e}");

@@ -20,13 +20,62 @@ use crate::timefmt::{format_rfc3339_millis, now_nanos, parse_time};
 use crate::tree::DEFAULT_TRACES_FILE;
 use crate::{EXIT_DATA_ERR, EXIT_NO_INPUT};
 
-/// The files to read: those given, else the proxy's default file.
+/// The files to read: those given, else the proxy's default file and its rotations
+/// (`traces.jsonl.N` … `.1`, then the live file: oldest first). With none on disk, the default
+/// path alone, so opening it fails with its name.
 pub fn resolve_files(files: &[PathBuf]) -> Vec<PathBuf> {
     if files.is_empty() {
-        vec![PathBuf::from(DEFAULT_TRACES_FILE)]
+        with_rotations(Path::new(DEFAULT_TRACES_FILE))
     } else {
         files.to_vec()
     }
+}
+
+/// Rotated files kept beside `live` (`live.1`, `live.2`, …, the exporter's naming), oldest
+/// (highest number) first, then `live` when it exists; `live` alone when none exists.
+pub fn with_rotations(live: &Path) -> Vec<PathBuf> {
+    let mut rotated: Vec<(u64, PathBuf)> = Vec::new();
+    let dir = match live.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = live
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let file_name = entry.file_name();
+            let file_name = file_name.to_string_lossy();
+            let n = file_name
+                .strip_prefix(name.as_str())
+                .and_then(|rest| rest.strip_prefix('.'))
+                .and_then(|n| n.parse::<u64>().ok());
+            if let Some(n) = n
+                && entry.path().is_file()
+            {
+                rotated.push((n, live.with_file_name(file_name.as_ref())));
+            }
+        }
+    }
+    rotated.sort_by_key(|r| std::cmp::Reverse(r.0));
+    let mut files: Vec<PathBuf> = rotated.into_iter().map(|(_, p)| p).collect();
+    if live.exists() || files.is_empty() {
+        files.push(live.to_path_buf());
+    }
+    files
+}
+
+/// A hint for a missing default file: the demo writes elsewhere.
+fn missing_default_hint(path: &Path) -> Option<String> {
+    let demo = Path::new(crate::demo::DEFAULT_DEMO_FILE);
+    (path == Path::new(DEFAULT_TRACES_FILE) && demo.is_file()).then(|| {
+        format!(
+            " (the proxy writes there; `llmtap demo` wrote {}: name it, e.g. `llmtap tree {}`)",
+            demo.display(),
+            demo.display()
+        )
+    })
 }
 
 /// `ok` or `error`.
@@ -61,6 +110,58 @@ pub struct FilterArgs {
     /// Only successful (ok) or failed (error) spans.
     #[arg(long, value_enum)]
     pub status: Option<StatusFilter>,
+    /// Only spans with this user metadata (`x-llmtap-meta-KEY` → `llmtap.meta.KEY`); repeat
+    /// for several, all must match.
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_meta)]
+    pub meta: Vec<(String, String)>,
+    /// Only spans of this service (`service.name` of the emitting resource).
+    #[arg(long, value_name = "NAME")]
+    pub service: Option<String>,
+    /// Only spans that took at least this long: 500ms, 2s, 1.5s, 1m.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration_arg)]
+    pub min_latency: Option<u64>,
+    /// Only calls with this finish reason on any choice (stop, length, tool_calls, …).
+    #[arg(long, value_name = "REASON")]
+    pub finish_reason: Option<String>,
+    /// Only spans of the trace whose id starts with this hex prefix.
+    #[arg(long, value_name = "ID")]
+    pub trace: Option<String>,
+    /// Only the call with this upstream request id (`llmtap.upstream.request_id`).
+    #[arg(long, value_name = "ID")]
+    pub request_id: Option<String>,
+}
+
+/// `KEY=VALUE` of `--meta`.
+fn parse_meta(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("`{text}` is not KEY=VALUE (e.g. team=blue)")),
+    }
+}
+
+fn parse_duration_arg(text: &str) -> Result<u64, String> {
+    parse_duration(text).ok_or_else(|| {
+        format!("`{text}` is not a duration: a number with a unit, e.g. 500ms, 2s, 1.5s, 1m")
+    })
+}
+
+/// A duration in nanoseconds: a decimal number and a unit (`ns`, `us`, `ms`, `s`, `m`, `h`).
+pub fn parse_duration(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let unit_at = text.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+    let (number, unit) = text.split_at(unit_at);
+    let nanos_per_unit: f64 = match unit {
+        "ns" => 1.0,
+        "us" | "µs" => 1e3,
+        "ms" => 1e6,
+        "s" => 1e9,
+        "m" => 60e9,
+        "h" => 3600e9,
+        _ => return None,
+    };
+    let n: f64 = number.parse().ok()?;
+    let nanos = n * nanos_per_unit;
+    (nanos.is_finite() && nanos >= 0.0 && nanos < u64::MAX as f64).then_some(nanos.round() as u64)
 }
 
 fn parse_time_arg(text: &str) -> Result<u64, String> {
@@ -76,6 +177,12 @@ impl FilterArgs {
             && self.model.is_none()
             && self.session.is_none()
             && self.status.is_none()
+            && self.meta.is_empty()
+            && self.service.is_none()
+            && self.min_latency.is_none()
+            && self.finish_reason.is_none()
+            && self.trace.is_none()
+            && self.request_id.is_none()
     }
 
     /// Whether `span` passes every filter.
@@ -99,6 +206,31 @@ impl FilterArgs {
                 StatusFilter::Ok => !span.is_error(),
                 StatusFilter::Error => span.is_error(),
             })
+            && self.meta.iter().all(|(key, value)| {
+                span.attributes
+                    .get(&semconv::meta_key(key))
+                    .is_some_and(|v| v.to_string() == *value)
+            })
+            && self
+                .service
+                .as_deref()
+                .is_none_or(|s| span.service.as_deref() == Some(s))
+            && self
+                .min_latency
+                .is_none_or(|min| span.duration_nanos() >= min)
+            && self.finish_reason.as_deref().is_none_or(|r| {
+                span.list_attr(semconv::GEN_AI_RESPONSE_FINISH_REASONS)
+                    .iter()
+                    .any(|have| have == r)
+            })
+            && self
+                .trace
+                .as_deref()
+                .is_none_or(|t| span.trace_id.starts_with(&t.to_ascii_lowercase()))
+            && self
+                .request_id
+                .as_deref()
+                .is_none_or(|id| span.str_attr(semconv::LLMTAP_UPSTREAM_REQUEST_ID) == Some(id))
     }
 
     /// The time window as printable text, if any.
@@ -165,7 +297,15 @@ pub enum InputError {
 impl std::fmt::Display for InputError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            InputError::Read(e) => write!(f, "{e}"),
+            InputError::Read(e) => {
+                write!(f, "{e}")?;
+                if let ReadError::Open { path, .. } = e
+                    && let Some(hint) = missing_default_hint(path)
+                {
+                    f.write_str(&hint)?;
+                }
+                Ok(())
+            }
             InputError::NotOtlpJsonl { file, bad_lines } => write!(
                 f,
                 "{file} is not an OTLP/JSON lines file: none of its first {bad_lines} line(s) is \
@@ -469,5 +609,93 @@ mod tests {
         assert_eq!(render_bar("x", 10, 0), "x 10 B");
         assert_eq!(format_bytes(1536), "1.5 KiB");
         assert!(render_bar("x", 5, 4).contains("100%"));
+    }
+
+    #[test]
+    fn new_filters_match_meta_service_latency_reason_trace_and_request_id() {
+        let mut s = span(
+            0,
+            &[
+                ("llmtap.meta.team", "blue"),
+                (semconv::GEN_AI_RESPONSE_FINISH_REASONS, "length"),
+                (semconv::LLMTAP_UPSTREAM_REQUEST_ID, "req_1"),
+            ],
+            SpanStatus::Unset,
+        );
+        s.trace_id = "0af7651916cd43dd".into();
+        s.end_unix_nanos = 600_000_000;
+        s.service = Some("api".into());
+        let f = |edit: fn(&mut FilterArgs)| {
+            let mut f = FilterArgs::default();
+            edit(&mut f);
+            assert!(!f.is_empty());
+            f.matches(&s)
+        };
+        assert!(f(|f| f.meta = vec![("team".into(), "blue".into())]));
+        assert!(!f(|f| f.meta = vec![("team".into(), "red".into())]));
+        assert!(!f(|f| f.meta = vec![("user".into(), "blue".into())]));
+        assert!(f(|f| f.service = Some("api".into())));
+        assert!(!f(|f| f.service = Some("web".into())));
+        assert!(f(|f| f.min_latency = Some(500_000_000)));
+        assert!(f(|f| f.min_latency = Some(600_000_000)), "at least");
+        assert!(!f(|f| f.min_latency = Some(600_000_001)));
+        assert!(f(|f| f.finish_reason = Some("length".into())));
+        assert!(!f(|f| f.finish_reason = Some("stop".into())));
+        assert!(f(|f| f.trace = Some("0AF765".into())));
+        assert!(!f(|f| f.trace = Some("1af7".into())));
+        assert!(f(|f| f.request_id = Some("req_1".into())));
+        assert!(!f(|f| f.request_id = Some("req".into())), "exact");
+    }
+
+    #[test]
+    fn durations_and_meta_parse() {
+        assert_eq!(parse_duration("500ms"), Some(500_000_000));
+        assert_eq!(parse_duration("1.5s"), Some(1_500_000_000));
+        assert_eq!(parse_duration("2m"), Some(120_000_000_000));
+        assert_eq!(parse_duration("500"), None, "a unit is required");
+        assert_eq!(parse_duration("ms"), None);
+        assert_eq!(parse_duration("5 parsecs"), None);
+        assert_eq!(parse_meta("team=blue"), Ok(("team".into(), "blue".into())));
+        assert_eq!(parse_meta("k=a=b"), Ok(("k".into(), "a=b".into())));
+        assert!(parse_meta("=x").is_err());
+        assert!(parse_meta("team").is_err());
+    }
+
+    #[test]
+    fn rotations_are_read_oldest_first() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let live = dir.path().join("traces.jsonl");
+        assert_eq!(with_rotations(&live), vec![live.clone()], "none on disk");
+        for name in [
+            "traces.jsonl.1",
+            "traces.jsonl.10",
+            "traces.jsonl.2",
+            "traces.jsonl.x",
+        ] {
+            std::fs::write(dir.path().join(name), "")?;
+        }
+        let names = |files: Vec<PathBuf>| -> Vec<String> {
+            files
+                .iter()
+                .filter_map(|f| f.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+                .collect()
+        };
+        assert_eq!(
+            names(with_rotations(&live)),
+            ["traces.jsonl.10", "traces.jsonl.2", "traces.jsonl.1"],
+            "rotations without the live file"
+        );
+        std::fs::write(&live, "")?;
+        assert_eq!(
+            names(with_rotations(&live)),
+            [
+                "traces.jsonl.10",
+                "traces.jsonl.2",
+                "traces.jsonl.1",
+                "traces.jsonl"
+            ]
+        );
+        Ok(())
     }
 }

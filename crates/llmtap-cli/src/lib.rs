@@ -2,12 +2,15 @@
 //!
 //! Each subcommand lives in its own module with an `Args` struct and a `run`; [`main`] only
 //! parses and dispatches. Exit codes follow sysexits: 64 usage/config, 65 input that is not
-//! OTLP/JSON lines, 66 unreadable input, 73 output that cannot be created, 69 unreachable service, 1 anything else.
+//! OTLP/JSON lines, 66 unreadable input, 73 output that cannot be created, 69 unreachable
+//! service, 1 anything else (`show`: no span has the id).
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod content;
+pub mod cost;
 pub mod demo;
 pub mod export;
 pub mod hist;
@@ -15,6 +18,7 @@ pub mod input;
 pub mod proxy_cmd;
 mod push;
 pub mod row;
+pub mod show;
 pub mod spans;
 pub mod stats;
 pub mod tail;
@@ -46,9 +50,14 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Print the agent trees of a JSONL trace file.
     Tree(tree::TreeArgs),
-    /// One line per finished model call, the latest first, then (-f) as they are written.
+    /// The last N finished model calls, oldest to newest, one line each; then (-f) each new
+    /// one as it is written.
     Tail(tail::TailArgs),
-    /// Calls, errors, tokens, latency and TTFT percentiles, grouped by model, agent, session…
+    /// One call in full (prompt, answer, usage, cost, timing, parent and children), by span
+    /// id, response id or upstream request id.
+    Show(show::ShowArgs),
+    /// Calls, errors, tokens, latency and TTFT percentiles, cost, rate limits, grouped by
+    /// model, agent, session, service, finish reason, metadata…
     Stats(stats::StatsArgs),
     /// Calls as flat JSONL or CSV, OpenAI fine-tuning examples, or filtered OTLP/JSON lines.
     Export(export::ExportArgs),
@@ -64,6 +73,7 @@ pub fn main() -> ExitCode {
         Command::Demo(args) => run_async(demo::run(&args)),
         Command::Tree(args) => tree::run(&args),
         Command::Tail(args) => tail::run(&args),
+        Command::Show(args) => show::run(&args),
         Command::Stats(args) => stats::run(&args),
         Command::Export(args) => export::run(&args),
         Command::Push(args) => push::run(args),

@@ -3,6 +3,8 @@
 //! ticket), read from any OTLP GenAI span. Used by `export --format jsonl|csv` and
 //! `tail --json`.
 
+use std::collections::BTreeMap;
+
 use llmtap_core::semconv;
 
 use crate::spans::{AttrValue, SpanRecord};
@@ -54,10 +56,26 @@ pub struct CallRow {
     pub request_id: Option<String>,
     pub server_address: Option<String>,
     pub span_name: String,
+    /// USD from the price table; `None` when the model is not in it or no usage was reported.
+    pub cost_usd: Option<f64>,
+    /// The prompt as text (`export --content` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input: Option<String>,
+    /// The answer as text (`export --content` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    /// `meta.<key>` → value for every `llmtap.meta.<key>` attribute of the span.
+    #[serde(flatten)]
+    pub meta: BTreeMap<String, String>,
 }
 
+/// Column name prefix of user metadata (`llmtap.meta.team` → `meta.team`).
+pub const META_COLUMN_PREFIX: &str = "meta.";
+/// Extra columns of `export --content`, after [`COLUMNS`].
+pub const CONTENT_COLUMNS: [&str; 2] = ["input", "output"];
+
 /// Column names, in CSV order (same as the JSON keys).
-pub const COLUMNS: [&str; 29] = [
+pub const COLUMNS: [&str; 30] = [
     "time",
     "trace_id",
     "span_id",
@@ -87,6 +105,7 @@ pub const COLUMNS: [&str; 29] = [
     "request_id",
     "server_address",
     "span_name",
+    "cost_usd",
 ];
 
 /// Rounds to 3 decimals (milliseconds to microseconds).
@@ -140,7 +159,46 @@ impl CallRow {
             request_id: s(semconv::LLMTAP_UPSTREAM_REQUEST_ID),
             server_address: s(semconv::SERVER_ADDRESS),
             span_name: span.name.clone(),
+            cost_usd: None,
+            input: None,
+            output: None,
+            meta: span
+                .attributes
+                .iter()
+                .filter_map(|(key, value)| {
+                    let name = key.strip_prefix(semconv::LLMTAP_META_PREFIX)?;
+                    Some((format!("{META_COLUMN_PREFIX}{name}"), value.to_string()))
+                })
+                .collect(),
         }
+    }
+
+    /// Adds the call's cost in picodollars (see [`crate::cost`]).
+    pub fn with_cost(mut self, picodollars: Option<u128>) -> Self {
+        self.cost_usd = picodollars.map(crate::cost::usd);
+        self
+    }
+
+    /// Adds the prompt and answer as text (empty when nothing was captured).
+    pub fn with_content(mut self, span: &SpanRecord) -> Self {
+        let content = span.content.as_deref();
+        self.input = Some(content.map(crate::content::input_text).unwrap_or_default());
+        self.output = Some(content.map(crate::content::output_text).unwrap_or_default());
+        self
+    }
+
+    /// [`csv_values`](Self::csv_values), then the content columns when `content`, then one
+    /// value per `meta_columns` entry (empty when the span lacks it).
+    pub fn csv_values_with(&self, content: bool, meta_columns: &[String]) -> Vec<String> {
+        let mut values = self.csv_values();
+        if content {
+            values.push(self.input.clone().unwrap_or_default());
+            values.push(self.output.clone().unwrap_or_default());
+        }
+        for column in meta_columns {
+            values.push(self.meta.get(column).cloned().unwrap_or_default());
+        }
+        values
     }
 
     /// The values in [`COLUMNS`] order, as CSV text (empty for unknown).
@@ -178,6 +236,7 @@ impl CallRow {
             opt(&self.request_id),
             opt(&self.server_address),
             self.span_name.clone(),
+            opt(&self.cost_usd),
         ]
     }
 }

@@ -18,6 +18,7 @@ use std::process::ExitCode;
 
 use llmtap_core::semconv;
 
+use crate::cost::{CostSum, PriceArgs, PriceSource, PriceTable, format_usd};
 use crate::hist::Quantiles;
 use crate::input::{
     FileReport, FilterArgs, pretty_json, report_skipped, resolve_files, scan, write_stdout,
@@ -29,7 +30,7 @@ use crate::timefmt::format_rfc3339_millis;
 const MAX_ERROR_TYPES: usize = 32;
 
 /// What to group calls by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum GroupBy {
     /// The requested model (`gen_ai.request.model`).
     #[default]
@@ -42,23 +43,57 @@ pub enum GroupBy {
     Session,
     /// `gen_ai.operation.name`.
     Operation,
+    /// `service.name` of the emitting resource.
+    Service,
+    /// `gen_ai.response.finish_reasons`, comma-joined when a call has several choices.
+    FinishReason,
+    /// A user metadata key (`llmtap.meta.<key>`).
+    Meta(String),
     /// No grouping: only the total.
     None,
 }
 
+/// The `--by` values besides `meta.KEY`.
+const GROUP_NAMES: &str =
+    "model, provider, agent, session, operation, service, finish_reason, meta.KEY, none";
+
+impl std::str::FromStr for GroupBy {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(match text {
+            "model" => GroupBy::Model,
+            "provider" => GroupBy::Provider,
+            "agent" => GroupBy::Agent,
+            "session" => GroupBy::Session,
+            "operation" => GroupBy::Operation,
+            "service" => GroupBy::Service,
+            "finish_reason" => GroupBy::FinishReason,
+            "none" => GroupBy::None,
+            _ => match text.strip_prefix("meta.") {
+                Some(key) if !key.is_empty() => GroupBy::Meta(key.to_owned()),
+                _ => return Err(format!("`{text}`: expected one of {GROUP_NAMES}")),
+            },
+        })
+    }
+}
+
 impl GroupBy {
-    fn name(self) -> &'static str {
+    fn name(&self) -> String {
         match self {
-            GroupBy::Model => "model",
-            GroupBy::Provider => "provider",
-            GroupBy::Agent => "agent",
-            GroupBy::Session => "session",
-            GroupBy::Operation => "operation",
-            GroupBy::None => "none",
+            GroupBy::Model => "model".to_owned(),
+            GroupBy::Provider => "provider".to_owned(),
+            GroupBy::Agent => "agent".to_owned(),
+            GroupBy::Session => "session".to_owned(),
+            GroupBy::Operation => "operation".to_owned(),
+            GroupBy::Service => "service".to_owned(),
+            GroupBy::FinishReason => "finish_reason".to_owned(),
+            GroupBy::Meta(key) => format!("meta.{key}"),
+            GroupBy::None => "none".to_owned(),
         }
     }
 
-    fn key(self, span: &SpanRecord) -> Option<String> {
+    fn key(&self, span: &SpanRecord) -> Option<String> {
         let attr = |k: &str| span.str_attr(k).map(str::to_owned);
         match self {
             GroupBy::Model => span.request_model().map(str::to_owned),
@@ -66,6 +101,15 @@ impl GroupBy {
             GroupBy::Agent => attr(semconv::GEN_AI_AGENT_NAME),
             GroupBy::Session => attr(semconv::GEN_AI_CONVERSATION_ID),
             GroupBy::Operation => attr(semconv::GEN_AI_OPERATION_NAME),
+            GroupBy::Service => span.service.clone(),
+            GroupBy::FinishReason => {
+                let reasons = span.list_attr(semconv::GEN_AI_RESPONSE_FINISH_REASONS);
+                (!reasons.is_empty()).then(|| reasons.join(","))
+            }
+            GroupBy::Meta(key) => span
+                .attributes
+                .get(&semconv::meta_key(key))
+                .map(ToString::to_string),
             GroupBy::None => None,
         }
     }
@@ -76,11 +120,14 @@ impl GroupBy {
 pub struct StatsArgs {
     /// JSONL trace files (OTLP/JSON lines) [default: .llmtap/traces.jsonl]
     pub files: Vec<PathBuf>,
-    /// Group calls by this.
-    #[arg(long, value_enum, default_value_t = GroupBy::Model)]
+    /// Group calls by this: model, provider, agent, session, operation, service,
+    /// finish_reason, meta.KEY (user metadata) or none.
+    #[arg(long, value_name = "WHAT", default_value = "model")]
     pub by: GroupBy,
     #[command(flatten)]
     pub filter: FilterArgs,
+    #[command(flatten)]
+    pub prices: PriceArgs,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -99,12 +146,33 @@ pub struct Accumulator {
     throughput_nanos: u64,
     first_start: Option<u64>,
     last_end: Option<u64>,
+    cost: CostSum,
+    /// Calls answered HTTP 429.
+    rate_limited: u64,
+    min_remaining_requests: Option<u64>,
+    min_remaining_tokens: Option<u64>,
 }
 
 impl Accumulator {
-    /// Adds one model call.
-    pub fn add(&mut self, span: &SpanRecord) {
+    /// Adds one model call and its cost in picodollars (`None`: no price).
+    pub fn add(&mut self, span: &SpanRecord, cost: Option<u128>) {
         self.calls += 1;
+        self.cost.add(cost);
+        if span.u64_attr(semconv::HTTP_RESPONSE_STATUS_CODE) == Some(429) {
+            self.rate_limited += 1;
+        }
+        let lowest = |seen: Option<u64>, key: &str| match (seen, span.u64_attr(key)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.min_remaining_requests = lowest(
+            self.min_remaining_requests,
+            semconv::LLMTAP_RATELIMIT_REQUESTS_REMAINING,
+        );
+        self.min_remaining_tokens = lowest(
+            self.min_remaining_tokens,
+            semconv::LLMTAP_RATELIMIT_TOKENS_REMAINING,
+        );
         let tokens = span.tokens();
         self.tokens += tokens;
         self.latency_ms.record(span.duration_nanos() as f64 / 1e6);
@@ -153,8 +221,19 @@ impl Accumulator {
             }),
             first_call: self.first_start.map(format_rfc3339_millis),
             last_call_end: self.last_end.map(format_rfc3339_millis),
+            cost_usd: self.cost.usd(),
+            unpriced_calls: self.cost.unpriced_calls,
+            rate_limited: self.rate_limited,
+            rate_limited_share: (self.calls > 0)
+                .then(|| round4(self.rate_limited as f64 / self.calls as f64)),
+            min_remaining_requests: self.min_remaining_requests,
+            min_remaining_tokens: self.min_remaining_tokens,
         }
     }
+}
+
+fn round4(v: f64) -> f64 {
+    (v * 10_000.0).round() / 10_000.0
 }
 
 fn round2(v: f64) -> f64 {
@@ -209,12 +288,24 @@ pub struct GroupSummary {
     pub output_tokens_per_second: Option<f64>,
     pub first_call: Option<String>,
     pub last_call_end: Option<String>,
+    /// USD of the calls whose model the price table has; `null` when it has none of them.
+    pub cost_usd: Option<f64>,
+    /// Calls left out of `cost_usd`: model not in the price table, or no usage reported.
+    pub unpriced_calls: u64,
+    /// Calls answered HTTP 429.
+    pub rate_limited: u64,
+    /// `rate_limited` / `calls`.
+    pub rate_limited_share: Option<f64>,
+    /// Lowest `llmtap.ratelimit.requests.remaining` seen.
+    pub min_remaining_requests: Option<u64>,
+    /// Lowest `llmtap.ratelimit.tokens.remaining` seen.
+    pub min_remaining_tokens: Option<u64>,
 }
 
 /// The whole report.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct StatsReport {
-    pub group_by: &'static str,
+    pub group_by: String,
     pub since: Option<String>,
     pub until: Option<String>,
     pub total: GroupSummary,
@@ -222,25 +313,31 @@ pub struct StatsReport {
     pub groups: Vec<GroupSummary>,
     /// Spans in the window that are not model calls (agents, tools, non-GenAI spans).
     pub other_spans: u64,
+    /// The price table behind `cost_usd`.
+    pub prices: PriceSource,
     pub files: Vec<FileReport>,
 }
 
 /// Accumulates model calls into groups.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct StatsBuilder {
     by: GroupBy,
     filter: FilterArgs,
+    prices: PriceTable,
     total: Accumulator,
     groups: HashMap<Option<String>, Accumulator>,
     other_spans: u64,
 }
 
 impl StatsBuilder {
-    pub fn new(by: GroupBy, filter: FilterArgs) -> Self {
+    pub fn new(by: GroupBy, filter: FilterArgs, prices: PriceTable) -> Self {
         Self {
             by,
             filter,
-            ..Self::default()
+            prices,
+            total: Accumulator::default(),
+            groups: HashMap::new(),
+            other_spans: 0,
         }
     }
 
@@ -253,9 +350,13 @@ impl StatsBuilder {
             self.other_spans += 1;
             return;
         }
-        self.total.add(span);
+        let cost = self.prices.cost_of(span);
+        self.total.add(span, cost);
         if self.by != GroupBy::None {
-            self.groups.entry(self.by.key(span)).or_default().add(span);
+            self.groups
+                .entry(self.by.key(span))
+                .or_default()
+                .add(span, cost);
         }
     }
 
@@ -281,6 +382,7 @@ impl StatsBuilder {
             total: self.total.summary(None),
             groups,
             other_spans: self.other_spans,
+            prices: self.prices.source().clone(),
             files,
         }
     }
@@ -291,8 +393,9 @@ pub fn compute(
     files: &[PathBuf],
     by: GroupBy,
     filter: &FilterArgs,
+    prices: PriceTable,
 ) -> Result<StatsReport, crate::input::InputError> {
-    let mut builder = StatsBuilder::new(by, filter.clone());
+    let mut builder = StatsBuilder::new(by, filter.clone(), prices);
     let reports = scan(files, "stats", |data| {
         for_each_span(&data, Content::Skip, |span| builder.add(&span));
         ControlFlow::Continue(())
@@ -303,7 +406,14 @@ pub fn compute(
 /// Runs `llmtap stats`.
 pub fn run(args: &StatsArgs) -> ExitCode {
     let files = resolve_files(&args.files);
-    let report = match compute(&files, args.by, &args.filter) {
+    let prices = match args.prices.load() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("llmtap stats: {e}");
+            return ExitCode::from(crate::EXIT_USAGE);
+        }
+    };
+    let report = match compute(&files, args.by.clone(), &args.filter, prices) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("llmtap stats: {e}");
@@ -344,7 +454,23 @@ fn row(label: &str, g: &GroupSummary) -> Vec<String> {
         ms(g.ttft_ms.p99),
         g.output_tokens_per_second
             .map_or_else(|| "-".to_owned(), |v| format!("{v:.1}")),
+        cost_cell(g),
     ]
+}
+
+/// `$0.0060`; `≥ $0.0060` when some calls had no price; `-` when none had.
+fn cost_cell(g: &GroupSummary) -> String {
+    match g.cost_usd {
+        None => "-".to_owned(),
+        Some(usd) => {
+            let text = format_usd(usd);
+            if g.unpriced_calls > 0 {
+                format!("≥ {text}")
+            } else {
+                text
+            }
+        }
+    }
 }
 
 /// The report as a table for people.
@@ -370,7 +496,7 @@ pub fn render(report: &StatsReport) -> String {
     }
     out.push_str("\n\n");
     let header: Vec<String> = [
-        report.group_by,
+        report.group_by.as_str(),
         "calls",
         "errors",
         "in tok",
@@ -384,6 +510,7 @@ pub fn render(report: &StatsReport) -> String {
         "ttft p95",
         "ttft p99",
         "out tok/s",
+        "cost",
     ]
     .iter()
     .map(|s| (*s).to_owned())
@@ -404,6 +531,40 @@ pub fn render(report: &StatsReport) -> String {
             out.push_str(&format!("  {kind}  {n}\n"));
         }
     }
+    if total.rate_limited > 0
+        || total.min_remaining_requests.is_some()
+        || total.min_remaining_tokens.is_some()
+    {
+        let share = total.rate_limited_share.unwrap_or(0.0) * 100.0;
+        out.push_str(&format!(
+            "\nrate limits: {} of {} call(s) answered 429 ({share:.1} %)",
+            total.rate_limited, total.calls
+        ));
+        if let Some(n) = total.min_remaining_requests {
+            out.push_str(&format!("; lowest remaining requests {n}"));
+        }
+        if let Some(n) = total.min_remaining_tokens {
+            out.push_str(&format!("; lowest remaining tokens {n}"));
+        }
+        out.push('\n');
+    }
+    let prices = &report.prices;
+    out.push_str(&format!(
+        "\ncost: {} price table{}",
+        prices.table,
+        prices
+            .date
+            .as_ref()
+            .map(|d| format!(" of {d}"))
+            .unwrap_or_default()
+    ));
+    if total.unpriced_calls > 0 {
+        out.push_str(&format!(
+            "; {} call(s) without a price (model not in the table, or no usage) are not counted",
+            total.unpriced_calls
+        ));
+    }
+    out.push('\n');
     if report.other_spans > 0 {
         out.push_str(&format!(
             "\n{} other span(s) (agents, tools, non-GenAI) not counted as calls\n",
@@ -449,6 +610,10 @@ mod tests {
 
     const MS: u64 = 1_000_000;
 
+    fn no_prices() -> PriceTable {
+        PriceTable::empty()
+    }
+
     fn call(
         start_ms: u64,
         dur_ms: u64,
@@ -493,7 +658,7 @@ mod tests {
 
     #[test]
     fn groups_sum_and_rank_exactly() {
-        let mut b = StatsBuilder::new(GroupBy::Model, FilterArgs::default());
+        let mut b = StatsBuilder::new(GroupBy::Model, FilterArgs::default(), no_prices());
         for (i, dur) in [100u64, 200, 300, 400].iter().enumerate() {
             b.add(&call(i as u64 * 1000, *dur, "a", "x", (10, 20), None));
         }
@@ -551,7 +716,7 @@ mod tests {
             until: Some(3000 * MS),
             ..FilterArgs::default()
         };
-        let mut b = StatsBuilder::new(GroupBy::Agent, filter);
+        let mut b = StatsBuilder::new(GroupBy::Agent, filter, no_prices());
         for i in 0..5u64 {
             b.add(&call(
                 i * 1000,
@@ -573,7 +738,7 @@ mod tests {
     fn error_types_are_bounded() {
         let mut acc = Accumulator::default();
         for i in 0..(MAX_ERROR_TYPES + 10) {
-            acc.add(&call(0, 1, "m", "a", (0, 0), Some(&format!("e{i}"))));
+            acc.add(&call(0, 1, "m", "a", (0, 0), Some(&format!("e{i}"))), None);
         }
         let s = acc.summary(None);
         assert_eq!(s.error_types.len(), MAX_ERROR_TYPES + 1);

@@ -17,21 +17,24 @@ use llmtap_core::semconv;
 use llmtap_export::reader::{DEFAULT_MAX_LINE_BYTES, parse_line};
 use llmtap_export::{JsonlReader, ReadError};
 
+use crate::cost::{PriceArgs, PriceTable, format_usd};
 use crate::input::FilterArgs;
+use crate::input::with_rotations;
 use crate::row::CallRow;
 use crate::spans::{AttrValue, Content, SpanRecord, for_each_span};
-use crate::tree::{DEFAULT_TRACES_FILE, Style, format_ms, format_tokens, stdout_style};
-use crate::{EXIT_NO_INPUT, EXIT_USAGE};
+use crate::tree::{DEFAULT_TRACES_FILE, Style, format_call_tokens, format_ms, stdout_style};
+use crate::{EXIT_DATA_ERR, EXIT_NO_INPUT, EXIT_USAGE};
 
 /// Flags of `llmtap tail`.
 #[derive(Debug, clap::Args)]
 pub struct TailArgs {
-    /// JSONL trace file [default: .llmtap/traces.jsonl]
+    /// JSONL trace file [default: .llmtap/traces.jsonl, after its rotations]
     pub file: Option<PathBuf>,
-    /// Keep printing calls as they are written (Ctrl-C to stop); follows rotation.
+    /// Keep printing calls as they are written (Ctrl-C to stop); follows rotation, and waits
+    /// for a file that does not exist yet.
     #[arg(long, short)]
     pub follow: bool,
-    /// How many of the latest calls to print first.
+    /// How many of the last calls to print first (oldest to newest).
     #[arg(long, short = 'n', value_name = "N", default_value_t = 10)]
     pub lines: usize,
     #[command(flatten)]
@@ -42,33 +45,38 @@ pub struct TailArgs {
     /// Never colour the output.
     #[arg(long)]
     pub no_color: bool,
+    #[command(flatten)]
+    pub prices: PriceArgs,
     /// How often to look for new lines when following, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 250, hide = true)]
     pub poll_ms: u64,
 }
 
 /// How to print one call.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Printer {
     pub json: bool,
     pub style: Style,
+    pub prices: PriceTable,
 }
 
 impl Printer {
     /// The line for `span` (with its newline).
     pub fn line(&self, span: &SpanRecord) -> String {
+        let cost = self.prices.cost_of(span);
         if self.json {
-            let mut line = serde_json::to_string(&CallRow::from_span(span)).unwrap_or_default();
+            let row = CallRow::from_span(span).with_cost(cost);
+            let mut line = serde_json::to_string(&row).unwrap_or_default();
             line.push('\n');
             return line;
         }
-        format_call(span, self.style)
+        format_call(span, self.style, cost)
     }
 }
 
 /// `2026-05-01T12:05:00.100Z  [planner]  chat gpt-4o → gpt-4o-2024-08-06  ✓ tool_call  2.00 s
-/// (ttft 250 ms) stream  in 1200 / out 300 tok  session conv-42  trace 0af76519`.
-pub fn format_call(span: &SpanRecord, style: Style) -> String {
+/// (ttft 250 ms) stream  in 1200 / out 300 tok  $0.0047  session conv-42  trace 0af76519`.
+pub fn format_call(span: &SpanRecord, style: Style, cost: Option<u128>) -> String {
     let mut line = style.dim(&crate::timefmt::format_rfc3339_millis(
         span.start_unix_nanos,
     ));
@@ -113,9 +121,18 @@ pub fn format_call(span: &SpanRecord, style: Style) -> String {
     ) {
         line.push_str(" stream");
     }
-    let tokens = span.tokens();
-    if tokens != crate::spans::Tokens::default() {
-        line.push_str(&format!("  {}", format_tokens(tokens)));
+    let reported = (
+        span.u64_attr(semconv::GEN_AI_USAGE_INPUT_TOKENS).is_some(),
+        span.u64_attr(semconv::GEN_AI_USAGE_OUTPUT_TOKENS).is_some(),
+    );
+    if reported.0 || reported.1 {
+        line.push_str(&format!(
+            "  {}",
+            format_call_tokens(span.tokens(), reported)
+        ));
+    }
+    if let Some(cost) = cost {
+        line.push_str(&format!("  {}", format_usd(crate::cost::usd(cost))));
     }
     if let Some(session) = span.str_attr(semconv::GEN_AI_CONVERSATION_ID) {
         line.push_str(&format!("  session {session}"));
@@ -152,12 +169,45 @@ pub fn last_calls(
     n: usize,
     filter: &FilterArgs,
 ) -> Result<(Vec<SpanRecord>, u64), ReadError> {
+    let found = last_calls_report(path, end, n, filter)?;
+    Ok((found.calls, found.invalid_lines))
+}
+
+/// What [`last_calls_report`] found in one file.
+#[derive(Debug, Default)]
+pub struct LastCalls {
+    /// Oldest first.
+    pub calls: Vec<SpanRecord>,
+    /// Lines that are not OTLP/JSON, in what was read.
+    pub invalid_lines: u64,
+    /// JSON lines without `resourceSpans`, in what was read.
+    pub foreign_lines: u64,
+    /// OTLP/JSON lines, in what was read.
+    pub otlp_lines: u64,
+    /// The whole file (up to `end`) was read.
+    pub whole_file: bool,
+}
+
+impl LastCalls {
+    /// Read whole and not one OTLP/JSON line among its lines: not a trace file.
+    pub fn not_otlp(&self) -> bool {
+        self.whole_file && self.otlp_lines == 0 && self.invalid_lines + self.foreign_lines > 0
+    }
+}
+
+/// [`last_calls`] with the counts that tell a trace file from another file.
+pub fn last_calls_report(
+    path: &Path,
+    end: u64,
+    n: usize,
+    filter: &FilterArgs,
+) -> Result<LastCalls, ReadError> {
     let io = |source| ReadError::Io {
         path: path.to_path_buf(),
         source,
     };
     if n == 0 {
-        return Ok((Vec::new(), 0));
+        return Ok(LastCalls::default());
     }
     let mut window: u64 = 1024 * 1024;
     loop {
@@ -185,7 +235,15 @@ pub fn last_calls(
             });
         }
         if found.len() >= n || start == 0 {
-            return Ok((found.into(), lines.stats().invalid_lines));
+            let stats = lines.stats();
+            let foreign = lines.foreign_lines();
+            return Ok(LastCalls {
+                calls: found.into(),
+                invalid_lines: stats.invalid_lines,
+                foreign_lines: foreign,
+                otlp_lines: stats.traces.saturating_sub(foreign),
+                whole_file: start == 0,
+            });
         }
         window = window.saturating_mul(2);
     }
@@ -331,50 +389,107 @@ impl Follower {
 
 /// Runs `llmtap tail`.
 pub fn run(args: &TailArgs) -> ExitCode {
-    let path = args
-        .file
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_TRACES_FILE));
     if args.poll_ms == 0 {
         eprintln!("llmtap tail: --poll-ms must be at least 1");
         return ExitCode::from(EXIT_USAGE);
     }
-    // Open once up front for a clear error (missing file, directory).
-    if let Err(e) = JsonlReader::open(&path) {
-        eprintln!("llmtap tail: {e}");
-        return ExitCode::from(EXIT_NO_INPUT);
-    }
-    let len = std::fs::metadata(&path).map_or(0, |m| m.len());
-    let end = if args.follow {
-        match end_of_last_line(&path, len) {
-            Ok(e) => e,
-            Err(e) => {
-                eprintln!("llmtap tail: cannot read {}: {e}", path.display());
-                return ExitCode::from(EXIT_NO_INPUT);
-            }
+    let prices = match args.prices.load() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("llmtap tail: {e}");
+            return ExitCode::from(EXIT_USAGE);
         }
+    };
+    // The live file, and the files to take the last calls from (oldest first): with no file
+    // given, the default file's rotations too.
+    let (path, history) = match &args.file {
+        Some(file) => (file.clone(), vec![file.clone()]),
+        None => {
+            let live = PathBuf::from(DEFAULT_TRACES_FILE);
+            let history = with_rotations(&live);
+            (live, history)
+        }
+    };
+    // Following a file that is not there yet: wait for it (the proxy creates it on start).
+    let waiting = args.follow && !path.exists();
+    if waiting {
+        eprintln!(
+            "llmtap tail: waiting for {} to be created (Ctrl-C to stop)…",
+            path.display()
+        );
+    }
+    // Open each up front for a clear error (missing file, directory).
+    for file in history.iter().filter(|f| !(waiting && **f == path)) {
+        if let Err(e) = JsonlReader::open(file) {
+            eprintln!("llmtap tail: {}", crate::input::InputError::Read(e));
+            return ExitCode::from(EXIT_NO_INPUT);
+        }
+    }
+    let end = if waiting {
+        0
     } else {
-        len
+        let len = std::fs::metadata(&path).map_or(0, |m| m.len());
+        if args.follow {
+            match end_of_last_line(&path, len) {
+                Ok(e) => e,
+                Err(e) => {
+                    eprintln!("llmtap tail: cannot read {}: {e}", path.display());
+                    return ExitCode::from(EXIT_NO_INPUT);
+                }
+            }
+        } else {
+            len
+        }
     };
     let printer = Printer {
         json: args.json,
         style: stdout_style(args.no_color),
+        prices,
     };
     let mut stdout = std::io::stdout().lock();
-    let (calls, invalid) = match last_calls(&path, end, args.lines, &args.filter) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("llmtap tail: {e}");
-            return ExitCode::from(EXIT_NO_INPUT);
+    // Newest file first until N calls are found; printed oldest first.
+    let mut chunks: Vec<Vec<SpanRecord>> = Vec::new();
+    let mut wanted = args.lines;
+    for file in history.iter().rev() {
+        if wanted == 0 {
+            break;
         }
-    };
-    if invalid > 0 {
-        eprintln!(
-            "llmtap tail: {}: skipped {invalid} line(s) that are not OTLP/JSON",
-            path.display()
-        );
+        if waiting && *file == path {
+            continue;
+        }
+        let file_end = if *file == path {
+            end
+        } else {
+            std::fs::metadata(file).map_or(0, |m| m.len())
+        };
+        let found = match last_calls_report(file, file_end, wanted, &args.filter) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("llmtap tail: {e}");
+                return ExitCode::from(EXIT_NO_INPUT);
+            }
+        };
+        if found.not_otlp() {
+            eprintln!(
+                "llmtap tail: {}",
+                crate::input::InputError::NotOtlpJsonl {
+                    file: file.display().to_string(),
+                    bad_lines: found.invalid_lines + found.foreign_lines,
+                }
+            );
+            return ExitCode::from(EXIT_DATA_ERR);
+        }
+        if found.invalid_lines > 0 {
+            eprintln!(
+                "llmtap tail: {}: skipped {} line(s) that are not OTLP/JSON",
+                file.display(),
+                found.invalid_lines
+            );
+        }
+        wanted -= found.calls.len().min(wanted);
+        chunks.push(found.calls);
     }
-    for span in &calls {
+    for span in chunks.iter().rev().flatten() {
         if write_line(&mut stdout, &printer.line(span)).is_err() {
             return ExitCode::SUCCESS;
         }

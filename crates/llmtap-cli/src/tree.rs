@@ -10,8 +10,10 @@ use std::process::ExitCode;
 
 use llmtap_core::semconv;
 
-use crate::spans::{SpanRecord, SpanStatus, Tokens};
-use crate::{EXIT_NO_INPUT, EXIT_USAGE};
+use crate::EXIT_USAGE;
+use crate::cost::{CostSum, PriceArgs, PriceTable, format_usd};
+use crate::input::{resolve_files, scan};
+use crate::spans::{Content, SpanRecord, SpanStatus, Tokens, for_each_span};
 
 /// Default file read when none is given: where the proxy writes.
 pub const DEFAULT_TRACES_FILE: &str = ".llmtap/traces.jsonl";
@@ -19,7 +21,7 @@ pub const DEFAULT_TRACES_FILE: &str = ".llmtap/traces.jsonl";
 /// Flags of `llmtap tree`.
 #[derive(Debug, clap::Args)]
 pub struct TreeArgs {
-    /// JSONL trace files (OTLP/JSON lines) [default: .llmtap/traces.jsonl]
+    /// JSONL trace files (OTLP/JSON lines) [default: .llmtap/traces.jsonl and its rotations]
     pub files: Vec<PathBuf>,
     /// Only the trace whose id starts with this hex prefix.
     #[arg(long, value_name = "ID")]
@@ -36,6 +38,8 @@ pub struct TreeArgs {
     /// Never colour the output (also when `NO_COLOR` is set or stdout is not a terminal).
     #[arg(long)]
     pub no_color: bool,
+    #[command(flatten)]
+    pub prices: PriceArgs,
 }
 
 /// Which traces to show.
@@ -61,6 +65,15 @@ pub struct TreeNode {
     pub tokens: Tokens,
     /// Tokens of this node and everything under it.
     pub subtree_tokens: Tokens,
+    /// Whether the span reported input / output counts (an embedding has no output count).
+    #[serde(skip)]
+    pub reported: (bool, bool),
+    /// USD of this call by the price table; `null` when unpriced or not a call.
+    pub cost_usd: Option<f64>,
+    /// USD of the priced calls in this subtree; `null` when none is priced.
+    pub subtree_cost_usd: Option<f64>,
+    #[serde(skip)]
+    subtree_cost: CostSum,
     pub duration_ms: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub time_to_first_chunk_ms: Option<f64>,
@@ -81,12 +94,23 @@ pub struct TraceTree {
     pub span_count: usize,
     pub duration_ms: f64,
     pub tokens: Tokens,
+    /// USD of the priced calls of the trace; `null` when none is priced.
+    pub cost_usd: Option<f64>,
     pub errors: usize,
     pub roots: Vec<TreeNode>,
 }
 
-/// Builds the trees of `spans`, oldest trace first, after `filter`.
+/// Builds the trees of `spans`, oldest trace first, after `filter`, without cost.
 pub fn build_trees(spans: Vec<SpanRecord>, filter: &TreeFilter) -> Vec<TraceTree> {
+    build_priced_trees(spans, filter, &PriceTable::empty())
+}
+
+/// Builds the trees of `spans`, oldest trace first, after `filter`, with each call's cost.
+pub fn build_priced_trees(
+    spans: Vec<SpanRecord>,
+    filter: &TreeFilter,
+    prices: &PriceTable,
+) -> Vec<TraceTree> {
     let mut by_trace: HashMap<String, Vec<SpanRecord>> = HashMap::new();
     for span in spans {
         by_trace
@@ -107,7 +131,7 @@ pub fn build_trees(spans: Vec<SpanRecord>, filter: &TreeFilter) -> Vec<TraceTree
                     })
                 })
         })
-        .map(|(id, spans)| build_trace(id, spans))
+        .map(|(id, spans)| build_trace(id, spans, prices))
         .collect();
     traces
         .sort_by(|a, b| (a.start_unix_nanos, &a.trace_id).cmp(&(b.start_unix_nanos, &b.trace_id)));
@@ -118,7 +142,7 @@ pub fn build_trees(spans: Vec<SpanRecord>, filter: &TreeFilter) -> Vec<TraceTree
     traces
 }
 
-fn build_trace(trace_id: String, mut spans: Vec<SpanRecord>) -> TraceTree {
+fn build_trace(trace_id: String, mut spans: Vec<SpanRecord>, prices: &PriceTable) -> TraceTree {
     spans.sort_by(|a, b| (a.start_unix_nanos, &a.span_id).cmp(&(b.start_unix_nanos, &b.span_id)));
     let ids: HashSet<&str> = spans.iter().map(|s| s.span_id.as_str()).collect();
     let mut children: HashMap<&str, Vec<usize>> = HashMap::new();
@@ -137,17 +161,19 @@ fn build_trace(trace_id: String, mut spans: Vec<SpanRecord>) -> TraceTree {
     let mut visited = vec![false; spans.len()];
     let mut root_nodes: Vec<TreeNode> = roots
         .iter()
-        .map(|&i| build_node(&spans, i, &children, &mut visited))
+        .map(|&i| build_node(&spans, i, &children, &mut visited, prices))
         .collect();
     // Spans whose parent chain loops never hang under a root: draw them anyway, never lose one.
     for i in 0..spans.len() {
         if !visited.get(i).copied().unwrap_or(true) {
-            root_nodes.push(build_node(&spans, i, &children, &mut visited));
+            root_nodes.push(build_node(&spans, i, &children, &mut visited, prices));
         }
     }
     let mut tokens = Tokens::default();
+    let mut cost = CostSum::default();
     for node in &root_nodes {
         tokens += node.subtree_tokens;
+        cost.merge(node.subtree_cost);
     }
     TraceTree {
         trace_id,
@@ -155,6 +181,7 @@ fn build_trace(trace_id: String, mut spans: Vec<SpanRecord>) -> TraceTree {
         span_count: spans.len(),
         duration_ms: nanos_to_ms(end.saturating_sub(start)),
         tokens,
+        cost_usd: cost.usd(),
         errors: spans
             .iter()
             .filter(|s| s.status == SpanStatus::Error)
@@ -168,6 +195,7 @@ fn build_node(
     index: usize,
     children: &HashMap<&str, Vec<usize>>,
     visited: &mut [bool],
+    prices: &PriceTable,
 ) -> TreeNode {
     if let Some(seen) = visited.get_mut(index) {
         *seen = true;
@@ -183,7 +211,7 @@ fn build_node(
         .copied()
         .collect::<Vec<_>>()
         .into_iter()
-        .map(|c| build_node(spans, c, children, visited))
+        .map(|c| build_node(spans, c, children, visited, prices))
         .collect();
     let tokens = if span.is_model_call() {
         span.tokens()
@@ -191,8 +219,14 @@ fn build_node(
         Tokens::default()
     };
     let mut subtree_tokens = tokens;
+    let cost = span.is_model_call().then(|| prices.cost_of(span)).flatten();
+    let mut subtree_cost = CostSum::default();
+    if span.is_model_call() {
+        subtree_cost.add(cost);
+    }
     for kid in &kids {
         subtree_tokens += kid.subtree_tokens;
+        subtree_cost.merge(kid.subtree_cost);
     }
     TreeNode {
         span_id: span.span_id.clone(),
@@ -205,6 +239,13 @@ fn build_node(
             .flatten(),
         tokens,
         subtree_tokens,
+        reported: (
+            span.u64_attr(semconv::GEN_AI_USAGE_INPUT_TOKENS).is_some(),
+            span.u64_attr(semconv::GEN_AI_USAGE_OUTPUT_TOKENS).is_some(),
+        ),
+        cost_usd: cost.map(crate::cost::usd),
+        subtree_cost_usd: subtree_cost.usd(),
+        subtree_cost,
         duration_ms: nanos_to_ms(span.duration_nanos()),
         time_to_first_chunk_ms: span
             .f64_attr(semconv::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK)
@@ -230,6 +271,10 @@ fn empty_node() -> TreeNode {
         model: None,
         tokens: Tokens::default(),
         subtree_tokens: Tokens::default(),
+        reported: (false, false),
+        cost_usd: None,
+        subtree_cost_usd: None,
+        subtree_cost: CostSum::default(),
         duration_ms: 0.0,
         time_to_first_chunk_ms: None,
         streamed: false,
@@ -280,12 +325,16 @@ pub fn render(traces: &[TraceTree], style: Style) -> String {
     let mut out = String::new();
     for trace in traces {
         out.push_str(&format!(
-            "{} {}  {} spans, {}, {}{}\n",
+            "{} {}  {} spans, {}, {}{}{}\n",
             style.bold("trace"),
             style.dim(&trace.trace_id),
             trace.span_count,
             format_ms(trace.duration_ms),
             format_tokens(trace.tokens),
+            trace
+                .cost_usd
+                .map(|c| format!(", {}", format_usd(c)))
+                .unwrap_or_default(),
             if trace.errors > 0 {
                 style.red(&format!(", {} error(s)", trace.errors))
             } else {
@@ -326,11 +375,21 @@ fn render_node(node: &TreeNode, prefix: &str, last: bool, style: Style, out: &mu
     if node.streamed {
         line.push_str(" stream");
     }
-    if node.tokens != Tokens::default() {
-        line.push_str(&format!("  {}", format_tokens(node.tokens)));
+    if node.reported.0 || node.reported.1 {
+        line.push_str(&format!(
+            "  {}",
+            format_call_tokens(node.tokens, node.reported)
+        ));
+    }
+    if let Some(cost) = node.cost_usd {
+        line.push_str(&format!("  {}", format_usd(cost)));
     }
     if !node.children.is_empty() && node.subtree_tokens != Tokens::default() {
-        line.push_str(&style.dim(&format!("  Σ {}", format_tokens(node.subtree_tokens))));
+        let mut sum = format!("  Σ {}", format_tokens(node.subtree_tokens));
+        if let Some(cost) = node.subtree_cost_usd {
+            sum.push_str(&format!(" {}", format_usd(cost)));
+        }
+        line.push_str(&style.dim(&sum));
     }
     if node.orphan {
         line.push_str(&style.dim("  (parent not in file)"));
@@ -354,6 +413,31 @@ pub(crate) fn format_ms(ms: f64) -> String {
     }
 }
 
+/// One call's tokens; a count the span does not report is `—`, not 0 (an embedding has no
+/// output count).
+pub(crate) fn format_call_tokens(t: Tokens, (input, output): (bool, bool)) -> String {
+    let count = |reported: bool, n: u64| {
+        if reported {
+            n.to_string()
+        } else {
+            "—".to_owned()
+        }
+    };
+    let mut text = format!(
+        "in {} / out {}",
+        count(input, t.input),
+        count(output, t.output)
+    );
+    if t.cache_read > 0 {
+        text.push_str(&format!(" (cached {})", t.cache_read));
+    }
+    if t.reasoning > 0 {
+        text.push_str(&format!(" (reasoning {})", t.reasoning));
+    }
+    text.push_str(" tok");
+    text
+}
+
 pub(crate) fn format_tokens(t: Tokens) -> String {
     let mut text = format!("in {} / out {}", t.input, t.output);
     if t.cache_read > 0 {
@@ -375,21 +459,16 @@ pub fn stdout_style(no_color: bool) -> Style {
     }
 }
 
-/// Calls `f` with every span of `files`, one line in memory at a time; returns each file's
-/// read counts.
+/// Calls `f` with every span of `files`, one line in memory at a time, through the shared
+/// reader: 66 for a file that cannot be read, 65 for one with no OTLP/JSON line.
 fn for_each_file_span(
     files: &[PathBuf],
     mut f: impl FnMut(SpanRecord),
-) -> Result<Vec<llmtap_export::ReadStats>, llmtap_export::ReadError> {
-    let mut all = Vec::with_capacity(files.len());
-    for file in files {
-        let mut reader = llmtap_export::JsonlReader::open(file)?;
-        for data in reader.by_ref() {
-            crate::spans::for_each_span(&data?, crate::spans::Content::Skip, &mut f);
-        }
-        all.push(reader.stats());
-    }
-    Ok(all)
+) -> Result<Vec<crate::input::FileReport>, crate::input::InputError> {
+    scan(files, "tree", |data| {
+        for_each_span(&data, Content::Skip, &mut f);
+        std::ops::ControlFlow::Continue(())
+    })
 }
 
 /// The trace ids `filter` selects, from each trace's earliest start and whether any of its
@@ -418,11 +497,14 @@ pub fn run(args: &TreeArgs) -> ExitCode {
         eprintln!("llmtap tree: --last must be at least 1");
         return ExitCode::from(EXIT_USAGE);
     }
-    let files = if args.files.is_empty() {
-        vec![PathBuf::from(DEFAULT_TRACES_FILE)]
-    } else {
-        args.files.clone()
+    let prices = match args.prices.load() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("llmtap tree: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
     };
+    let files = resolve_files(&args.files);
     let filter = TreeFilter {
         trace_prefix: args.trace.clone(),
         session: args.session.clone(),
@@ -445,7 +527,7 @@ pub fn run(args: &TreeArgs) -> ExitCode {
             });
             if let Err(err) = pass {
                 eprintln!("llmtap tree: {err}");
-                return ExitCode::from(EXIT_NO_INPUT);
+                return err.exit_code();
             }
             Some(select_traces(index, &filter))
         } else {
@@ -461,28 +543,13 @@ pub fn run(args: &TreeArgs) -> ExitCode {
         }
     });
     match read {
-        Ok(stats) => {
-            for (file, stats) in files.iter().zip(stats) {
-                if stats.invalid_lines > 0 || stats.torn_last_line {
-                    eprintln!(
-                        "llmtap tree: {}: skipped {} line(s) that are not OTLP/JSON{}",
-                        file.display(),
-                        stats.invalid_lines,
-                        if stats.torn_last_line {
-                            " and a torn last line"
-                        } else {
-                            ""
-                        }
-                    );
-                }
-            }
-        }
+        Ok(reports) => crate::input::report_skipped("tree", &reports),
         Err(err) => {
             eprintln!("llmtap tree: {err}");
-            return ExitCode::from(EXIT_NO_INPUT);
+            return err.exit_code();
         }
     }
-    let trees = build_trees(spans, &filter);
+    let trees = build_priced_trees(spans, &filter, &prices);
     let text = if args.json {
         crate::input::pretty_json(&trees)
     } else if trees.is_empty() {

@@ -126,11 +126,15 @@ fn tree_reports_unreadable_and_foreign_files_clearly() -> Result<()> {
         dir.path().join("junk.jsonl"),
         "not json\n{\"also\": \"not otlp\"\n",
     )?;
+    // A file with no OTLP/JSON line is not a trace file: 65, as every reading command says.
     let junk = llmtap(dir.path(), &["tree", "junk.jsonl"])?;
-    assert!(junk.status.success());
+    assert_eq!(junk.status.code(), Some(65));
     let stderr = String::from_utf8_lossy(&junk.stderr);
-    assert!(stderr.contains("skipped"), "{stderr}");
-    assert!(String::from_utf8_lossy(&junk.stdout).contains("no traces found"));
+    assert!(
+        stderr.contains("junk.jsonl is not an OTLP/JSON lines file"),
+        "{stderr}"
+    );
+    assert!(junk.stdout.is_empty());
     Ok(())
 }
 

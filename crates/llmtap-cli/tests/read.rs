@@ -10,6 +10,8 @@ use std::process::{Command, Output};
 use anyhow::{Context as _, Result, ensure};
 use serde_json::{Value, json};
 
+/// Runs the binary with the test price table (`tests/fixtures/prices.json`), so figures do not
+/// move when the bundled table is refreshed.
 fn llmtap(dir: &Path, args: &[&str]) -> Result<Output> {
     Command::new(env!("CARGO_BIN_EXE_llmtap"))
         .args(args)
@@ -17,8 +19,13 @@ fn llmtap(dir: &Path, args: &[&str]) -> Result<Output> {
         .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
         .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
         .env("NO_COLOR", "1")
+        .env("LLMTAP_PRICES", test_prices())
         .output()
         .context("cannot run llmtap")
+}
+
+fn test_prices() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/prices.json")
 }
 
 fn ok(out: Output) -> Result<Output> {
@@ -396,7 +403,9 @@ fn export_jsonl_rows_of_peer_spans_are_exact() -> Result<()> {
             "system_fingerprint": "fp_mock",
             "request_id": null,
             "server_address": "127.0.0.1",
-            "span_name": "chat gpt-4o-mini"
+            "span_name": "chat gpt-4o-mini",
+            // 9 × $0.15/M + 4 × $0.60/M.
+            "cost_usd": 3.75e-6
         })
     );
     // The streamed peer span has no finish reasons (peer quirk) and int values as numbers.
@@ -412,7 +421,10 @@ fn export_jsonl_rows_of_peer_spans_are_exact() -> Result<()> {
     assert_eq!(plan["ttft_ms"], 250.0);
     assert_eq!(plan["streamed"], true);
     assert_eq!(plan["output_tokens_per_second"], 150.0);
+    // 200 × $2.50/M + 1,000 cached × $1.25/M + 300 × $10/M.
+    assert_eq!(plan["cost_usd"], 0.00475);
     let failed = &rows[3];
+    assert_eq!(failed["cost_usd"], Value::Null, "no usage, no cost");
     assert_eq!(failed["status"], "error");
     assert_eq!(failed["error_type"], "RateLimitError");
     assert_eq!(failed["input_tokens"], Value::Null, "never guessed");
@@ -460,19 +472,20 @@ fn export_csv_is_rfc4180_with_the_same_columns() -> Result<()> {
          request_model,model,response_id,finish_reason,status,error_type,http_status,\
          input_tokens,output_tokens,cached_input_tokens,reasoning_tokens,total_tokens,\
          latency_ms,ttft_ms,output_tokens_per_second,streamed,system_fingerprint,request_id,\
-         server_address,span_name"
+         server_address,span_name,cost_usd"
     );
     assert_eq!(
         records[1],
         "2026-05-01T12:00:00.100Z,5b8efff798038103d269b633813fc60c,b1b1b1b1b1b1b1b1,\
          a1a1a1a1a1a1a1a1,,,chat-app,chat,openai,gpt-4o-mini,gpt-4o-mini-2024-07-18,\
-         chatcmpl-mock123,stop,ok,,,9,4,,,13,400,,10,false,fp_mock,,127.0.0.1,chat gpt-4o-mini"
+         chatcmpl-mock123,stop,ok,,,9,4,,,13,400,,10,false,fp_mock,,127.0.0.1,chat gpt-4o-mini,\
+         0.00000375"
     );
     assert_eq!(
         records[4],
         "2026-05-01T12:05:02.500Z,0af7651916cd43dd8448eb211c80319c,c4c4c4c4c4c4c4c4,\
          c1c1c1c1c1c1c1c1,conv-42,planner,trip-planner,chat,openai,gpt-4o,gpt-4o,,,error,\
-         RateLimitError,,,,,,,100,,,false,,,,chat gpt-4o"
+         RateLimitError,,,,,,,100,,,false,,,,chat gpt-4o,"
     );
     Ok(())
 }
@@ -672,7 +685,7 @@ fn tail_prints_last_calls_with_filters() -> Result<()> {
         String::from_utf8(out.stdout)?,
         "2026-05-01T12:05:00.100Z  [planner]  chat gpt-4o  ✓ tool_call  \
          2.00 s (ttft 250 ms) stream  in 1200 / out 300 (cached 1000) (reasoning 120) tok  \
-         session conv-42  trace 0af76519\n\
+         $0.0047  session conv-42  trace 0af76519\n\
          2026-05-01T12:05:02.500Z  [planner]  chat gpt-4o  ✗ RateLimitError  100 ms  \
          session conv-42  trace 0af76519\n"
     );

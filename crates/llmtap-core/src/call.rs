@@ -87,6 +87,8 @@ pub struct ResponseInfo {
     pub upstream_request_id: Option<String>,
     /// Embedding vector length (from the response, else the requested `dimensions`).
     pub embedding_dimensions: Option<u64>,
+    /// Rate-limit headers of the response head.
+    pub rate_limit: crate::headers::RateLimit,
 }
 
 /// Token counts exactly as the conventions define them: `input_tokens` INCLUDES cached tokens
@@ -293,6 +295,42 @@ impl LlmCall {
             &mut attrs,
             semconv::LLMTAP_UPSTREAM_REQUEST_ID,
             &resp.upstream_request_id,
+        );
+        let limit = &resp.rate_limit;
+        push_u64(
+            &mut attrs,
+            semconv::LLMTAP_RATELIMIT_REQUESTS_LIMIT,
+            limit.requests_limit,
+        );
+        push_u64(
+            &mut attrs,
+            semconv::LLMTAP_RATELIMIT_REQUESTS_REMAINING,
+            limit.requests_remaining,
+        );
+        push_str(
+            &mut attrs,
+            semconv::LLMTAP_RATELIMIT_REQUESTS_RESET,
+            &limit.requests_reset,
+        );
+        push_u64(
+            &mut attrs,
+            semconv::LLMTAP_RATELIMIT_TOKENS_LIMIT,
+            limit.tokens_limit,
+        );
+        push_u64(
+            &mut attrs,
+            semconv::LLMTAP_RATELIMIT_TOKENS_REMAINING,
+            limit.tokens_remaining,
+        );
+        push_str(
+            &mut attrs,
+            semconv::LLMTAP_RATELIMIT_TOKENS_RESET,
+            &limit.tokens_reset,
+        );
+        push_str(
+            &mut attrs,
+            semconv::LLMTAP_RATELIMIT_RETRY_AFTER,
+            &limit.retry_after,
         );
         if openai_flavoured {
             push_str(
@@ -625,6 +663,10 @@ mod tests {
             Value::F64(20.0)
         );
         assert_eq!(m[semconv::LLMTAP_RESPONSE_CHUNK_COUNT], Value::I64(12));
+        assert!(
+            !m.keys().any(|k| k.starts_with("llmtap.ratelimit.")),
+            "no rate-limit attributes without the headers"
+        );
         assert_eq!(
             m[semconv::OPENAI_REQUEST_SERVICE_TIER],
             Value::from("default")
@@ -748,5 +790,32 @@ mod tests {
         for (key, value) in expected {
             assert_eq!(m.get(key), Some(&value), "{key}");
         }
+    }
+
+    #[test]
+    fn rate_limit_headers_become_llmtap_attributes() {
+        let mut call = full_call();
+        call.response.rate_limit = crate::headers::RateLimit {
+            requests_remaining: Some(0),
+            tokens_remaining: Some(1200),
+            tokens_reset: Some("6m0s".into()),
+            retry_after: Some("20".into()),
+            ..Default::default()
+        };
+        let m = as_map(&call.end_attributes());
+        assert_eq!(
+            m[semconv::LLMTAP_RATELIMIT_REQUESTS_REMAINING],
+            Value::I64(0)
+        );
+        assert_eq!(
+            m[semconv::LLMTAP_RATELIMIT_TOKENS_REMAINING],
+            Value::I64(1200)
+        );
+        assert_eq!(
+            m[semconv::LLMTAP_RATELIMIT_TOKENS_RESET],
+            Value::from("6m0s")
+        );
+        assert_eq!(m[semconv::LLMTAP_RATELIMIT_RETRY_AFTER], Value::from("20"));
+        assert!(!m.contains_key(semconv::LLMTAP_RATELIMIT_REQUESTS_LIMIT));
     }
 }

@@ -137,6 +137,18 @@ pub const LLMTAP_HTTP_ROUTE: &str = "llmtap.http.route";
 /// How the connection ended after the terminal event (see [`transport_end`]).
 pub const LLMTAP_TRANSPORT_END: &str = "llmtap.transport.end";
 
+/// Rate-limit state the provider reported on the response head (`x-ratelimit-*` from OpenAI and
+/// most compatibles, `anthropic-ratelimit-*`): the window's limit, what is left of it, and when
+/// it resets, as the provider wrote it (`6m0s`, an RFC 3339 time).
+pub const LLMTAP_RATELIMIT_REQUESTS_LIMIT: &str = "llmtap.ratelimit.requests.limit";
+pub const LLMTAP_RATELIMIT_REQUESTS_REMAINING: &str = "llmtap.ratelimit.requests.remaining";
+pub const LLMTAP_RATELIMIT_REQUESTS_RESET: &str = "llmtap.ratelimit.requests.reset";
+pub const LLMTAP_RATELIMIT_TOKENS_LIMIT: &str = "llmtap.ratelimit.tokens.limit";
+pub const LLMTAP_RATELIMIT_TOKENS_REMAINING: &str = "llmtap.ratelimit.tokens.remaining";
+pub const LLMTAP_RATELIMIT_TOKENS_RESET: &str = "llmtap.ratelimit.tokens.reset";
+/// The `retry-after` response header as sent (seconds, or an HTTP date).
+pub const LLMTAP_RATELIMIT_RETRY_AFTER: &str = "llmtap.ratelimit.retry_after";
+
 /// `llmtap.meta.<key>` for a user metadata key.
 pub fn meta_key(key: &str) -> String {
     let mut k = String::with_capacity(LLMTAP_META_PREFIX.len() + key.len());

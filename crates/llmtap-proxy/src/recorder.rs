@@ -23,7 +23,7 @@ use llmtap_core::capture::CapturePolicy;
 use llmtap_core::codec::{self, Api, ResponseCapture, Route};
 use llmtap_core::compat::Compat;
 use llmtap_core::content_coding::{self, ContentCoding};
-use llmtap_core::headers::upstream_request_id;
+use llmtap_core::headers::{RateLimit, rate_limit, upstream_request_id};
 use opentelemetry::Context;
 use opentelemetry::trace::{Span as _, SpanContext, TraceContextExt as _, Tracer as _};
 use opentelemetry_sdk::trace::{SdkTracer, Span};
@@ -93,6 +93,7 @@ pub(crate) struct ResponseHead {
     content_type: Option<String>,
     content_encoding: Option<String>,
     upstream_request_id: Option<String>,
+    rate_limit: RateLimit,
 }
 
 impl ResponseHead {
@@ -107,6 +108,7 @@ impl ResponseHead {
             upstream_request_id: upstream_request_id(|name| {
                 headers.get(name).and_then(|v| v.to_str().ok())
             }),
+            rate_limit: rate_limit(|name| headers.get(name).and_then(|v| v.to_str().ok())),
         }
     }
 }
@@ -251,6 +253,7 @@ impl CallRecorder {
         rec.status = Some(head.status);
         rec.call.http_status = Some(head.status.as_u16());
         rec.call.response.upstream_request_id = head.upstream_request_id;
+        rec.call.response.rate_limit = head.rate_limit;
         // SSE for every API; Gemini's streamed JSON array is `application/json`, so for it the
         // route's stream flag decides.
         rec.response.on_head(

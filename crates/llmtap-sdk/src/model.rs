@@ -19,7 +19,7 @@ use std::time::{Instant, SystemTime};
 use http::HeaderMap;
 use llmtap_core::call::LlmCall;
 use llmtap_core::codec::{self, Api, ResponseCapture};
-use llmtap_core::headers::{HEADER_TRACERESPONSE, upstream_request_id};
+use llmtap_core::headers::{HEADER_TRACERESPONSE, rate_limit, upstream_request_id};
 use llmtap_core::semconv::{capture_error, error_type, transport_end};
 use opentelemetry::trace::{Span as _, TraceId, Tracer as _};
 
@@ -185,6 +185,8 @@ impl ModelCall {
         rec.call.http_status = Some(status);
         rec.call.response.upstream_request_id =
             upstream_request_id(|name| headers.get(name).and_then(|v| v.to_str().ok()));
+        rec.call.response.rate_limit =
+            rate_limit(|name| headers.get(name).and_then(|v| v.to_str().ok()));
         if let Some(tr) = headers
             .get(HEADER_TRACERESPONSE)
             .and_then(|v| v.to_str().ok())
