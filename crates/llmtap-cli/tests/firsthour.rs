@@ -52,6 +52,47 @@ fn curl() -> Option<PathBuf> {
     found
 }
 
+/// A Python with the `openai` package: `LLMTAP_PYTHON`, else `<repo>/.venv/bin/python` (what
+/// `scripts/test.sh` installs), else the SKIP/FAIL rule.
+fn python_with_openai() -> Option<PathBuf> {
+    let candidate = std::env::var_os("LLMTAP_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".venv/bin/python"));
+    let ok = Command::new(&candidate)
+        .args(["-c", "import openai"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        let ci = std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
+        assert!(
+            !ci,
+            "no python with openai at {}, and CI=true",
+            candidate.display()
+        );
+        eprintln!(
+            "SKIP: python with openai not found at {} (run scripts/test.sh)",
+            candidate.display()
+        );
+        return None;
+    }
+    Some(candidate)
+}
+
+/// The Python program of the README's tour, exactly as printed there.
+fn readme_python_snippet() -> Result<String> {
+    let readme = std::fs::read_to_string(repo_root().join("README.md"))?;
+    let start = readme
+        .find("python3 -c '")
+        .context("README's tour has no python3 -c step")?
+        + "python3 -c '".len();
+    let len = readme[start..]
+        .find("'\n")
+        .context("unterminated python3 -c step")?;
+    Ok(readme[start..start + len].to_owned())
+}
+
 /// A long-running `llmtap` command (mock or proxy) started the way a user would.
 struct Server {
     child: Child,
@@ -185,10 +226,14 @@ const CHAT: &str = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content
 const CHAT_STREAM: &str = r#"{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Count to three"}]}"#;
 
 /// The README's tour as typed: `llmtap mock`, `llmtap proxy --upstream-openai …` (both on
-/// `localhost`), then curl; the call is in the JSONL and the stop line counts it.
+/// `localhost`), then curl and the README's Python client; the calls are in the JSONL and the
+/// stop line counts them.
 #[test]
-fn tour_mock_proxy_curl_records_the_call() -> Result<()> {
+fn tour_mock_proxy_curl_and_python_record_the_calls() -> Result<()> {
     let Some(curl) = curl() else { return Ok(()) };
+    let Some(python) = python_with_openai() else {
+        return Ok(());
+    };
     let dir = tempfile::tempdir()?;
     let mut cmd = llmtap();
     cmd.args(["mock", "--listen", "localhost:0", "--latency-ms", "5"])
@@ -231,11 +276,25 @@ fn tour_mock_proxy_curl_records_the_call() -> Result<()> {
         CHAT_STREAM,
     )?;
     assert!(stream.trim_end().ends_with("data: [DONE]"), "{stream}");
+    let py = Command::new(&python)
+        .args(["-c", &readme_python_snippet()?])
+        .env("OPENAI_BASE_URL", format!("{}/v1", proxy.url))
+        .env("OPENAI_API_KEY", "sk-none")
+        .output()?;
+    ensure!(
+        py.status.success(),
+        "README's python step: {}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&py.stdout).contains("Count to three"),
+        "the mock echoes the prompt: {py:?}"
+    );
     let (_, stderr) = proxy.stop()?;
     assert!(
         stderr.contains(
-            "stopped: 2 calls (0 failed), 0 unrecorded requests; \
-             jsonl: 2 spans written, 0 dropped, 0 failed; otlp: off"
+            "stopped: 3 calls (0 failed), 0 unrecorded requests; \
+             jsonl: 3 spans written, 0 dropped, 0 failed; otlp: off"
         ),
         "{stderr}"
     );
@@ -243,7 +302,7 @@ fn tour_mock_proxy_curl_records_the_call() -> Result<()> {
 
     let file = dir.path().join(".llmtap/traces.jsonl");
     let spans = spans(&file)?;
-    assert_eq!(spans.len(), 2, "{spans:#?}");
+    assert_eq!(spans.len(), 3, "{spans:#?}");
     for (name, attrs) in &spans {
         assert_eq!(name, "chat gpt-4o-mini");
         assert_eq!(attrs["gen_ai.request.model"], "gpt-4o-mini");
