@@ -77,12 +77,22 @@ pub struct Overrides {
 }
 
 /// Where one family of API paths is forwarded.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Upstream {
     /// Base URL (scheme, authority and an optional path prefix such as `/api`).
     pub base: Uri,
     /// `gen_ai.provider.name` to record instead of the one derived from the host.
     pub provider_override: Option<String>,
+}
+
+/// Debug output (the config is logged and printed in tests) with URL credentials masked.
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("base", &mask_userinfo(&self.base.to_string()))
+            .field("provider_override", &self.provider_override)
+            .finish()
+    }
 }
 
 /// Everything the proxy needs to run.
@@ -546,5 +556,11 @@ mod tests {
         let msg = err.to_string();
         assert!(!msg.contains("hunter2"), "{msg}");
         assert!(msg.contains("LLMTAP_UPSTREAM_OPENAI"), "{msg}");
+        let cfg = Config::load(
+            &Overrides::default(),
+            &[("LLMTAP_UPSTREAM_OPENAI", "http://bob:hunter2@127.0.0.1:1")],
+        )
+        .expect("credentials are accepted");
+        assert!(!format!("{cfg:?}").contains("hunter2"));
     }
 }
