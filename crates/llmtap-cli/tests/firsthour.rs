@@ -333,6 +333,28 @@ fn tour_mock_proxy_curl_and_python_record_the_calls() -> Result<()> {
     );
     let text = std::fs::read_to_string(&file)?;
     assert!(!text.contains("sk-tour"), "the API key reached the file");
+
+    // The tour's last steps, as typed: the reading commands find the proxy's file by default.
+    let tree = llmtap()
+        .args(["tree", "--json"])
+        .current_dir(dir.path())
+        .output()?;
+    ensure!(tree.status.success(), "llmtap tree: {tree:?}");
+    let trees: Value = serde_json::from_slice(&tree.stdout)?;
+    let calls: u64 = trees
+        .as_array()
+        .context("tree --json is an array")?
+        .iter()
+        .filter_map(|t| t["span_count"].as_u64())
+        .sum();
+    assert_eq!(calls, 3, "{trees}");
+    let stats = llmtap()
+        .args(["stats", "--json"])
+        .current_dir(dir.path())
+        .output()?;
+    ensure!(stats.status.success(), "llmtap stats: {stats:?}");
+    let stats: Value = serde_json::from_slice(&stats.stdout)?;
+    assert_eq!(stats["total"]["calls"], 3, "{stats}");
     Ok(())
 }
 
