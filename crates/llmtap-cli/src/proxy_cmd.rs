@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use llmtap_core::capture::CapturePolicy;
-use llmtap_core::env::ProcessEnv;
+use llmtap_core::env::{EnvSource as _, ProcessEnv};
 use llmtap_core::userinfo::mask_userinfo;
 use llmtap_export::{PipelineError, PipelineStats, PipelineSummary, SinkSnapshot};
 use llmtap_proxy::{App, BuildError, Config, Overrides, ShutdownReport};
@@ -214,10 +214,18 @@ pub fn banner(
             let _ = writeln!(out, "  otlp       {otlp}");
         }
         None => {
-            let _ = writeln!(
-                out,
-                "  otlp       off (set OTEL_EXPORTER_OTLP_ENDPOINT to forward)"
-            );
+            let endpoint_set = [
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            ]
+            .iter()
+            .any(|var| ProcessEnv.non_empty(var).is_some());
+            let why = if endpoint_set {
+                "off (OTEL_TRACES_EXPORTER does not name otlp)"
+            } else {
+                "off (set OTEL_EXPORTER_OTLP_ENDPOINT to forward)"
+            };
+            let _ = writeln!(out, "  otlp       {why}");
         }
     }
     let _ = writeln!(
