@@ -70,7 +70,7 @@ fn banner(base: &str) -> String {
          \x20 OpenAI     {base}/v1  (chat/completions, completions, embeddings, responses, models)\n\
          \x20 Anthropic  {base}/v1/messages\n\
          \x20 Gemini     {base}/v1beta/models/MODEL:generateContent | :streamGenerateContent\n\
-         \x20 faults     header {SCENARIO_HEADER}: error:429, slow:200, hang, hangup-after:3, malformed-json …\n\
+         \x20 faults     header {SCENARIO_HEADER}: error:429, delay:2000, slow:200, hangup-after:3, malformed-json, hang …\n\
          next, in another terminal:\n\
          \x20 llmtap proxy --upstream-openai {base} --upstream-anthropic {base} --upstream-gemini {base}\n"
     )
