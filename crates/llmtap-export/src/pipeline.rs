@@ -131,20 +131,16 @@ impl PipelineBuilder {
             .env
             .as_ref()
             .map_or(config::SamplerChoice::ParentBasedAlwaysOn, |e| e.sampler);
-        let summary = PipelineSummary {
-            sdk_disabled: disabled,
-            jsonl: jsonl_cfg.as_ref().map(|c| JsonlSummary {
-                path: c.path.clone(),
-                max_bytes: c.max_bytes,
-                keep_files: c.keep_files,
-            }),
-            otlp: otlp_cfg.as_ref().map(|c| OtlpSummary {
-                endpoint: summary::masked(&c.endpoint),
-                protocol: c.protocol,
-            }),
-            metrics_endpoint: None,
-            sampler: summary::sampler_name(sampler),
-        };
+        // What the banner may claim: the sinks about to be built, nothing else.
+        let jsonl_summary = jsonl_cfg.as_ref().map(|c| JsonlSummary {
+            path: c.path.clone(),
+            max_bytes: c.max_bytes,
+            keep_files: c.keep_files,
+        });
+        let otlp_summary = otlp_cfg.as_ref().map(|c| OtlpSummary {
+            endpoint: summary::masked(&c.endpoint),
+            protocol: c.protocol,
+        });
         let mut builder = SdkTracerProvider::builder()
             .with_resource(resource.clone())
             .with_sampler(sampler.to_sampler());
@@ -171,13 +167,16 @@ impl PipelineBuilder {
             _ => None,
         };
         let summary = PipelineSummary {
+            sdk_disabled: disabled,
+            jsonl: jsonl_summary,
+            otlp: otlp_summary,
             metrics_endpoint: self
                 .env
                 .as_ref()
                 .and_then(|e| e.metrics.as_ref())
                 .filter(|_| metrics.is_some())
                 .map(|cfg| summary::masked(&cfg.otlp.endpoint)),
-            ..summary
+            sampler: summary::sampler_name(sampler),
         };
         Ok(Pipeline {
             summary,

@@ -125,4 +125,53 @@ mod tests {
             "https://***@otlp.example.com/v1/traces"
         );
     }
+
+    /// The summary is what was built: `OTEL_SDK_DISABLED` removes the file it would have named,
+    /// and an OTLP endpoint shows with its protocol and no credentials.
+    #[test]
+    fn summary_follows_the_built_sinks() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("t.jsonl");
+        let build = |env: &[(&str, &str)]| -> anyhow::Result<crate::Pipeline> {
+            let env: std::collections::HashMap<&str, &str> = env.iter().copied().collect();
+            Ok(crate::Pipeline::builder()
+                .jsonl(Some(
+                    crate::JsonlConfig::new(&path).with_rotation(Some(4096), 2),
+                ))
+                .from_env(&env)?
+                .build()?)
+        };
+        let off = build(&[("OTEL_SDK_DISABLED", "true")])?;
+        assert!(off.summary().sdk_disabled);
+        assert!(off.summary().records_nothing());
+        assert!(!path.exists(), "no file opened");
+        off.shutdown(std::time::Duration::from_secs(1));
+
+        let on = build(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://bob:pw@127.0.0.1:9"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+            ("OTEL_METRICS_EXPORTER", "none"),
+            ("OTEL_TRACES_SAMPLER", "always_on"),
+        ])?;
+        let summary = on.summary().clone();
+        on.shutdown(std::time::Duration::from_secs(1));
+        assert_eq!(
+            summary.jsonl,
+            Some(JsonlSummary {
+                path: path.clone(),
+                max_bytes: Some(4096),
+                keep_files: 2
+            })
+        );
+        assert_eq!(
+            summary.otlp,
+            Some(OtlpSummary {
+                endpoint: "http://***@127.0.0.1:9/v1/traces".to_owned(),
+                protocol: OtlpProtocol::HttpJson
+            })
+        );
+        assert_eq!(summary.metrics_endpoint, None);
+        assert_eq!(summary.sampler, "always_on");
+        Ok(())
+    }
 }
