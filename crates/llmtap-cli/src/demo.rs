@@ -84,15 +84,14 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         Some(raw) => llmtap_export::jsonl::parse_jsonl_path(raw),
     };
     // `--jsonl off` keeps no file; the tree is drawn from a private temporary one.
-    let scratch = match &kept {
-        Some(_) => None,
-        None => Some(ScratchDir::new()?),
+    let (jsonl, scratch) = match kept {
+        Some(path) => (path, None),
+        None => {
+            let dir = ScratchDir::new()?;
+            (dir.path.join("demo.jsonl"), Some(dir))
+        }
     };
-    let jsonl = match (&kept, &scratch) {
-        (Some(path), _) => path.clone(),
-        (None, Some(dir)) => dir.path.join("demo.jsonl"),
-        (None, None) => bail!("no JSONL path"),
-    };
+    let keep_file = scratch.is_none();
     eprintln!("llmtap demo: starting a mock OpenAI-compatible upstream and the proxy on loopback…");
     let outcome = run_demo(&jsonl, &ProcessEnv).await?;
     drop(scratch);
@@ -107,7 +106,7 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let style = stdout_style(args.no_color);
     println!();
     print!("{}", render(&outcome.trees, style));
-    print_summary(&outcome, kept.is_some());
+    print_summary(&outcome, keep_file);
     Ok(ExitCode::SUCCESS)
 }
 
