@@ -9,9 +9,13 @@ An agent tree built from Python with no OpenTelemetry SDK: every call goes throu
 - a sub-agent spawned because of that answer sends it back as `traceparent`, so its calls nest
   under the call that spawned it (vottur's `_spawnedBy`, in OpenTelemetry).
 
-Start a proxy first (against the real API, or the mock the Rust examples use):
-    llmtap proxy                                   # upstream https://api.openai.com
-    OPENAI_API_KEY=sk-... python3 examples/agent_tree_through_proxy.py
+Prerequisite: the `openai` package (pip install openai).
+
+With no API key, three terminals:
+    llmtap mock                                                # built-in upstream, 127.0.0.1:8420
+    llmtap proxy --upstream-openai http://127.0.0.1:8420       # the proxy, 127.0.0.1:8421
+    python3 examples/agent_tree_through_proxy.py
+With the real API: `llmtap proxy`, then OPENAI_API_KEY=sk-... python3 examples/agent_tree_through_proxy.py
 Environment: LLMTAP_PROXY_URL (default http://127.0.0.1:8421/v1), OPENAI_API_KEY
 (any value works against a mock), LLMTAP_EXAMPLE_MODEL (default gpt-4o-mini).
 Then: llmtap tree .llmtap/traces.jsonl

@@ -54,9 +54,10 @@ async fn read_bounded(mut body: hyper::body::Incoming, limit: usize) -> anyhow::
 /// Flags of `llmtap demo`.
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
-    /// JSONL file to write (appended to) [default: .llmtap/demo.jsonl]
-    #[arg(long, value_name = "PATH")]
-    pub jsonl: Option<PathBuf>,
+    /// JSONL file to write (appended to), or `off`: the tree is then read from a temporary file,
+    /// removed afterwards [default: .llmtap/demo.jsonl]
+    #[arg(long, value_name = "PATH|off")]
+    pub jsonl: Option<String>,
     /// Never colour the output.
     #[arg(long)]
     pub no_color: bool,
@@ -79,26 +80,83 @@ pub struct DemoOutcome {
 
 /// Runs the demo and prints its tree.
 pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
-    let jsonl = args
-        .jsonl
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_DEMO_FILE));
+    let kept = match args.jsonl.as_deref() {
+        None => Some(PathBuf::from(DEFAULT_DEMO_FILE)),
+        Some(raw) => llmtap_export::jsonl::parse_jsonl_path(raw),
+    };
+    // `--jsonl off` keeps no file; the tree is drawn from a private temporary one.
+    let (jsonl, scratch) = match kept {
+        Some(path) => (path, None),
+        None => {
+            let dir = ScratchDir::new()?;
+            (dir.path.join("demo.jsonl"), Some(dir))
+        }
+    };
+    let keep_file = scratch.is_none();
     eprintln!("llmtap demo: starting a mock OpenAI-compatible upstream and the proxy on loopback…");
     let outcome = run_demo(&jsonl, &ProcessEnv).await?;
+    drop(scratch);
+    if outcome.report.telemetry.jsonl.is_none() {
+        println!(
+            "{} model calls ran through the proxy; no span was recorded (OTEL_SDK_DISABLED=true \
+             turns every sink off).",
+            outcome.calls
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let style = stdout_style(args.no_color);
     println!();
     print!("{}", render(&outcome.trees, style));
-    print_summary(&outcome);
+    print_summary(&outcome, keep_file);
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_summary(outcome: &DemoOutcome) {
+/// A private temporary directory, removed when dropped.
+struct ScratchDir {
+    path: PathBuf,
+}
+
+impl ScratchDir {
+    fn new() -> anyhow::Result<Self> {
+        let path = std::env::temp_dir().join(format!(
+            "llmtap-demo-{}-{:x}",
+            std::process::id(),
+            unix_micros()
+        ));
+        let mut builder = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder
+            .create(&path)
+            .with_context(|| format!("cannot create a temporary directory {}", path.display()))?;
+        Ok(Self { path })
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+fn print_summary(outcome: &DemoOutcome, kept: bool) {
     let spans: usize = outcome.trees.iter().map(|t| t.span_count).sum();
     let mut agents = std::collections::BTreeSet::new();
     for tree in &outcome.trees {
         collect_agents(&tree.roots, &mut agents);
     }
     let path = outcome.jsonl.display();
+    if !kept {
+        println!(
+            "{} model calls by {} agents → {spans} spans (session {}); --jsonl off: read back \
+             from a temporary file, now removed.",
+            outcome.calls,
+            agents.len(),
+            outcome.session
+        );
+        print_otlp(outcome);
+        return;
+    }
     println!(
         "{} model calls by {} agents → {spans} spans in {path} (session {}).",
         outcome.calls,
@@ -119,7 +177,14 @@ fn print_summary(outcome: &DemoOutcome) {
     println!(
         "  send to a collector: OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 llmtap push {path}"
     );
+    println!(
+        "  try the proxy:       llmtap mock, then llmtap proxy --upstream-openai http://127.0.0.1:8420"
+    );
     println!("  trace your own app:  llmtap proxy, then OPENAI_BASE_URL=http://127.0.0.1:8421/v1");
+    print_otlp(outcome);
+}
+
+fn print_otlp(outcome: &DemoOutcome) {
     if let Some(otlp) = &outcome.report.telemetry.otlp {
         println!(
             "  OTLP forwarding: {} spans sent, {} failed, {} dropped",
@@ -186,16 +251,21 @@ pub async fn run_demo(jsonl: &Path, env: &impl EnvSource) -> anyhow::Result<Demo
     mock.shutdown().await;
     let calls = script?;
 
-    let (spans, _) = read_file(jsonl)?;
-    let prices = PriceTable::bundled().unwrap_or_else(|_| PriceTable::empty());
-    let trees = build_priced_trees(
-        spans,
-        &TreeFilter {
-            session: Some(session.clone()),
-            ..TreeFilter::default()
-        },
-        &prices,
-    );
+    // With every sink off (`OTEL_SDK_DISABLED=true`) there is no file to read back.
+    let trees = if report.telemetry.jsonl.is_some() {
+        let (spans, _) = read_file(jsonl)?;
+        let prices = PriceTable::bundled().unwrap_or_else(|_| PriceTable::empty());
+        build_priced_trees(
+            spans,
+            &TreeFilter {
+                session: Some(session.clone()),
+                ..TreeFilter::default()
+            },
+            &prices,
+        )
+    } else {
+        Vec::new()
+    };
     Ok(DemoOutcome {
         jsonl: jsonl.to_path_buf(),
         session,

@@ -213,8 +213,12 @@ fn print_report(report: &Report, endpoint: &str, json: bool) {
     let push = &report.push;
     let read = &push.read;
     println!(
-        "pushed {} spans in {} requests to {endpoint}; failed {}; rejected by collector {}",
-        push.spans_sent, push.requests, push.spans_failed, push.spans_rejected
+        "pushed {} spans in {} requests to {}; failed {}; rejected by collector {}",
+        push.spans_sent,
+        push.requests,
+        llmtap_core::userinfo::mask_userinfo(endpoint),
+        push.spans_failed,
+        push.spans_rejected
     );
     if report.spans_filtered_out > 0 {
         println!(
@@ -235,7 +239,11 @@ fn print_report(report: &Report, endpoint: &str, json: bool) {
     );
 }
 
+/// Prints `message` (URL credentials masked) and exits with `code`.
 fn fail(code: u8, message: &str) -> ExitCode {
-    eprintln!("llmtap push: {message}");
+    eprintln!(
+        "llmtap push: {}",
+        llmtap_core::userinfo::mask_userinfo(message)
+    );
     ExitCode::from(code)
 }

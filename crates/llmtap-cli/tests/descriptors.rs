@@ -78,7 +78,10 @@ fn out_of_descriptors_the_proxy_backs_off_and_serves_again() -> Result<()> {
         let used = cpu_ticks(child.id())? - before;
         let ticks_per_sec = 100.0; // USER_HZ on Linux
         let share = used as f64 / ticks_per_sec / window.elapsed().as_secs_f64();
-        ensure!(share < 0.5, "out of descriptors the proxy used {share:.2} of a core");
+        ensure!(
+            share < 0.5,
+            "out of descriptors the proxy used {share:.2} of a core"
+        );
 
         drop(held);
         std::thread::sleep(Duration::from_millis(300));
@@ -92,7 +95,10 @@ fn out_of_descriptors_the_proxy_backs_off_and_serves_again() -> Result<()> {
         };
         let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
         ensure!(body.contains("\"accept_errors\""), "{body}");
-        ensure!(!body.contains("\"accept_errors\":0"), "no accept error counted: {body}");
+        ensure!(
+            !body.contains("\"accept_errors\":0"),
+            "no accept error counted: {body}"
+        );
         Ok(())
     })();
     let _ = child.kill();

@@ -220,7 +220,7 @@ fn stats_groups_by_session_agent_provider_and_filters_by_window() -> Result<()> 
     assert!(text.contains("RateLimitError  1"), "{text}");
 
     let bad = llmtap(dir.path(), &["stats", &f, "--since", "yesterday"])?;
-    assert_eq!(bad.status.code(), Some(2), "clap usage error");
+    assert_eq!(bad.status.code(), Some(64), "clap usage error is EX_USAGE");
     assert!(String::from_utf8_lossy(&bad.stderr).contains("RFC 3339"));
     Ok(())
 }

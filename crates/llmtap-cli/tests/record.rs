@@ -452,11 +452,11 @@ fn stats_groups_by_meta_service_finish_reason_and_filters() -> Result<()> {
         .collect();
     assert_eq!(ids, ["0000000000000002"]);
     let bad = llmtap(dir.path(), &["stats", &f, "--meta", "team"])?;
-    assert_eq!(bad.status.code(), Some(2), "clap usage error");
+    assert_eq!(bad.status.code(), Some(64), "clap usage error");
     let bad = llmtap(dir.path(), &["stats", &f, "--min-latency", "500"])?;
-    assert_eq!(bad.status.code(), Some(2));
+    assert_eq!(bad.status.code(), Some(64));
     let bad = llmtap(dir.path(), &["stats", &f, "--by", "colour"])?;
-    assert_eq!(bad.status.code(), Some(2));
+    assert_eq!(bad.status.code(), Some(64));
     Ok(())
 }
 

@@ -16,3 +16,4 @@ pub mod json_stream;
 pub mod redact;
 pub mod semconv;
 pub mod sse;
+pub mod userinfo;

@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use llmtap_core::userinfo::mask_userinfo;
+
 /// A configuration value (env var or flag) that cannot be used.
 ///
 /// Messages always name the variable and, unless it may hold a secret, the value, so a user
@@ -9,17 +11,25 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum ExportConfigError {
     /// A variable holds a value outside its allowed set or syntax.
-    #[error("invalid value {value:?} for {var}: {reason}")]
+    #[error(
+        "invalid value {:?} for {var}: {}",
+        mask_userinfo(value),
+        mask_userinfo(reason)
+    )]
     InvalidValue {
         /// The variable (or flag) name.
         var: String,
-        /// The offending value, already redacted where it may carry a secret.
+        /// The offending value, already redacted where it may carry a secret (URL credentials
+        /// are masked when shown).
         value: String,
         /// What was expected.
         reason: String,
     },
     /// The configured transport or feature is not available in this build.
-    #[error("{var}={value:?} is not supported by this build of llmtap: {reason}")]
+    #[error(
+        "{var}={:?} is not supported by this build of llmtap: {reason}",
+        mask_userinfo(value)
+    )]
     Unsupported {
         /// The variable (or flag) name.
         var: String,
@@ -93,7 +103,11 @@ pub enum PipelineError {
     #[error(transparent)]
     Jsonl(#[from] JsonlError),
     /// The OTLP exporter could not be built from a valid-looking configuration.
-    #[error("cannot build the OTLP exporter for {endpoint}: {reason}")]
+    #[error(
+        "cannot build the OTLP exporter for {}: {}",
+        mask_userinfo(endpoint),
+        mask_userinfo(reason)
+    )]
     OtlpBuild {
         /// The endpoint URL.
         endpoint: String,
@@ -145,5 +159,28 @@ impl ReadError {
             Self::Open { .. } => "read_open",
             Self::Io { .. } => "read_io",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The SDK and every other caller print these errors as they are: no URL credential in them.
+    #[test]
+    fn config_errors_mask_url_credentials() {
+        let err = ExportConfigError::invalid(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "ftp://alice:s3cret@collector:4318",
+            "expected http:// or https://",
+        );
+        let msg = err.to_string();
+        assert!(!msg.contains("s3cret"), "{msg}");
+        assert!(msg.contains("OTEL_EXPORTER_OTLP_ENDPOINT"), "{msg}");
+        let err = PipelineError::OtlpBuild {
+            endpoint: "https://alice:s3cret@collector:4317".into(),
+            reason: "bad TLS".into(),
+        };
+        assert!(!err.to_string().contains("s3cret"), "{err}");
     }
 }

@@ -32,6 +32,43 @@ pub const DEFAULT_JSONL_PATH: &str = ".llmtap/traces.jsonl";
 pub const DEFAULT_MAX_BYTES: u64 = 100 * 1024 * 1024;
 /// Default number of rotated files kept.
 pub const DEFAULT_KEEP_FILES: usize = 5;
+/// Most rotated files [`parse_keep`] accepts: each rotation renames every kept file.
+pub const MAX_KEEP_FILES: usize = 1000;
+/// `LLMTAP_JSONL`: the JSONL file, or `off` (see [`parse_jsonl_path`]).
+pub const ENV_JSONL: &str = "LLMTAP_JSONL";
+/// `LLMTAP_JSONL_MAX_BYTES`: rotate before the file would pass this size (`off`: never).
+pub const ENV_JSONL_MAX_BYTES: &str = "LLMTAP_JSONL_MAX_BYTES";
+/// `LLMTAP_JSONL_KEEP`: rotated files kept (`0`: the old file is discarded on rotation).
+pub const ENV_JSONL_KEEP: &str = "LLMTAP_JSONL_KEEP";
+
+/// A path-or-off setting (`LLMTAP_JSONL`, `--jsonl`): `off`, `none` or `false` in any case mean
+/// no file; anything else is the path. The proxy, the SDK and the demo all read it here.
+pub fn parse_jsonl_path(raw: &str) -> Option<PathBuf> {
+    if llmtap_core::env::is_off(raw) {
+        None
+    } else {
+        Some(PathBuf::from(raw.trim()))
+    }
+}
+
+/// An `LLMTAP_JSONL_MAX_BYTES` value: `Some(None)` for `off` (never rotate), `Some(Some(n))`
+/// for a size of at least 1 byte (`100MiB`, `500MB`, `1048576`), `None` when unusable.
+pub fn parse_max_bytes(raw: &str) -> Option<Option<u64>> {
+    if llmtap_core::env::is_off(raw) {
+        return Some(None);
+    }
+    llmtap_core::env::parse_bytes(raw)
+        .filter(|n| *n > 0)
+        .map(Some)
+}
+
+/// An `LLMTAP_JSONL_KEEP` value: `0` to [`MAX_KEEP_FILES`]; `None` when unusable.
+pub fn parse_keep(raw: &str) -> Option<usize> {
+    raw.trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| *n <= MAX_KEEP_FILES)
+}
 
 /// Line buffer capacity kept between batches (512 proxy spans with content, the most
 /// `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` usually asks for, is about 1 MiB; the default 64 far less).
@@ -59,6 +96,13 @@ impl JsonlConfig {
             keep_files: DEFAULT_KEEP_FILES,
             batch: BatchSettings::jsonl_default(),
         }
+    }
+
+    /// The same, rotating at `max_bytes` (`None`: never) and keeping `keep_files` old files.
+    pub fn with_rotation(mut self, max_bytes: Option<u64>, keep_files: usize) -> Self {
+        self.max_bytes = max_bytes;
+        self.keep_files = keep_files;
+        self
     }
 }
 
@@ -300,4 +344,33 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
         builder.mode(0o700);
     }
     builder.create(dir)
+}
+
+#[cfg(test)]
+mod setting_tests {
+    use super::*;
+
+    #[test]
+    fn off_in_any_case_is_no_file() {
+        for off in ["off", "OFF", "Off", "none", "FALSE"] {
+            assert_eq!(parse_jsonl_path(off), None, "{off}");
+        }
+        assert_eq!(
+            parse_jsonl_path(" traces.jsonl "),
+            Some(PathBuf::from("traces.jsonl"))
+        );
+    }
+
+    #[test]
+    fn rotation_values() {
+        assert_eq!(parse_max_bytes("100MiB"), Some(Some(DEFAULT_MAX_BYTES)));
+        assert_eq!(parse_max_bytes("1000"), Some(Some(1000)));
+        assert_eq!(parse_max_bytes("OFF"), Some(None));
+        assert_eq!(parse_max_bytes("0"), None);
+        assert_eq!(parse_max_bytes("big"), None);
+        assert_eq!(parse_keep("0"), Some(0));
+        assert_eq!(parse_keep("20"), Some(20));
+        assert_eq!(parse_keep("-1"), None);
+        assert_eq!(parse_keep("1001"), None);
+    }
 }

@@ -18,6 +18,7 @@ pub mod pipeline;
 pub mod reader;
 pub mod resend;
 pub mod sink;
+pub mod summary;
 
 pub use config::{BatchSettings, OtlpCompression, OtlpConfig, OtlpOverrides, OtlpProtocol};
 pub use error::{ExportConfigError, JsonlError, PipelineError, ReadError};
@@ -27,6 +28,7 @@ pub use otlp::{OtlpSpanExporter, build_span_exporter};
 pub use pipeline::{Pipeline, PipelineBuilder, PipelineStats};
 pub use reader::{JsonlReader, ReadStats};
 pub use sink::{SinkSnapshot, SinkStats};
+pub use summary::{JsonlSummary, OtlpSummary, PipelineSummary};
 
 /// The OTLP protobuf/serde types this crate reads and writes.
 pub mod proto {

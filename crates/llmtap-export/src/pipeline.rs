@@ -17,6 +17,7 @@ use crate::jsonl::{JsonlConfig, JsonlSpanExporter};
 use crate::metrics::{GenAiMetrics, MetricsSink, build_metrics_sink};
 use crate::otlp::build_span_exporter;
 use crate::sink::{SharedSink, SinkProcessor, SinkSnapshot};
+use crate::summary::{self, JsonlSummary, OtlpSummary, PipelineSummary};
 
 /// Counters of every configured sink (`None` = sink not configured), as served on `/healthz`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -130,6 +131,16 @@ impl PipelineBuilder {
             .env
             .as_ref()
             .map_or(config::SamplerChoice::ParentBasedAlwaysOn, |e| e.sampler);
+        // What the banner may claim: the sinks about to be built, nothing else.
+        let jsonl_summary = jsonl_cfg.as_ref().map(|c| JsonlSummary {
+            path: c.path.clone(),
+            max_bytes: c.max_bytes,
+            keep_files: c.keep_files,
+        });
+        let otlp_summary = otlp_cfg.as_ref().map(|c| OtlpSummary {
+            endpoint: summary::masked(&c.endpoint),
+            protocol: c.protocol,
+        });
         let mut builder = SdkTracerProvider::builder()
             .with_resource(resource.clone())
             .with_sampler(sampler.to_sampler());
@@ -155,7 +166,20 @@ impl PipelineBuilder {
             Some(cfg) if !disabled => Some(build_metrics_sink(&cfg.otlp, cfg.interval, &resource)?),
             _ => None,
         };
+        let summary = PipelineSummary {
+            sdk_disabled: disabled,
+            jsonl: jsonl_summary,
+            otlp: otlp_summary,
+            metrics_endpoint: self
+                .env
+                .as_ref()
+                .and_then(|e| e.metrics.as_ref())
+                .filter(|_| metrics.is_some())
+                .map(|cfg| summary::masked(&cfg.otlp.endpoint)),
+            sampler: summary::sampler_name(sampler),
+        };
         Ok(Pipeline {
+            summary,
             metrics,
             provider: builder.build(),
             jsonl,
@@ -206,6 +230,7 @@ pub struct Pipeline {
     metrics: Option<MetricsSink>,
     shutdown_started: AtomicBool,
     final_stats: Mutex<Option<PipelineStats>>,
+    summary: PipelineSummary,
 }
 
 impl Pipeline {
@@ -233,6 +258,11 @@ impl Pipeline {
     /// `OTEL_METRICS_EXPORTER=none`). Cheap to clone; record every finished call on them.
     pub fn metrics(&self) -> Option<GenAiMetrics> {
         self.metrics.as_ref().map(|m| m.metrics.clone())
+    }
+
+    /// Which sinks are on, where they write, and the sampler — as built.
+    pub fn summary(&self) -> &PipelineSummary {
+        &self.summary
     }
 
     /// Current counters; cheap (atomic loads), safe to call from request handlers.

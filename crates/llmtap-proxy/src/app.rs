@@ -135,7 +135,7 @@ impl App {
         }
         let pipeline = Pipeline::builder()
             .service_name(&config.service_name)
-            .jsonl(config.jsonl.clone().map(llmtap_export::JsonlConfig::new))
+            .jsonl(config.jsonl_config())
             .from_env(env)?
             .build()?;
         let tracer = pipeline.tracer(SCOPE_NAME);
@@ -171,6 +171,11 @@ impl App {
     /// Per-sink span counters.
     pub fn telemetry_stats(&self) -> PipelineStats {
         self.state.pipeline.stats()
+    }
+
+    /// Which sinks are on and where they write, as built (for the start-up banner).
+    pub fn telemetry_summary(&self) -> llmtap_export::PipelineSummary {
+        self.state.pipeline.summary().clone()
     }
 
     /// Serves until `shutdown` resolves, then stops accepting, lets in-flight calls finish within

@@ -3,17 +3,23 @@
 //! Flags arrive as raw strings so a bad flag and a bad env value produce the same one-line error,
 //! which the binary turns into exit code 64 (EX_USAGE).
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs as _};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use http::Uri;
-use llmtap_core::env::EnvSource;
+use llmtap_core::env::{EnvSource, parse_bool, parse_bytes};
+use llmtap_core::userinfo::mask_userinfo;
+use llmtap_export::jsonl::{
+    DEFAULT_KEEP_FILES, DEFAULT_MAX_BYTES, ENV_JSONL, ENV_JSONL_KEEP, ENV_JSONL_MAX_BYTES,
+    JsonlConfig, MAX_KEEP_FILES, parse_jsonl_path, parse_keep, parse_max_bytes,
+};
 
 /// Default listen address: loopback only, so a fresh install never exposes an open relay.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8421";
-/// Default JSONL path, relative to the working directory.
-pub const DEFAULT_JSONL: &str = ".llmtap/traces.jsonl";
+/// Default JSONL path, relative to the working directory (the exporter's, so every writer
+/// and reader agrees on it).
+pub const DEFAULT_JSONL: &str = llmtap_export::jsonl::DEFAULT_JSONL_PATH;
 /// Default upstream for OpenAI-compatible paths.
 pub const DEFAULT_UPSTREAM_OPENAI: &str = "https://api.openai.com";
 /// Default upstream for Anthropic Messages paths.
@@ -80,15 +86,31 @@ pub struct Overrides {
     pub max_connections: Option<String>,
     /// `--max-buffered-bytes`
     pub max_buffered_bytes: Option<String>,
+    /// `--max-capture-bytes`
+    pub max_capture_bytes: Option<String>,
+    /// `--jsonl-max-bytes` (a size or `off`)
+    pub jsonl_max_bytes: Option<String>,
+    /// `--jsonl-keep`
+    pub jsonl_keep: Option<String>,
 }
 
 /// Where one family of API paths is forwarded.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Upstream {
     /// Base URL (scheme, authority and an optional path prefix such as `/api`).
     pub base: Uri,
     /// `gen_ai.provider.name` to record instead of the one derived from the host.
     pub provider_override: Option<String>,
+}
+
+/// Debug output (the config is logged and printed in tests) with URL credentials masked.
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("base", &mask_userinfo(&self.base.to_string()))
+            .field("provider_override", &self.provider_override)
+            .finish()
+    }
 }
 
 /// Everything the proxy needs to run.
@@ -98,6 +120,10 @@ pub struct Config {
     pub listen: SocketAddr,
     /// JSONL output path; `None` when turned off.
     pub jsonl: Option<PathBuf>,
+    /// Rotate the JSONL file before it would pass this size; `None` never rotates.
+    pub jsonl_max_bytes: Option<u64>,
+    /// Rotated JSONL files kept.
+    pub jsonl_keep: usize,
     /// Upstream for OpenAI-compatible paths.
     pub upstream_openai: Upstream,
     /// Upstream for Anthropic paths.
@@ -130,9 +156,14 @@ pub struct Config {
     pub max_buffered_bytes: usize,
 }
 
-/// A configuration value that could not be used. The message names the flag and variable.
+/// A configuration value that could not be used. The message names the flag and variable, and
+/// shows the value with any URL credentials masked.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid value {value:?} for {flag} / {env}: {reason}")]
+#[error(
+    "invalid value {:?} for {flag} / {env}: {}",
+    mask_userinfo(value),
+    mask_userinfo(reason)
+)]
 pub struct ConfigError {
     /// The command-line flag.
     pub flag: &'static str,
@@ -150,6 +181,8 @@ impl Default for Config {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8421)),
             jsonl: Some(PathBuf::from(DEFAULT_JSONL)),
+            jsonl_max_bytes: Some(DEFAULT_MAX_BYTES),
+            jsonl_keep: DEFAULT_KEEP_FILES,
             upstream_openai: Upstream {
                 base: Uri::from_static(DEFAULT_UPSTREAM_OPENAI),
                 provider_override: None,
@@ -220,20 +253,35 @@ impl Config {
     pub fn load(flags: &Overrides, env: &impl EnvSource) -> Result<Self, ConfigError> {
         let s = setting(env, "--listen", "LLMTAP_LISTEN");
         let raw = s.raw(flags.listen.as_ref(), DEFAULT_LISTEN);
-        let listen = raw.parse::<SocketAddr>().map_err(|e| {
+        let listen = resolve_listen(&raw).map_err(|reason| s.error(&raw, reason))?;
+
+        let s = setting(env, "--jsonl", ENV_JSONL);
+        let raw = s.raw(flags.jsonl.as_ref(), DEFAULT_JSONL);
+        if raw.is_empty() {
+            return Err(s.error(&raw, "expected a file path or `off`"));
+        }
+        let jsonl = parse_jsonl_path(&raw);
+
+        let s = setting(env, "--jsonl-max-bytes", ENV_JSONL_MAX_BYTES);
+        let raw = s.raw(
+            flags.jsonl_max_bytes.as_ref(),
+            &DEFAULT_MAX_BYTES.to_string(),
+        );
+        let jsonl_max_bytes = parse_max_bytes(&raw).ok_or_else(|| {
             s.error(
                 &raw,
-                format!("expected HOST:PORT with a numeric host ({e})"),
+                "expected a size such as 104857600, 100MiB or 500MB, or `off`",
             )
         })?;
 
-        let s = setting(env, "--jsonl", "LLMTAP_JSONL");
-        let raw = s.raw(flags.jsonl.as_ref(), DEFAULT_JSONL);
-        let jsonl = match raw.as_str() {
-            "off" | "none" | "false" => None,
-            "" => return Err(s.error(&raw, "expected a file path or `off`")),
-            path => Some(PathBuf::from(path)),
-        };
+        let s = setting(env, "--jsonl-keep", ENV_JSONL_KEEP);
+        let raw = s.raw(flags.jsonl_keep.as_ref(), &DEFAULT_KEEP_FILES.to_string());
+        let jsonl_keep = parse_keep(&raw).ok_or_else(|| {
+            s.error(
+                &raw,
+                format!("expected a number of files from 0 to {MAX_KEEP_FILES}"),
+            )
+        })?;
 
         let provider_openai = setting(env, "--provider-openai", "LLMTAP_PROVIDER_OPENAI")
             .raw(flags.provider_openai.as_ref(), "");
@@ -294,11 +342,14 @@ impl Config {
             DEFAULT_SHUTDOWN_GRACE_SECS,
         )?;
 
-        let s = setting(env, "(none)", "LLMTAP_MAX_CAPTURE_BYTES");
-        let raw = s.raw(None, &DEFAULT_MAX_CAPTURE_BYTES.to_string());
-        let max_capture_bytes = raw
-            .parse::<usize>()
-            .map_err(|_| s.error(&raw, "expected a number of bytes"))?;
+        let s = setting(env, "--max-capture-bytes", "LLMTAP_MAX_CAPTURE_BYTES");
+        let raw = s.raw(
+            flags.max_capture_bytes.as_ref(),
+            &DEFAULT_MAX_CAPTURE_BYTES.to_string(),
+        );
+        let max_capture_bytes = parse_bytes(&raw)
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or_else(|| s.error(&raw, "expected a size such as 8388608, 8MiB or 10MB"))?;
 
         let header_timeout = parse_secs(
             setting(env, "--header-timeout-secs", "LLMTAP_HEADER_TIMEOUT_SECS"),
@@ -315,11 +366,15 @@ impl Config {
             flags.max_connections.as_ref(),
             DEFAULT_MAX_CONNECTIONS,
         )?;
-        let max_buffered_bytes = parse_count(
-            setting(env, "--max-buffered-bytes", "LLMTAP_MAX_BUFFERED_BYTES"),
+        let s = setting(env, "--max-buffered-bytes", "LLMTAP_MAX_BUFFERED_BYTES");
+        let raw = s.raw(
             flags.max_buffered_bytes.as_ref(),
-            DEFAULT_MAX_BUFFERED_BYTES,
-        )?;
+            &DEFAULT_MAX_BUFFERED_BYTES.to_string(),
+        );
+        let max_buffered_bytes = parse_bytes(&raw)
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|n| *n > 0)
+            .ok_or_else(|| s.error(&raw, "expected a size such as 67108864, 64MiB or 100MB"))?;
 
         Ok(Self {
             header_timeout,
@@ -328,6 +383,8 @@ impl Config {
             max_buffered_bytes,
             listen,
             jsonl,
+            jsonl_max_bytes,
+            jsonl_keep,
             upstream_openai,
             upstream_anthropic,
             upstream_gemini,
@@ -341,6 +398,44 @@ impl Config {
             compat,
         })
     }
+}
+
+impl Config {
+    /// The JSONL sink's settings (path and rotation), `None` when the file is off.
+    pub fn jsonl_config(&self) -> Option<JsonlConfig> {
+        self.jsonl
+            .clone()
+            .map(|path| JsonlConfig::new(path).with_rotation(self.jsonl_max_bytes, self.jsonl_keep))
+    }
+}
+
+/// `HOST:PORT` where the host is an IP address (`127.0.0.1`, `[::1]`) or a name resolved now
+/// (`localhost`, `myhost.internal`). A name that resolves to both families binds its first IPv4
+/// address, which is where clients connecting to `localhost` look first on most systems.
+pub fn resolve_listen(raw: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = raw.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let Some((host, port)) = raw.rsplit_once(':') else {
+        return Err("expected HOST:PORT, e.g. 127.0.0.1:8421 or localhost:8421".to_owned());
+    };
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("{port:?} is not a port number (0-65535)"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err("the host is missing: expected HOST:PORT, e.g. 127.0.0.1:8421".to_owned());
+    }
+    let addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve host {host:?} ({e})"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| addrs.first())
+        .copied()
+        .ok_or_else(|| format!("host {host:?} resolves to no address"))
 }
 
 fn parse_upstream<E: EnvSource>(
@@ -383,7 +478,7 @@ fn parse_secs<E: EnvSource>(
     Ok(Duration::from_secs_f64(secs))
 }
 
-/// A positive whole number (a count or a byte size).
+/// A positive whole number.
 fn parse_count<E: EnvSource>(
     s: Setting<'_, E>,
     flag: Option<&String>,
@@ -394,14 +489,6 @@ fn parse_count<E: EnvSource>(
         .ok()
         .filter(|n| *n > 0 && *n <= (1 << 40))
         .ok_or_else(|| s.error(&raw, "expected a positive whole number"))
-}
-
-fn parse_bool(raw: &str) -> Option<bool> {
-    match raw.to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Some(true),
-        "0" | "false" | "no" | "off" => Some(false),
-        _ => None,
-    }
 }
 
 #[cfg(test)]
@@ -452,6 +539,18 @@ mod tests {
         for (env, needle) in [
             (("LLMTAP_LISTEN", "localhost"), "--listen / LLMTAP_LISTEN"),
             (
+                ("LLMTAP_LISTEN", "localhost:http"),
+                "--listen / LLMTAP_LISTEN",
+            ),
+            (
+                ("LLMTAP_JSONL_MAX_BYTES", "0"),
+                "--jsonl-max-bytes / LLMTAP_JSONL_MAX_BYTES",
+            ),
+            (
+                ("LLMTAP_JSONL_KEEP", "-1"),
+                "--jsonl-keep / LLMTAP_JSONL_KEEP",
+            ),
+            (
                 ("LLMTAP_UPSTREAM_OPENAI", "ftp://x"),
                 "LLMTAP_UPSTREAM_OPENAI",
             ),
@@ -466,13 +565,74 @@ mod tests {
             (("LLMTAP_NO_CONTENT", "maybe"), "LLMTAP_NO_CONTENT"),
             (
                 ("LLMTAP_MAX_CAPTURE_BYTES", "lots"),
-                "LLMTAP_MAX_CAPTURE_BYTES",
+                "--max-capture-bytes / LLMTAP_MAX_CAPTURE_BYTES",
             ),
         ] {
             let err = Config::load(&Overrides::default(), &[env]).expect_err(env.0);
             let msg = err.to_string();
             assert!(msg.contains(needle), "{msg}");
             assert!(!msg.contains('\n'), "one line: {msg}");
+            assert!(!msg.contains("(none)"), "names a flag: {msg}");
         }
+    }
+
+    #[test]
+    fn host_names_are_listen_hosts() {
+        let cfg = Config::load(
+            &Overrides {
+                listen: Some("localhost:8498".into()),
+                ..Overrides::default()
+            },
+            &[("", ""); 0],
+        )
+        .expect("localhost resolves");
+        assert!(cfg.listen.ip().is_loopback(), "{}", cfg.listen);
+        assert_eq!(cfg.listen.port(), 8498);
+        let cfg = Config::load(&Overrides::default(), &[("LLMTAP_LISTEN", "[::1]:0")])
+            .expect("bracketed v6");
+        assert!(cfg.listen.is_ipv6());
+    }
+
+    #[test]
+    fn jsonl_off_in_any_case_and_rotation_settings() {
+        for off in ["OFF", "Off", "none", "FALSE"] {
+            let cfg = Config::load(&Overrides::default(), &[("LLMTAP_JSONL", off)]).expect(off);
+            assert!(cfg.jsonl.is_none(), "{off} turns the file off");
+            assert!(cfg.jsonl_config().is_none());
+        }
+        let env = [
+            ("LLMTAP_JSONL_MAX_BYTES", "1MiB"),
+            ("LLMTAP_JSONL_KEEP", "20"),
+            ("LLMTAP_MAX_CAPTURE_BYTES", "10MB"),
+        ];
+        let cfg = Config::load(&Overrides::default(), &env).expect("sizes with units");
+        let jsonl = cfg.jsonl_config().expect("file on");
+        assert_eq!(jsonl.max_bytes, Some(1 << 20));
+        assert_eq!(jsonl.keep_files, 20);
+        assert_eq!(cfg.max_capture_bytes, 10_000_000);
+        let cfg =
+            Config::load(&Overrides::default(), &[("LLMTAP_JSONL_MAX_BYTES", "off")]).expect("off");
+        assert_eq!(cfg.jsonl_config().and_then(|j| j.max_bytes), None);
+    }
+
+    #[test]
+    fn errors_never_show_url_credentials() {
+        let err = Config::load(
+            &Overrides::default(),
+            &[(
+                "LLMTAP_UPSTREAM_OPENAI",
+                "http://bob:hunter2@127.0.0.1:1/?q=1",
+            )],
+        )
+        .expect_err("query refused");
+        let msg = err.to_string();
+        assert!(!msg.contains("hunter2"), "{msg}");
+        assert!(msg.contains("LLMTAP_UPSTREAM_OPENAI"), "{msg}");
+        let cfg = Config::load(
+            &Overrides::default(),
+            &[("LLMTAP_UPSTREAM_OPENAI", "http://bob:hunter2@127.0.0.1:1")],
+        )
+        .expect("credentials are accepted");
+        assert!(!format!("{cfg:?}").contains("hunter2"));
     }
 }

@@ -6,7 +6,11 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use llmtap_core::capture::CapturePolicy;
-use llmtap_core::env::{EnvSource, ProcessEnv};
+use llmtap_core::env::{EnvSource, ProcessEnv, parse_bool, parse_bytes};
+use llmtap_export::jsonl::{
+    DEFAULT_KEEP_FILES, DEFAULT_MAX_BYTES, ENV_JSONL_KEEP, ENV_JSONL_MAX_BYTES, parse_jsonl_path,
+    parse_keep, parse_max_bytes,
+};
 use llmtap_export::{JsonlConfig, OtlpConfig, Pipeline, PipelineStats};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
@@ -25,8 +29,9 @@ pub const DEFAULT_MAX_CAPTURE_BYTES: usize = 8 * 1024 * 1024;
 /// How long [`Guard`] waits for both sinks to flush when it is dropped.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// `LLMTAP_JSONL`: JSONL path, or `off`/`none`/`false` (same variable as the proxy).
-pub const ENV_JSONL: &str = "LLMTAP_JSONL";
+/// `LLMTAP_JSONL`: JSONL path, or `off`/`none`/`false` in any case (same variable and parser
+/// as the proxy).
+pub const ENV_JSONL: &str = llmtap_export::jsonl::ENV_JSONL;
 /// `LLMTAP_NO_CONTENT`: `true` turns content capture off (same variable as the proxy).
 pub const ENV_NO_CONTENT: &str = "LLMTAP_NO_CONTENT";
 /// `LLMTAP_MAX_CAPTURE_BYTES`: body bytes kept for decoding (same variable as the proxy).
@@ -144,6 +149,7 @@ static GLOBAL: RwLock<Option<Telemetry>> = RwLock::new(None);
 /// | variable | meaning | default |
 /// |---|---|---|
 /// | `LLMTAP_JSONL` | JSONL file, or `off` | `.llmtap/traces.jsonl` |
+/// | `LLMTAP_JSONL_MAX_BYTES`, `LLMTAP_JSONL_KEEP` | rotation size (`100MiB`, or `off`), old files kept | 100 MiB, 5 |
 /// | `OTEL_EXPORTER_OTLP_*`, `OTEL_TRACES_EXPORTER`, `OTEL_SDK_DISABLED`, `OTEL_BSP_*` | OTLP forwarding, as the spec says | off |
 /// | `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES` | resource | `service.name=llmtap-sdk` |
 /// | `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`, `LLMTAP_NO_CONTENT` | content capture | on |
@@ -174,6 +180,9 @@ pub struct Builder {
 struct EnvLayer {
     pipeline: llmtap_export::PipelineBuilder,
     jsonl: Option<PathBuf>,
+    /// `LLMTAP_JSONL_MAX_BYTES` / `LLMTAP_JSONL_KEEP`, applied to whichever file is written.
+    jsonl_max_bytes: Option<u64>,
+    jsonl_keep: usize,
     policy: CapturePolicy,
     no_content: bool,
     max_capture_bytes: Option<usize>,
@@ -189,8 +198,23 @@ impl Builder {
     pub fn from_env(mut self, env: &impl EnvSource) -> Result<Self, InitError> {
         let jsonl = match env.non_empty(ENV_JSONL) {
             None => Some(PathBuf::from(DEFAULT_JSONL)),
-            Some(v) if matches!(v.to_ascii_lowercase().as_str(), "off" | "none" | "false") => None,
-            Some(v) => Some(PathBuf::from(v)),
+            Some(v) => parse_jsonl_path(&v),
+        };
+        let jsonl_max_bytes = match env.non_empty(ENV_JSONL_MAX_BYTES) {
+            None => Some(DEFAULT_MAX_BYTES),
+            Some(v) => parse_max_bytes(&v).ok_or(InitError::InvalidValue {
+                var: ENV_JSONL_MAX_BYTES,
+                value: v,
+                expected: "a size such as 104857600, 100MiB or 500MB, or off",
+            })?,
+        };
+        let jsonl_keep = match env.non_empty(ENV_JSONL_KEEP) {
+            None => DEFAULT_KEEP_FILES,
+            Some(v) => parse_keep(&v).ok_or(InitError::InvalidValue {
+                var: ENV_JSONL_KEEP,
+                value: v,
+                expected: "a number of files from 0 to 1000",
+            })?,
         };
         let no_content = match env.non_empty(ENV_NO_CONTENT) {
             None => false,
@@ -202,15 +226,21 @@ impl Builder {
         };
         let max_capture_bytes = match env.non_empty(ENV_MAX_CAPTURE_BYTES) {
             None => None,
-            Some(v) => Some(v.parse::<usize>().map_err(|_| InitError::InvalidValue {
-                var: ENV_MAX_CAPTURE_BYTES,
-                value: v.clone(),
-                expected: "a number of bytes",
-            })?),
+            Some(v) => Some(
+                parse_bytes(&v)
+                    .and_then(|n| usize::try_from(n).ok())
+                    .ok_or(InitError::InvalidValue {
+                        var: ENV_MAX_CAPTURE_BYTES,
+                        value: v.clone(),
+                        expected: "a size such as 8388608, 8MiB or 10MB",
+                    })?,
+            ),
         };
         self.env = Some(EnvLayer {
             pipeline: Pipeline::builder().from_env(env)?,
             jsonl,
+            jsonl_max_bytes,
+            jsonl_keep,
             policy: CapturePolicy::from_env(env)?,
             no_content,
             max_capture_bytes,
@@ -263,15 +293,23 @@ impl Builder {
     /// Opens the sinks. Nothing is installed globally (use [`Builder::init`] for that): tests and
     /// libraries pass the [`Telemetry`] explicitly.
     pub fn build(self) -> Result<Guard, InitError> {
-        let (mut pipeline, env_jsonl, env_policy, no_content, env_max) = match self.env {
+        let (mut pipeline, env_jsonl, env_policy, no_content, env_max, rotation) = match self.env {
             Some(env) => (
                 env.pipeline,
                 env.jsonl,
                 Some(env.policy),
                 env.no_content,
                 env.max_capture_bytes,
+                (env.jsonl_max_bytes, env.jsonl_keep),
             ),
-            None => (Pipeline::builder(), None, None, false, None),
+            None => (
+                Pipeline::builder(),
+                None,
+                None,
+                false,
+                None,
+                (Some(DEFAULT_MAX_BYTES), DEFAULT_KEEP_FILES),
+            ),
         };
         let jsonl = self.jsonl.unwrap_or(env_jsonl);
         pipeline = pipeline
@@ -279,7 +317,7 @@ impl Builder {
                 self.service_name
                     .unwrap_or_else(|| DEFAULT_SERVICE_NAME.to_owned()),
             )
-            .jsonl(jsonl.map(JsonlConfig::new));
+            .jsonl(jsonl.map(|path| JsonlConfig::new(path).with_rotation(rotation.0, rotation.1)));
         if let Some(otlp) = self.otlp {
             pipeline = pipeline.otlp(otlp);
         }
@@ -323,14 +361,6 @@ impl Builder {
             );
         }
         Ok(guard)
-    }
-}
-
-fn parse_bool(raw: &str) -> Option<bool> {
-    match raw.to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Some(true),
-        "0" | "false" | "no" | "off" => Some(false),
-        _ => None,
     }
 }
 

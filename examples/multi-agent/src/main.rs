@@ -46,10 +46,13 @@ async fn main() -> anyhow::Result<()> {
     if let Some(mock) = mock {
         mock.shutdown().await;
     }
+    let written = stats.jsonl.map_or_else(
+        || "no JSONL file (LLMTAP_JSONL=off)".to_owned(),
+        |s| format!("{} spans written to the JSONL file", s.written),
+    );
     eprintln!(
-        "multi-agent: {} model calls traced; spans written: {:?}",
-        summary.calls,
-        stats.jsonl.map(|s| s.written)
+        "multi-agent: {} model calls traced; {written}",
+        summary.calls
     );
     Ok(())
 }

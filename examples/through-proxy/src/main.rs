@@ -66,11 +66,17 @@ async fn main() -> anyhow::Result<()> {
     if let Some(mock) = mock {
         mock.shutdown().await;
     }
+    let proxy_written = report.telemetry.jsonl.map_or_else(
+        || "no JSONL file".to_owned(),
+        |s| format!("{} spans written", s.written),
+    );
+    let sdk_written = sdk.jsonl.map_or_else(
+        || "no JSONL file".to_owned(),
+        |s| format!("{} spans written", s.written),
+    );
     eprintln!(
-        "through-proxy: {} model calls; proxy spans written {:?}, SDK spans written {:?}",
-        summary.calls,
-        report.telemetry.jsonl.map(|s| s.written),
-        sdk.jsonl.map(|s| s.written)
+        "through-proxy: {} model calls; proxy: {proxy_written}, SDK: {sdk_written}",
+        summary.calls
     );
     Ok(())
 }
