@@ -44,7 +44,7 @@ pub struct UsageTotals {
     pub output_tokens: Option<u64>,
     /// Sum of `gen_ai.usage.cache_read.input_tokens`.
     pub cache_read_input_tokens: Option<u64>,
-    /// Sum of `gen_ai.usage.cache_write.input_tokens`.
+    /// Sum of `gen_ai.usage.cache_creation.input_tokens` (`cache_write` in the GenAI repository).
     pub cache_write_input_tokens: Option<u64>,
     /// Sum of `gen_ai.usage.reasoning.output_tokens`.
     pub reasoning_output_tokens: Option<u64>,
@@ -115,7 +115,7 @@ impl UsageTotals {
                 self.cache_read_input_tokens,
             ),
             (
-                semconv::LLMTAP_USAGE_TOTAL_CACHE_WRITE_INPUT_TOKENS,
+                semconv::LLMTAP_USAGE_TOTAL_CACHE_CREATION_INPUT_TOKENS,
                 self.cache_write_input_tokens,
             ),
             (
