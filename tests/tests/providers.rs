@@ -161,7 +161,8 @@ async fn anthropic_create_records_normalised_usage_system_and_headers() -> Resul
         Some(json!(["end_turn"]))
     );
     assert_eq!(int(span, sc::GEN_AI_REQUEST_MAX_TOKENS), Some(256));
-    assert_eq!(int(span, sc::GEN_AI_REQUEST_TOP_K), Some(40));
+    // v1.41: top_k is a double.
+    assert_eq!(span.attr(sc::GEN_AI_REQUEST_TOP_K), Some(json!(40.0)));
     assert_eq!(span.attr(sc::GEN_AI_REQUEST_TEMPERATURE), Some(json!(0.3)));
     assert_eq!(
         span.attr(sc::GEN_AI_REQUEST_STOP_SEQUENCES),
@@ -190,7 +191,7 @@ async fn anthropic_create_records_normalised_usage_system_and_headers() -> Resul
     );
     assert_eq!(int(span, sc::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS), Some(7));
     assert_eq!(
-        int(span, sc::GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS),
+        int(span, sc::GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS),
         Some(8)
     );
     assert_eq!(
@@ -366,11 +367,11 @@ async fn responses_create_records_reasoning_cache_and_previous_id() -> Result<()
         Some("responses")
     );
     assert_eq!(
-        span.attr_str(sc::GEN_AI_REQUEST_REASONING_LEVEL).as_deref(),
+        span.attr_str(sc::LLMTAP_REQUEST_REASONING_LEVEL).as_deref(),
         Some("high")
     );
     assert_eq!(
-        span.attr_str(sc::GEN_AI_REQUEST_PREVIOUS_RESPONSE_ID)
+        span.attr_str(sc::LLMTAP_REQUEST_PREVIOUS_RESPONSE_ID)
             .as_deref(),
         Some("resp_previous_0001")
     );
@@ -585,7 +586,7 @@ async fn gemini_generate_content_model_from_path_usage_and_no_key() -> Result<()
         span.attr_str(sc::LLMTAP_HTTP_ROUTE).as_deref(),
         Some("/v1beta/models/gemini-2.5-flash:generateContent")
     );
-    assert_eq!(int(span, sc::GEN_AI_REQUEST_TOP_K), Some(32));
+    assert_eq!(span.attr(sc::GEN_AI_REQUEST_TOP_K), Some(json!(32.0)));
     assert_eq!(int(span, sc::GEN_AI_REQUEST_MAX_TOKENS), Some(300));
     assert_eq!(int(span, sc::GEN_AI_REQUEST_SEED), Some(5));
     assert_eq!(span.attr(sc::GEN_AI_REQUEST_TOP_P), Some(json!(0.95)));

@@ -1292,3 +1292,48 @@ async fn a_busy_stream_outlives_the_idle_limit() -> Result<()> {
     assert_eq!(span.status_code(), OtlpStatus::Unset);
     Ok(())
 }
+
+/// Sampling decides what is forwarded, not what is recorded locally: with `always_off` the JSONL
+/// has every call, the collector none, `/healthz` counts every call and shows the OTLP sink's
+/// `sampled_out`, and `traceresponse` says "not sampled" so a hand-off keeps the decision.
+#[tokio::test]
+async fn always_off_sampler_keeps_every_call_in_the_file_and_forwards_none() -> Result<()> {
+    let mut stack = Stack::start_with(StackOptions {
+        collector: true,
+        env: vec![("OTEL_TRACES_SAMPLER".into(), "always_off".into())],
+        ..Default::default()
+    })
+    .await?;
+    let mut flags = Vec::new();
+    for i in 0..4 {
+        let reply = stack.post(CHAT, &chat("gpt-4o", i % 2 == 0), &[]).await?;
+        flags.push(reply.traceresponse().context("traceresponse")?);
+    }
+    assert!(flags.iter().all(|t| t.ends_with("-00")), "{flags:?}");
+    // Spans end in the recorder task just after the body: poll until all four are counted.
+    let mut health = Value::Null;
+    for _ in 0..40 {
+        health = serde_json::from_str(&stack.get("/healthz").await?.text())?;
+        if health["sinks"]["otlp"]["sampled_out"] == json!(4) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let collector = stack.collector.take().context("collector")?;
+    let (report, spans) = stack.stop().await?;
+    assert_eq!(spans.len(), 4, "the file is the local record");
+    assert_eq!(report.proxy.calls_finished, 4);
+    let otlp = report.telemetry.otlp.context("otlp sink")?;
+    assert_eq!((otlp.written, otlp.sampled_out), (0, 4));
+    assert_eq!(report.telemetry.jsonl.context("jsonl sink")?.written, 4);
+    // Give a (wrong) late export time to show up before asserting nothing came.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(collector.spans().is_empty(), "{:?}", collector.spans());
+    assert_eq!(health["sinks"]["otlp"]["sampled_out"], json!(4), "{health}");
+    assert_eq!(
+        health["sinks"]["jsonl"]["sampled_out"],
+        json!(0),
+        "{health}"
+    );
+    Ok(())
+}

@@ -541,8 +541,9 @@ pub enum ExporterChoice {
     Off,
 }
 
-/// Reads an exporter list: `otlp` on; `none` and known exporters llmtap does not implement
-/// (`console`, `zipkin`, `prometheus`, …) are not OTLP; unknown names are reported and ignored.
+/// Reads an exporter list: `otlp` on; `none` off; the names llmtap does not implement — known
+/// ones (`console`, `zipkin`, `prometheus`, …) and unknown ones alike — are reported in one
+/// warning and ignored.
 pub fn exporter_choice<E: EnvSource + ?Sized>(
     env: &OtelEnv<'_, E>,
     var: &'static str,
@@ -551,31 +552,37 @@ pub fn exporter_choice<E: EnvSource + ?Sized>(
         return ExporterChoice::Default;
     };
     let (mut otlp, mut known) = (false, false);
+    let mut ignored = Vec::new();
     for name in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         match name.to_ascii_lowercase().as_str() {
             "otlp" => (otlp, known) = (true, true),
             "none" => known = true,
             "console" | "zipkin" | "jaeger" | "logging" | "otlp/stdout" | "prometheus" => {
                 known = true;
-                tracing::warn!(
-                    variable = var,
-                    exporter = name,
-                    "exporter not supported by llmtap; ignored"
-                );
+                ignored.push(name);
             }
-            _ => env.ignore(
-                var,
-                &raw,
-                &format!("unknown exporter {name:?}"),
-                "the names llmtap knows (otlp, none)",
-            ),
+            _ => ignored.push(name),
         }
     }
-    match (otlp, known) {
+    let choice = match (otlp, known) {
         (true, _) => ExporterChoice::Otlp,
         (false, true) => ExporterChoice::Off,
         (false, false) => ExporterChoice::Default,
+    };
+    if !ignored.is_empty() {
+        let using = match choice {
+            ExporterChoice::Otlp => "otlp",
+            ExporterChoice::Off => "no OTLP export",
+            ExporterChoice::Default => "the default (otlp when an endpoint is set)",
+        };
+        env.ignore(
+            var,
+            &ignored.join(","),
+            "llmtap exports otlp only (or none)",
+            using,
+        );
     }
+    choice
 }
 
 /// The resource every span carries: `telemetry.sdk.*`, `OTEL_RESOURCE_ATTRIBUTES`, and
