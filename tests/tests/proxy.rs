@@ -1040,7 +1040,14 @@ async fn http2_clients_are_served_and_recorded() -> Result<()> {
 /// nothing — the traffic is the same in every case.
 #[tokio::test]
 async fn sampling_is_parent_based_and_configurable() -> Result<()> {
-    let mut stack = Stack::start().await?;
+    // With the file following the sampler (LLMTAP_JSONL_SAMPLED=true), the file shows exactly
+    // what the sampler decided; by default it keeps every call (see the test below).
+    let follow = || vec![("LLMTAP_JSONL_SAMPLED".to_owned(), "true".to_owned())];
+    let mut stack = Stack::start_with(StackOptions {
+        env: follow(),
+        ..Default::default()
+    })
+    .await?;
     let unsampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
     let sampled = "00-4bf92f3577b34da6a3ce929d0e0e4737-00f067aa0ba902b8-01";
     let skipped = stack
@@ -1056,11 +1063,29 @@ async fn sampling_is_parent_based_and_configurable() -> Result<()> {
         .post(CHAT, &chat("gpt-4o", false), &[("traceparent", sampled)])
         .await?;
     let (_, spans) = stack.stop().await?;
-    assert_eq!(spans.len(), 1, "only the sampled caller's call is recorded");
+    assert_eq!(spans.len(), 1, "only the sampled caller's call is sampled");
     assert_eq!(spans[0].trace_id(), "4bf92f3577b34da6a3ce929d0e0e4737");
 
+    // Default: the same three calls are all in the file, the unsampled decision still travels.
+    let mut all = Stack::start().await?;
+    let skipped = all
+        .post(CHAT, &chat("gpt-4o", false), &[("traceparent", unsampled)])
+        .await?;
+    let handed = skipped.traceresponse().context("traceresponse")?;
+    assert!(handed.ends_with("-00"), "the decision travels on: {handed}");
+    all.post(CHAT, &chat("gpt-4o", false), &[("traceparent", &handed)])
+        .await?;
+    all.post(CHAT, &chat("gpt-4o", false), &[("traceparent", sampled)])
+        .await?;
+    let (_, spans) = all.stop().await?;
+    assert_eq!(spans.len(), 3, "the file is the local record");
+
     let mut off = Stack::start_with(StackOptions {
-        env: vec![("OTEL_TRACES_SAMPLER".into(), "always_off".into())],
+        env: [
+            follow(),
+            vec![("OTEL_TRACES_SAMPLER".into(), "always_off".into())],
+        ]
+        .concat(),
         ..Default::default()
     })
     .await?;
