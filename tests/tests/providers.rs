@@ -1059,3 +1059,69 @@ async fn provider_prefixes_and_default_upstreams() -> Result<()> {
     );
     Ok(())
 }
+
+// ---- One semconv version per output -----------------------------------------------------------
+
+/// The proxy's output for an Anthropic call with a cache write: v1.41 names and schema URL by
+/// default (what Phoenix and Jaeger's GenAI view read), the GenAI repository's names and schema
+/// URL with `OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental` — never a mix.
+#[tokio::test]
+async fn anthropic_cache_write_follows_the_selected_convention() -> Result<()> {
+    async fn run(opt_in: Option<&str>) -> Result<(Value, RecordedSpan)> {
+        let mut stack = Stack::start_with(StackOptions {
+            env: opt_in
+                .map(|v| vec![("OTEL_SEMCONV_STABILITY_OPT_IN".to_owned(), v.to_owned())])
+                .unwrap_or_default(),
+            ..Default::default()
+        })
+        .await?;
+        let reply = stack
+            .post(
+                MESSAGES,
+                &anthropic_request(false).to_string(),
+                &[("anthropic-version", "2023-06-01")],
+            )
+            .await?;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+        let (_, spans) = stack.stop().await?;
+        let text = std::fs::read_to_string(&stack.jsonl)?;
+        let line: Value = serde_json::from_str(text.lines().next().context("a line")?)?;
+        Ok((line, only(&spans).clone()))
+    }
+
+    let (line, span) = run(None).await?;
+    let v141 = "https://opentelemetry.io/schemas/1.41.0";
+    assert_eq!(line["resourceSpans"][0]["schemaUrl"], v141);
+    assert_eq!(line["resourceSpans"][0]["scopeSpans"][0]["schemaUrl"], v141);
+    assert_eq!(
+        line["resourceSpans"][0]["scopeSpans"][0]["scope"]["version"],
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(
+        int(&span, sc::GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS),
+        Some(8)
+    );
+    assert_eq!(span.attr(sc::GEN_AI_REQUEST_TOP_K), Some(json!(40.0)));
+    assert!(
+        span.attr(sc::GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS)
+            .is_none()
+    );
+
+    let (line, span) = run(Some("gen_ai_latest_experimental")).await?;
+    let latest = "https://opentelemetry.io/schemas/gen-ai/1.42.0";
+    assert_eq!(line["resourceSpans"][0]["schemaUrl"], latest);
+    assert_eq!(
+        line["resourceSpans"][0]["scopeSpans"][0]["schemaUrl"],
+        latest
+    );
+    assert_eq!(
+        int(&span, sc::GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS),
+        Some(8)
+    );
+    assert_eq!(int(&span, sc::GEN_AI_REQUEST_TOP_K), Some(40));
+    assert!(
+        span.attr(sc::GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS)
+            .is_none()
+    );
+    Ok(())
+}
