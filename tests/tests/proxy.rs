@@ -1215,6 +1215,26 @@ async fn gen_ai_metrics_match_the_spans() -> Result<()> {
         streamed, 2,
         "only the two successful streams have a first chunk"
     );
+
+    // One value per successful stream (the mean gap after the first chunk), below its duration.
+    let per_chunk = latest(sc::GEN_AI_CLIENT_OPERATION_TIME_PER_OUTPUT_CHUNK)?;
+    assert_eq!(per_chunk.unit, "s");
+    let Some(Data::Histogram(per_chunk)) = per_chunk.data else {
+        anyhow::bail!("time_per_output_chunk is not a histogram");
+    };
+    let points = &per_chunk.data_points;
+    assert_eq!(points.iter().map(|p| p.count).sum::<u64>(), 2);
+    assert!(
+        points
+            .iter()
+            .all(|p| p.explicit_bounds == sc::DURATION_BUCKETS.to_vec())
+    );
+    assert!(
+        points
+            .iter()
+            .all(|p| p.sum.is_some_and(|s| s > 0.0 && s < 5.0)),
+        "{points:?}"
+    );
     Ok(())
 }
 
