@@ -14,7 +14,9 @@ pub struct ProxyArgs {
     /// Address to listen on [env: LLMTAP_LISTEN] [default: 127.0.0.1:8421]
     #[arg(long, value_name = "HOST:PORT")]
     pub listen: Option<String>,
-    /// JSONL output file, or `off` [env: LLMTAP_JSONL] [default: .llmtap/traces.jsonl]
+    /// JSONL output file, or `off`. It keeps every call whatever OTEL_TRACES_SAMPLER says (the
+    /// sampler decides what OTLP gets); LLMTAP_JSONL_SAMPLED=true makes it follow the sampler
+    /// [env: LLMTAP_JSONL] [default: .llmtap/traces.jsonl]
     #[arg(long, value_name = "PATH|off")]
     pub jsonl: Option<String>,
     /// Upstream for OpenAI-compatible paths [env: LLMTAP_UPSTREAM_OPENAI] [default: https://api.openai.com]
