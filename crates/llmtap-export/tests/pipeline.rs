@@ -803,6 +803,13 @@ fn sampled_out_spans_propagate_an_unsampled_context() -> Result<()> {
     drop(span);
     let stats = pipeline.shutdown(Duration::from_secs(5));
     assert_eq!(sink(stats.jsonl, "jsonl")?.written, 1);
+    // The file says so too: the W3C sampled bit of the span's flags is off.
+    let text = std::fs::read_to_string(&path)?;
+    let line: serde_json::Value = serde_json::from_str(text.lines().next().context("a line")?)?;
+    let flags = line["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["flags"]
+        .as_u64()
+        .context("flags")?;
+    assert_eq!(flags & 1, 0, "flags {flags:#x}");
     Ok(())
 }
 
