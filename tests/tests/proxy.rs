@@ -1380,5 +1380,28 @@ async fn always_off_sampler_keeps_every_call_in_the_file_and_forwards_none() -> 
         json!(0),
         "{health}"
     );
+    assert_eq!(health["calls_finished"], json!(4), "{health}");
+    // Metrics count every call whatever the sampler said (flushed at shutdown).
+    let exports = collector
+        .wait_for_metric(
+            sc::GEN_AI_CLIENT_OPERATION_DURATION,
+            Duration::from_secs(10),
+        )
+        .await?;
+    let counted: u64 = exports
+        .iter()
+        .rev()
+        .flat_map(|r| &r.resource_metrics)
+        .flat_map(|rm| &rm.scope_metrics)
+        .flat_map(|sm| &sm.metrics)
+        .find(|m| m.name == sc::GEN_AI_CLIENT_OPERATION_DURATION)
+        .and_then(|m| match &m.data {
+            Some(opentelemetry_proto::tonic::metrics::v1::metric::Data::Histogram(h)) => {
+                Some(h.data_points.iter().map(|p| p.count).sum())
+            }
+            _ => None,
+        })
+        .context("duration histogram")?;
+    assert_eq!(counted, 4);
     Ok(())
 }
