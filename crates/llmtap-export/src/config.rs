@@ -171,16 +171,24 @@ impl<'a, E: EnvSource + ?Sized> OtelEnv<'a, E> {
         using: &str,
         parse: impl Fn(&str) -> Option<T>,
     ) -> Option<(&'static str, T)> {
-        for &var in vars {
+        for (i, &var) in vars.iter().enumerate() {
             let Some(raw) = self.get(var) else { continue };
             match parse(&raw) {
                 Some(v) => return Some((var, v)),
-                None => self.ignore(var, &raw, expected, using),
+                None => {
+                    // Name what actually applies: the next variable of the chain when it is set.
+                    let next = vars[i + 1..].iter().find(|v| self.get(v).is_some());
+                    match next {
+                        Some(next) => self.ignore(var, &raw, expected, next),
+                        None => self.ignore(var, &raw, expected, using),
+                    }
+                }
             }
         }
         None
     }
 }
+
 /// OTLP transport and encoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub enum OtlpProtocol {
