@@ -230,3 +230,86 @@ async fn curl_stream_and_traceresponse_handoff() -> Result<()> {
     assert!(parent.attr_i64(sc::GEN_AI_USAGE_OUTPUT_TOKENS).unwrap_or(0) > 0);
     Ok(())
 }
+
+/// An app instrumented with the OpenTelemetry SDK from PyPI makes its own `invoke_agent` span and
+/// calls the model through the proxy with W3C propagation: one trace, the proxy's model span
+/// under the app's span, both in the same real collector (rotel). The app is the example
+/// `examples/otel_app_through_proxy.py`, so the example is what is tested.
+#[tokio::test]
+async fn otel_instrumented_python_app_and_proxy_share_one_trace_in_one_collector() -> Result<()> {
+    let Some(python) = python() else {
+        return Ok(());
+    };
+    if !llmtap_tests::clients::python_can_import(&python, "opentelemetry.sdk.trace")
+        || !llmtap_tests::clients::python_can_import(
+            &python,
+            "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+        )
+    {
+        let _: Option<()> = llmtap_tests::clients::skip_or_fail(
+            "python opentelemetry-sdk / exporter not installed (scripts/e2e/requirements.txt)",
+        );
+        return Ok(());
+    }
+    let Some(rotel) = llmtap_tests::rotel::Rotel::start().await else {
+        return Ok(());
+    };
+    let mut stack = llmtap_tests::stack::Stack::start_with(llmtap_tests::stack::StackOptions {
+        env: vec![
+            ("OTEL_EXPORTER_OTLP_ENDPOINT".into(), rotel.http_endpoint()),
+            ("OTEL_SERVICE_NAME".into(), "llmtap-proxy-e2e".into()),
+        ],
+        ..Default::default()
+    })
+    .await?;
+    let mut command = Command::new(python);
+    command
+        .arg(repo_root().join("examples/otel_app_through_proxy.py"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("LLMTAP_PROXY_URL", stack.openai_base_url())
+        .env("OPENAI_API_KEY", "sk-e2e-otel-app-000000000000000000")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", rotel.http_endpoint())
+        .env("OTEL_SERVICE_NAME", "otel-app-e2e");
+    let seen = run_client(command).await?;
+    let (_, spans) = stack.stop().await?;
+    let trace_id = seen["trace_id"].as_str().context("trace_id")?.to_owned();
+    let app_span_id = seen["span_id"].as_str().context("span_id")?.to_owned();
+
+    // Locally: the proxy's span continues the app's trace, under the app's span.
+    let model = one(&spans, "researcher")?;
+    assert_eq!(model.trace_id(), trace_id);
+    assert_eq!(
+        model.parent_span_id().as_deref(),
+        Some(app_span_id.as_str())
+    );
+
+    // At the collector: both spans, one trace, the same parent link, two services.
+    let at_rotel = rotel
+        .wait_for_trace(&trace_id, 2, std::time::Duration::from_secs(20))
+        .await?;
+    let app = at_rotel
+        .iter()
+        .find(|s| s.name == "invoke_agent researcher")
+        .context("the app's agent span reached the collector")?;
+    assert!(app.span_id.eq_ignore_ascii_case(&app_span_id));
+    assert_eq!(app.parent_span_id, None, "the app's span is the root");
+    assert_eq!(app.resource_attr_str("service.name"), Some("otel-app-e2e"));
+    let proxied = at_rotel
+        .iter()
+        .find(|s| s.name == "chat gpt-4o-mini")
+        .context("the proxy's model span reached the collector")?;
+    assert!(
+        proxied
+            .parent_span_id
+            .as_deref()
+            .is_some_and(|p| p.eq_ignore_ascii_case(&app_span_id)),
+        "{proxied:?}"
+    );
+    assert_eq!(
+        proxied.resource_attr_str("service.name"),
+        Some("llmtap-proxy-e2e")
+    );
+    assert_eq!(proxied.kind, "SPAN_KIND_CLIENT");
+    Ok(())
+}

@@ -185,13 +185,13 @@ async fn python_openai_responses_create_stream_and_tools() -> Result<()> {
     );
     assert_eq!(
         create
-            .attr_str(sc::GEN_AI_REQUEST_REASONING_LEVEL)
+            .attr_str(sc::LLMTAP_REQUEST_REASONING_LEVEL)
             .as_deref(),
         Some("low")
     );
     assert_eq!(
         create
-            .attr_str(sc::GEN_AI_REQUEST_PREVIOUS_RESPONSE_ID)
+            .attr_str(sc::LLMTAP_REQUEST_PREVIOUS_RESPONSE_ID)
             .as_deref(),
         Some("resp_e2e_previous")
     );

@@ -161,7 +161,8 @@ async fn anthropic_create_records_normalised_usage_system_and_headers() -> Resul
         Some(json!(["end_turn"]))
     );
     assert_eq!(int(span, sc::GEN_AI_REQUEST_MAX_TOKENS), Some(256));
-    assert_eq!(int(span, sc::GEN_AI_REQUEST_TOP_K), Some(40));
+    // v1.41: top_k is a double.
+    assert_eq!(span.attr(sc::GEN_AI_REQUEST_TOP_K), Some(json!(40.0)));
     assert_eq!(span.attr(sc::GEN_AI_REQUEST_TEMPERATURE), Some(json!(0.3)));
     assert_eq!(
         span.attr(sc::GEN_AI_REQUEST_STOP_SEQUENCES),
@@ -190,7 +191,7 @@ async fn anthropic_create_records_normalised_usage_system_and_headers() -> Resul
     );
     assert_eq!(int(span, sc::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS), Some(7));
     assert_eq!(
-        int(span, sc::GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS),
+        int(span, sc::GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS),
         Some(8)
     );
     assert_eq!(
@@ -366,11 +367,11 @@ async fn responses_create_records_reasoning_cache_and_previous_id() -> Result<()
         Some("responses")
     );
     assert_eq!(
-        span.attr_str(sc::GEN_AI_REQUEST_REASONING_LEVEL).as_deref(),
+        span.attr_str(sc::LLMTAP_REQUEST_REASONING_LEVEL).as_deref(),
         Some("high")
     );
     assert_eq!(
-        span.attr_str(sc::GEN_AI_REQUEST_PREVIOUS_RESPONSE_ID)
+        span.attr_str(sc::LLMTAP_REQUEST_PREVIOUS_RESPONSE_ID)
             .as_deref(),
         Some("resp_previous_0001")
     );
@@ -585,7 +586,7 @@ async fn gemini_generate_content_model_from_path_usage_and_no_key() -> Result<()
         span.attr_str(sc::LLMTAP_HTTP_ROUTE).as_deref(),
         Some("/v1beta/models/gemini-2.5-flash:generateContent")
     );
-    assert_eq!(int(span, sc::GEN_AI_REQUEST_TOP_K), Some(32));
+    assert_eq!(span.attr(sc::GEN_AI_REQUEST_TOP_K), Some(json!(32.0)));
     assert_eq!(int(span, sc::GEN_AI_REQUEST_MAX_TOKENS), Some(300));
     assert_eq!(int(span, sc::GEN_AI_REQUEST_SEED), Some(5));
     assert_eq!(span.attr(sc::GEN_AI_REQUEST_TOP_P), Some(json!(0.95)));
@@ -1055,6 +1056,72 @@ async fn provider_prefixes_and_default_upstreams() -> Result<()> {
     assert_eq!(
         spans[4].attr_str(sc::GEN_AI_REQUEST_MODEL).as_deref(),
         Some("gemini-2.0-flash")
+    );
+    Ok(())
+}
+
+// ---- One semconv version per output -----------------------------------------------------------
+
+/// The proxy's output for an Anthropic call with a cache write: v1.41 names and schema URL by
+/// default (what Phoenix and Jaeger's GenAI view read), the GenAI repository's names and schema
+/// URL with `OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental` — never a mix.
+#[tokio::test]
+async fn anthropic_cache_write_follows_the_selected_convention() -> Result<()> {
+    async fn run(opt_in: Option<&str>) -> Result<(Value, RecordedSpan)> {
+        let mut stack = Stack::start_with(StackOptions {
+            env: opt_in
+                .map(|v| vec![("OTEL_SEMCONV_STABILITY_OPT_IN".to_owned(), v.to_owned())])
+                .unwrap_or_default(),
+            ..Default::default()
+        })
+        .await?;
+        let reply = stack
+            .post(
+                MESSAGES,
+                &anthropic_request(false).to_string(),
+                &[("anthropic-version", "2023-06-01")],
+            )
+            .await?;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+        let (_, spans) = stack.stop().await?;
+        let text = std::fs::read_to_string(&stack.jsonl)?;
+        let line: Value = serde_json::from_str(text.lines().next().context("a line")?)?;
+        Ok((line, only(&spans).clone()))
+    }
+
+    let (line, span) = run(None).await?;
+    let v141 = "https://opentelemetry.io/schemas/1.41.0";
+    assert_eq!(line["resourceSpans"][0]["schemaUrl"], v141);
+    assert_eq!(line["resourceSpans"][0]["scopeSpans"][0]["schemaUrl"], v141);
+    assert_eq!(
+        line["resourceSpans"][0]["scopeSpans"][0]["scope"]["version"],
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(
+        int(&span, sc::GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS),
+        Some(8)
+    );
+    assert_eq!(span.attr(sc::GEN_AI_REQUEST_TOP_K), Some(json!(40.0)));
+    assert!(
+        span.attr(sc::GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS)
+            .is_none()
+    );
+
+    let (line, span) = run(Some("gen_ai_latest_experimental")).await?;
+    let latest = "https://opentelemetry.io/schemas/gen-ai/1.42.0";
+    assert_eq!(line["resourceSpans"][0]["schemaUrl"], latest);
+    assert_eq!(
+        line["resourceSpans"][0]["scopeSpans"][0]["schemaUrl"],
+        latest
+    );
+    assert_eq!(
+        int(&span, sc::GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS),
+        Some(8)
+    );
+    assert_eq!(int(&span, sc::GEN_AI_REQUEST_TOP_K), Some(40));
+    assert!(
+        span.attr(sc::GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS)
+            .is_none()
     );
     Ok(())
 }

@@ -1040,7 +1040,14 @@ async fn http2_clients_are_served_and_recorded() -> Result<()> {
 /// nothing — the traffic is the same in every case.
 #[tokio::test]
 async fn sampling_is_parent_based_and_configurable() -> Result<()> {
-    let mut stack = Stack::start().await?;
+    // With the file following the sampler (LLMTAP_JSONL_SAMPLED=true), the file shows exactly
+    // what the sampler decided; by default it keeps every call (see the test below).
+    let follow = || vec![("LLMTAP_JSONL_SAMPLED".to_owned(), "true".to_owned())];
+    let mut stack = Stack::start_with(StackOptions {
+        env: follow(),
+        ..Default::default()
+    })
+    .await?;
     let unsampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
     let sampled = "00-4bf92f3577b34da6a3ce929d0e0e4737-00f067aa0ba902b8-01";
     let skipped = stack
@@ -1056,11 +1063,29 @@ async fn sampling_is_parent_based_and_configurable() -> Result<()> {
         .post(CHAT, &chat("gpt-4o", false), &[("traceparent", sampled)])
         .await?;
     let (_, spans) = stack.stop().await?;
-    assert_eq!(spans.len(), 1, "only the sampled caller's call is recorded");
+    assert_eq!(spans.len(), 1, "only the sampled caller's call is sampled");
     assert_eq!(spans[0].trace_id(), "4bf92f3577b34da6a3ce929d0e0e4737");
 
+    // Default: the same three calls are all in the file, the unsampled decision still travels.
+    let mut all = Stack::start().await?;
+    let skipped = all
+        .post(CHAT, &chat("gpt-4o", false), &[("traceparent", unsampled)])
+        .await?;
+    let handed = skipped.traceresponse().context("traceresponse")?;
+    assert!(handed.ends_with("-00"), "the decision travels on: {handed}");
+    all.post(CHAT, &chat("gpt-4o", false), &[("traceparent", &handed)])
+        .await?;
+    all.post(CHAT, &chat("gpt-4o", false), &[("traceparent", sampled)])
+        .await?;
+    let (_, spans) = all.stop().await?;
+    assert_eq!(spans.len(), 3, "the file is the local record");
+
     let mut off = Stack::start_with(StackOptions {
-        env: vec![("OTEL_TRACES_SAMPLER".into(), "always_off".into())],
+        env: [
+            follow(),
+            vec![("OTEL_TRACES_SAMPLER".into(), "always_off".into())],
+        ]
+        .concat(),
         ..Default::default()
     })
     .await?;
@@ -1190,6 +1215,26 @@ async fn gen_ai_metrics_match_the_spans() -> Result<()> {
         streamed, 2,
         "only the two successful streams have a first chunk"
     );
+
+    // One value per successful stream (the mean gap after the first chunk), below its duration.
+    let per_chunk = latest(sc::GEN_AI_CLIENT_OPERATION_TIME_PER_OUTPUT_CHUNK)?;
+    assert_eq!(per_chunk.unit, "s");
+    let Some(Data::Histogram(per_chunk)) = per_chunk.data else {
+        anyhow::bail!("time_per_output_chunk is not a histogram");
+    };
+    let points = &per_chunk.data_points;
+    assert_eq!(points.iter().map(|p| p.count).sum::<u64>(), 2);
+    assert!(
+        points
+            .iter()
+            .all(|p| p.explicit_bounds == sc::DURATION_BUCKETS.to_vec())
+    );
+    assert!(
+        points
+            .iter()
+            .all(|p| p.sum.is_some_and(|s| s > 0.0 && s < 5.0)),
+        "{points:?}"
+    );
     Ok(())
 }
 
@@ -1290,5 +1335,73 @@ async fn a_busy_stream_outlives_the_idle_limit() -> Result<()> {
     let span = only(&spans);
     assert!(span.attr(sc::ERROR_TYPE).is_none());
     assert_eq!(span.status_code(), OtlpStatus::Unset);
+    Ok(())
+}
+
+/// Sampling decides what is forwarded, not what is recorded locally: with `always_off` the JSONL
+/// has every call, the collector none, `/healthz` counts every call and shows the OTLP sink's
+/// `sampled_out`, and `traceresponse` says "not sampled" so a hand-off keeps the decision.
+#[tokio::test]
+async fn always_off_sampler_keeps_every_call_in_the_file_and_forwards_none() -> Result<()> {
+    let mut stack = Stack::start_with(StackOptions {
+        collector: true,
+        env: vec![("OTEL_TRACES_SAMPLER".into(), "always_off".into())],
+        ..Default::default()
+    })
+    .await?;
+    let mut flags = Vec::new();
+    for i in 0..4 {
+        let reply = stack.post(CHAT, &chat("gpt-4o", i % 2 == 0), &[]).await?;
+        flags.push(reply.traceresponse().context("traceresponse")?);
+    }
+    assert!(flags.iter().all(|t| t.ends_with("-00")), "{flags:?}");
+    // Spans end in the recorder task just after the body: poll until all four are counted.
+    let mut health = Value::Null;
+    for _ in 0..40 {
+        health = serde_json::from_str(&stack.get("/healthz").await?.text())?;
+        if health["sinks"]["otlp"]["sampled_out"] == json!(4) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let collector = stack.collector.take().context("collector")?;
+    let (report, spans) = stack.stop().await?;
+    assert_eq!(spans.len(), 4, "the file is the local record");
+    assert_eq!(report.proxy.calls_finished, 4);
+    let otlp = report.telemetry.otlp.context("otlp sink")?;
+    assert_eq!((otlp.written, otlp.sampled_out), (0, 4));
+    assert_eq!(report.telemetry.jsonl.context("jsonl sink")?.written, 4);
+    // Give a (wrong) late export time to show up before asserting nothing came.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(collector.spans().is_empty(), "{:?}", collector.spans());
+    assert_eq!(health["sinks"]["otlp"]["sampled_out"], json!(4), "{health}");
+    assert_eq!(
+        health["sinks"]["jsonl"]["sampled_out"],
+        json!(0),
+        "{health}"
+    );
+    assert_eq!(health["calls_finished"], json!(4), "{health}");
+    // Metrics count every call whatever the sampler said (flushed at shutdown).
+    let exports = collector
+        .wait_for_metric(
+            sc::GEN_AI_CLIENT_OPERATION_DURATION,
+            Duration::from_secs(10),
+        )
+        .await?;
+    let counted: u64 = exports
+        .iter()
+        .rev()
+        .flat_map(|r| &r.resource_metrics)
+        .flat_map(|rm| &rm.scope_metrics)
+        .flat_map(|sm| &sm.metrics)
+        .find(|m| m.name == sc::GEN_AI_CLIENT_OPERATION_DURATION)
+        .and_then(|m| match &m.data {
+            Some(opentelemetry_proto::tonic::metrics::v1::metric::Data::Histogram(h)) => {
+                Some(h.data_points.iter().map(|p| p.count).sum())
+            }
+            _ => None,
+        })
+        .context("duration histogram")?;
+    assert_eq!(counted, 4);
     Ok(())
 }

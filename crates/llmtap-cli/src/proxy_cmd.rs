@@ -21,8 +21,10 @@ pub const ENV_HELP: &str = "\
 Also read from the environment:
   LLMTAP_REDACT_PATTERNS                 extra redaction regexes, `;`-separated [default: built-in only]
   LLMTAP_MAX_CONTENT_BYTES               byte budget per captured content attribute [default: 65536]
+  LLMTAP_JSONL_SAMPLED                   true: the JSONL file follows OTEL_TRACES_SAMPLER too [default: false]
   OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT
-                                         false/NO_CONTENT: capture no message content [default: on]
+                                         false/NO_CONTENT: no content; EVENT_ONLY: none on spans [default: on]
+  OTEL_SEMCONV_STABILITY_OPT_IN          gen_ai_latest_experimental: the GenAI repository's newer names [default: v1.41]
   OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT
                                          forward spans over OTLP when set [default: off]
   OTEL_EXPORTER_OTLP_PROTOCOL, OTEL_EXPORTER_OTLP_TRACES_PROTOCOL
@@ -36,13 +38,20 @@ Also read from the environment:
                                          OTLP batching, as the OTel spec says
   OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES
                                          the resource [default: service.name=llmtap-proxy]
-  OTEL_TRACES_EXPORTER=none              OTLP forwarding off
+  OTEL_TRACES_EXPORTER                   otlp: forward (spec default endpoint if none set); none: off
   OTEL_SDK_DISABLED=true                 every sink off (the JSONL file too): calls are only forwarded
   OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG
-                                         always_on, always_off, traceidratio, parentbased_* [default: parentbased_always_on]
+                                         what OTLP gets: always_on, always_off, traceidratio, parentbased_* [default: parentbased_always_on]
   OTEL_METRICS_EXPORTER=none             gen_ai metrics off [default: on when OTLP is on]
   OTEL_EXPORTER_OTLP_METRICS_ENDPOINT, OTEL_METRIC_EXPORT_INTERVAL
-                                         where and how often metrics go [default: the traces' endpoint, 60000 ms]
+  OTEL_EXPORTER_OTLP_METRICS_PROTOCOL, OTEL_EXPORTER_OTLP_METRICS_HEADERS
+  OTEL_EXPORTER_OTLP_METRICS_TIMEOUT, OTEL_EXPORTER_OTLP_METRICS_COMPRESSION
+  OTEL_EXPORTER_OTLP_METRICS_INSECURE
+                                         the metrics' own settings, else the generic ones, never the traces' ones
+                                         [default: <base endpoint>/v1/metrics, 60000 ms]
+
+Invalid values of the OpenTelemetry variables warn once and fall back to the default, as the OTel
+spec says; bad values of llmtap's own settings stop the proxy.
 
 Exit codes: 0 stopped by SIGTERM/SIGINT; 64 bad flag or variable; 69 cannot listen on the address;
 73 cannot create the JSONL file; 1 anything else. Sizes take KB/MB/GB or KiB/MiB/GiB.";
@@ -53,7 +62,9 @@ pub struct ProxyArgs {
     /// Address to listen on; a host name such as localhost works too [env: LLMTAP_LISTEN] [default: 127.0.0.1:8421]
     #[arg(long, value_name = "HOST:PORT")]
     pub listen: Option<String>,
-    /// JSONL output file, or `off` (any case) [env: LLMTAP_JSONL] [default: .llmtap/traces.jsonl]
+    /// JSONL output file, or `off` (any case). It keeps every call whatever OTEL_TRACES_SAMPLER says (the
+    /// sampler decides what OTLP gets); LLMTAP_JSONL_SAMPLED=true makes it follow the sampler
+    /// [env: LLMTAP_JSONL] [default: .llmtap/traces.jsonl]
     #[arg(long, value_name = "PATH|off")]
     pub jsonl: Option<String>,
     /// Rotate the JSONL file before it passes this size, or `off` [env: LLMTAP_JSONL_MAX_BYTES] [default: 100MiB]

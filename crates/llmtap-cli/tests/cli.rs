@@ -150,15 +150,80 @@ fn proxy_rejects_bad_config_with_exit_64_and_one_line() -> Result<()> {
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("--listen"), "{stderr}");
 
-    let out = Command::new(env!("CARGO_BIN_EXE_llmtap"))
-        .args(["proxy", "--listen", "127.0.0.1:0"])
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
-        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "bogus")
+    // llmtap's own settings and an endpoint no default can replace stay errors.
+    for (var, value) in [
+        ("LLMTAP_JSONL_SAMPLED", "sometimes"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "ftp://127.0.0.1:4318"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_llmtap"))
+            .args(["proxy", "--listen", "127.0.0.1:0"])
+            .env(var, value)
+            .env("NO_COLOR", "1")
+            .current_dir(dir.path())
+            .output()?;
+        assert_eq!(out.status.code(), Some(64), "{var}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(var), "{stderr}");
+    }
+    Ok(())
+}
+
+/// The values a shared environment sets for other services: the proxy starts, and each gets
+/// exactly one warning naming its variable.
+#[test]
+fn proxy_starts_with_otel_values_it_cannot_use_and_warns_once_each() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let vars = [
+        ("OTEL_TRACES_SAMPLER", "xray"),
+        ("OTEL_TRACES_SAMPLER_ARG", "fifty"),
+        ("OTEL_SDK_DISABLED", "1"),
+        ("OTEL_TRACES_EXPORTER", "otlp,prometheus,otlpp"),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "soon"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "bogus"),
+    ];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_llmtap"))
+        .args(["proxy", "--listen", "127.0.0.1:0", "--jsonl", "t.jsonl"])
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        .envs(vars)
+        .env("NO_COLOR", "1")
         .current_dir(dir.path())
-        .output()?;
-    assert_eq!(out.status.code(), Some(64));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("OTEL_EXPORTER_OTLP_PROTOCOL"), "{stderr}");
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let stderr = child.stderr.take().context("stderr")?;
+    let mut reader = std::io::BufReader::new(stderr);
+    let mut before_listening = Vec::new();
+    loop {
+        let mut line = String::new();
+        if std::io::BufRead::read_line(&mut reader, &mut line)? == 0 {
+            let _ = child.kill();
+            anyhow::bail!("proxy exited before listening: {before_listening:?}");
+        }
+        if line.contains("listening on http://127.0.0.1:") {
+            break;
+        }
+        before_listening.push(line);
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()?;
+    ensure!(status.success());
+    assert_eq!(child.wait()?.code(), Some(0));
+    for (var, value) in vars {
+        if var == "OTEL_TRACES_SAMPLER_ARG" {
+            // Only read for the ratio samplers; `xray` falls back to parentbased_always_on.
+            continue;
+        }
+        let naming: Vec<_> = before_listening
+            .iter()
+            .filter(|l| l.contains(&format!("{var}=")))
+            .collect();
+        assert_eq!(naming.len(), 1, "{var}: {before_listening:#?}");
+        assert!(naming[0].contains("WARN"), "{naming:?}");
+        let shown = value.trim_start_matches("otlp,");
+        assert!(naming[0].contains(shown), "{naming:?}");
+    }
     Ok(())
 }
 

@@ -222,7 +222,12 @@ impl LlmCall {
             req.temperature,
         );
         push_f64(&mut attrs, semconv::GEN_AI_REQUEST_TOP_P, req.top_p);
-        push_u64(&mut attrs, semconv::GEN_AI_REQUEST_TOP_K, req.top_k);
+        // A double in v1.41; the exporter makes it an int for the GenAI repository's names.
+        push_f64(
+            &mut attrs,
+            semconv::GEN_AI_REQUEST_TOP_K,
+            req.top_k.map(|k| k as f64),
+        );
         push_f64(
             &mut attrs,
             semconv::GEN_AI_REQUEST_FREQUENCY_PENALTY,
@@ -252,14 +257,15 @@ impl LlmCall {
         if let Some(output_type) = req.output_type {
             attrs.push(KeyValue::new(semconv::GEN_AI_OUTPUT_TYPE, output_type));
         }
+        // v1.41 has no names for these two; see `semconv::Convention`.
         push_str(
             &mut attrs,
-            semconv::GEN_AI_REQUEST_REASONING_LEVEL,
+            semconv::LLMTAP_REQUEST_REASONING_LEVEL,
             &req.reasoning_level,
         );
         push_str(
             &mut attrs,
-            semconv::GEN_AI_REQUEST_PREVIOUS_RESPONSE_ID,
+            semconv::LLMTAP_REQUEST_PREVIOUS_RESPONSE_ID,
             &req.previous_response_id,
         );
         push_str_array(
@@ -364,7 +370,7 @@ impl LlmCall {
         );
         push_u64(
             &mut attrs,
-            semconv::GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS,
+            semconv::GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
             usage.cache_write_input_tokens,
         );
         push_u64(
@@ -684,6 +690,30 @@ mod tests {
         assert!(!m.contains_key(semconv::ERROR_TYPE));
         assert!(!m.keys().any(|k| k == "gen_ai.system"));
         assert_eq!(call.status(), Status::Unset);
+    }
+
+    #[test]
+    fn default_names_are_all_v1_41() {
+        let mut call = full_call();
+        call.request.top_k = Some(40);
+        call.request.reasoning_level = Some("high".into());
+        call.request.previous_response_id = Some("resp_1".into());
+        call.usage.cache_write_input_tokens = Some(7);
+        let m = as_map(&call.end_attributes());
+        assert_eq!(m["gen_ai.request.top_k"], Value::F64(40.0));
+        assert_eq!(m["gen_ai.usage.cache_creation.input_tokens"], Value::I64(7));
+        assert_eq!(m["llmtap.request.reasoning.level"], Value::from("high"));
+        assert_eq!(
+            m["llmtap.request.previous_response.id"],
+            Value::from("resp_1")
+        );
+        for newer in [
+            "gen_ai.usage.cache_write.input_tokens",
+            "gen_ai.request.reasoning.level",
+            "gen_ai.request.previous_response.id",
+        ] {
+            assert!(!m.contains_key(newer), "{newer} is not a v1.41 name");
+        }
     }
 
     #[test]

@@ -2,9 +2,13 @@
 //!
 //! Environment variables:
 //! - `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT` (case-insensitive): unset or empty → on
-//!   (llmtap's default: content is what users come for); `false` / `NO_CONTENT` → off;
-//!   `true` / `SPAN_ONLY` / `SPAN_AND_EVENT` / `EVENT_ONLY` → on (we only write span attributes,
-//!   so every "on" mode means "on the span"). Anything else is a startup error.
+//!   (llmtap's deliberate default, unlike the instrumentations' `NO_CONTENT`: a recorder is
+//!   pointed at traffic to see the prompts; ADR 0007). The other values keep their
+//!   opentelemetry-util-genai meaning for where content goes: `SPAN_ONLY` / `SPAN_AND_EVENT` /
+//!   `true` → on the span; `EVENT_ONLY` → not on the span (llmtap emits no content events, so
+//!   none is recorded); `NO_CONTENT` / `false` → none. Anything else is a start-up error, the one
+//!   `OTEL_*` value llmtap does not replace by a default: a mistyped "off" must not record
+//!   prompts someone meant to keep out.
 //! - `LLMTAP_REDACT_PATTERNS`: extra regexes (Rust `regex` syntax) separated by `;`, each match
 //!   replaced by `[REDACTED:custom]`. `;` was chosen because it is rare in secrets' regexes and
 //!   needs no shell quoting gymnastics; write a literal semicolon inside a pattern as `\x3B`.
@@ -127,8 +131,8 @@ impl CapturePolicy {
 fn parse_capture_mode(value: &str) -> Option<bool> {
     let v = value.trim().to_ascii_lowercase();
     match v.as_str() {
-        "false" | "no_content" => Some(false),
-        "true" | "span_only" | "span_and_event" | "event_only" => Some(true),
+        "false" | "no_content" | "event_only" => Some(false),
+        "true" | "span_only" | "span_and_event" => Some(true),
         _ => None,
     }
 }
@@ -156,7 +160,8 @@ mod tests {
             ("TRUE", true),
             ("span_only", true),
             ("SPAN_AND_EVENT", true),
-            ("Event_Only", true),
+            ("Event_Only", false),
+            ("EVENT_ONLY", false),
             ("false", false),
             ("NO_CONTENT", false),
             (" no_content ", false),

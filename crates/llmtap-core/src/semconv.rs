@@ -1,6 +1,14 @@
-//! The gen_ai vocabulary llmtap emits and reads, pinned to one convention:
-//! **OpenTelemetry GenAI semantic conventions v1.41.0 plus the genai-main renames
-//! (cache_write, reasoning.level, previous_response.id, time_to_first_chunk)**.
+//! The gen_ai vocabulary llmtap emits and reads, pinned to one convention at a time:
+//!
+//! - by default **OpenTelemetry semantic conventions v1.41.0** (the last GenAI release of the
+//!   main repository, what Phoenix and Jaeger's GenAI view read), schema URL [`SCHEMA_URL`];
+//! - with `OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental` (the convention's own
+//!   switch), the newer names of the GenAI repository, schema URL [`SCHEMA_URL_GENAI_LATEST`].
+//!
+//! Spans are built with the v1.41 names; [`Convention::rename`] lists every difference, and the
+//! exporter applies it when the opt-in is set, so one output never mixes the two. Facts v1.41
+//! has no name for (reasoning level, previous response id) go under `llmtap.` by default and
+//! under their GenAI-repository names with the opt-in.
 //!
 //! Every attribute key written anywhere in llmtap is a const here, so a convention change is one
 //! edit and a typo is a compile error. We own these instead of using
@@ -10,10 +18,98 @@
 //! The deprecated `gen_ai.system` is deliberately absent: `gen_ai.provider.name` replaced it.
 //! Keys under `llmtap.` are our own extensions for facts the conventions have no name for.
 
-/// The convention version our attribute shapes follow (plus the genai-main renames above).
+/// The convention version emitted by default.
 pub const SEMCONV_VERSION: &str = "1.41.0";
 /// Schema URL matching [`SEMCONV_VERSION`], for instrumentation scopes and resources.
 pub const SCHEMA_URL: &str = "https://opentelemetry.io/schemas/1.41.0";
+/// Schema URL the GenAI repository declares for its conventions (README "Schema URL"), used
+/// with `gen_ai_latest_experimental`.
+pub const SCHEMA_URL_GENAI_LATEST: &str = "https://opentelemetry.io/schemas/gen-ai/1.42.0";
+/// The variable that selects the newer GenAI names (a comma-separated list of opt-ins).
+pub const OTEL_SEMCONV_STABILITY_OPT_IN: &str = "OTEL_SEMCONV_STABILITY_OPT_IN";
+/// The opt-in value for the newest experimental GenAI conventions.
+pub const GEN_AI_LATEST_EXPERIMENTAL: &str = "gen_ai_latest_experimental";
+
+/// Which GenAI convention an output follows. One per process: every span, the resource and the
+/// instrumentation scope name the same version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Convention {
+    /// Semantic conventions v1.41.0 (default).
+    #[default]
+    V1_41,
+    /// The GenAI repository's newest names (`gen_ai_latest_experimental`).
+    GenAiLatest,
+}
+
+impl Convention {
+    /// From the value of `OTEL_SEMCONV_STABILITY_OPT_IN`: the newest names when the list contains
+    /// `gen_ai_latest_experimental`, else v1.41. Other entries belong to other conventions
+    /// (`http`, `database`, …) and are not ours to judge.
+    pub fn from_opt_in(value: Option<&str>) -> Self {
+        let latest = value.is_some_and(|v| {
+            v.split(',')
+                .any(|item| item.trim().eq_ignore_ascii_case(GEN_AI_LATEST_EXPERIMENTAL))
+        });
+        if latest {
+            Self::GenAiLatest
+        } else {
+            Self::V1_41
+        }
+    }
+
+    /// The schema URL for resources and scopes.
+    pub fn schema_url(self) -> &'static str {
+        match self {
+            Self::V1_41 => SCHEMA_URL,
+            Self::GenAiLatest => SCHEMA_URL_GENAI_LATEST,
+        }
+    }
+
+    /// How the output names this convention (`semconv 1.41.0`), for banners and logs.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::V1_41 => "semconv 1.41.0",
+            Self::GenAiLatest => "gen_ai_latest_experimental (gen-ai 1.42.0)",
+        }
+    }
+
+    /// The key `key` (as spans are built: v1.41 names) has in this convention, when it differs.
+    pub fn rename(self, key: &str) -> Option<&'static str> {
+        match self {
+            Self::V1_41 => None,
+            Self::GenAiLatest => LATEST_RENAMES
+                .iter()
+                .find(|(from, _)| *from == key)
+                .map(|(_, to)| *to),
+        }
+    }
+
+    /// Whether `gen_ai.request.top_k` is an int here (GenAI repository) rather than a double
+    /// (v1.41).
+    pub fn top_k_is_int(self) -> bool {
+        self == Self::GenAiLatest
+    }
+}
+
+/// v1.41 (or llmtap) key → GenAI-repository key, for every name that differs.
+pub const LATEST_RENAMES: [(&str, &str); 4] = [
+    (
+        GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+        GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS,
+    ),
+    (
+        LLMTAP_REQUEST_REASONING_LEVEL,
+        GEN_AI_REQUEST_REASONING_LEVEL,
+    ),
+    (
+        LLMTAP_REQUEST_PREVIOUS_RESPONSE_ID,
+        GEN_AI_REQUEST_PREVIOUS_RESPONSE_ID,
+    ),
+    (
+        LLMTAP_USAGE_TOTAL_CACHE_CREATION_INPUT_TOKENS,
+        LLMTAP_USAGE_TOTAL_CACHE_WRITE_INPUT_TOKENS,
+    ),
+];
 
 // ---- gen_ai: operation and provider -------------------------------------------------------
 
@@ -26,7 +122,8 @@ pub const GEN_AI_REQUEST_MODEL: &str = "gen_ai.request.model";
 pub const GEN_AI_REQUEST_MAX_TOKENS: &str = "gen_ai.request.max_tokens";
 pub const GEN_AI_REQUEST_TEMPERATURE: &str = "gen_ai.request.temperature";
 pub const GEN_AI_REQUEST_TOP_P: &str = "gen_ai.request.top_p";
-/// An int since genai-main (a double in v1.41). OpenAI `top_logprobs` must NOT map here.
+/// A double in v1.41, an int in the GenAI repository ([`Convention::top_k_is_int`]). OpenAI
+/// `top_logprobs` must NOT map here.
 pub const GEN_AI_REQUEST_TOP_K: &str = "gen_ai.request.top_k";
 pub const GEN_AI_REQUEST_FREQUENCY_PENALTY: &str = "gen_ai.request.frequency_penalty";
 pub const GEN_AI_REQUEST_PRESENCE_PENALTY: &str = "gen_ai.request.presence_penalty";
@@ -36,10 +133,14 @@ pub const GEN_AI_REQUEST_SEED: &str = "gen_ai.request.seed";
 pub const GEN_AI_REQUEST_CHOICE_COUNT: &str = "gen_ai.request.choice.count";
 /// Set (to `true`) only for streaming calls; absent means non-streaming.
 pub const GEN_AI_REQUEST_STREAM: &str = "gen_ai.request.stream";
-/// genai-main: the exact reasoning effort sent (`low`/`medium`/`high`...).
+/// GenAI repository only: the exact reasoning effort sent (`low`/`medium`/`high`...).
 pub const GEN_AI_REQUEST_REASONING_LEVEL: &str = "gen_ai.request.reasoning.level";
-/// genai-main: OpenAI Responses `previous_response_id`.
+/// GenAI repository only: OpenAI Responses `previous_response_id`.
 pub const GEN_AI_REQUEST_PREVIOUS_RESPONSE_ID: &str = "gen_ai.request.previous_response.id";
+/// The reasoning level under v1.41, which has no name for it.
+pub const LLMTAP_REQUEST_REASONING_LEVEL: &str = "llmtap.request.reasoning.level";
+/// OpenAI Responses `previous_response_id` under v1.41, which has no name for it.
+pub const LLMTAP_REQUEST_PREVIOUS_RESPONSE_ID: &str = "llmtap.request.previous_response.id";
 pub const GEN_AI_REQUEST_ENCODING_FORMATS: &str = "gen_ai.request.encoding_formats";
 pub const GEN_AI_OUTPUT_TYPE: &str = "gen_ai.output.type";
 
@@ -60,7 +161,10 @@ pub const GEN_AI_USAGE_INPUT_TOKENS: &str = "gen_ai.usage.input_tokens";
 pub const GEN_AI_USAGE_OUTPUT_TOKENS: &str = "gen_ai.usage.output_tokens";
 /// Subset of input tokens.
 pub const GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: &str = "gen_ai.usage.cache_read.input_tokens";
-/// Subset of input tokens (genai-main rename of `cache_creation`).
+/// Subset of input tokens written to the provider's cache (v1.41 name).
+pub const GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: &str =
+    "gen_ai.usage.cache_creation.input_tokens";
+/// The GenAI repository's rename of [`GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS`].
 pub const GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS: &str = "gen_ai.usage.cache_write.input_tokens";
 /// Subset of output tokens.
 pub const GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: &str = "gen_ai.usage.reasoning.output_tokens";
@@ -115,6 +219,10 @@ pub const LLMTAP_USAGE_TOTAL_INPUT_TOKENS: &str = "llmtap.usage.total.input_toke
 pub const LLMTAP_USAGE_TOTAL_OUTPUT_TOKENS: &str = "llmtap.usage.total.output_tokens";
 pub const LLMTAP_USAGE_TOTAL_CACHE_READ_INPUT_TOKENS: &str =
     "llmtap.usage.total.cache_read.input_tokens";
+/// Subtree total of cache writes, named after v1.41's `cache_creation`.
+pub const LLMTAP_USAGE_TOTAL_CACHE_CREATION_INPUT_TOKENS: &str =
+    "llmtap.usage.total.cache_creation.input_tokens";
+/// The same total under `gen_ai_latest_experimental`, named after `cache_write`.
 pub const LLMTAP_USAGE_TOTAL_CACHE_WRITE_INPUT_TOKENS: &str =
     "llmtap.usage.total.cache_write.input_tokens";
 pub const LLMTAP_USAGE_TOTAL_REASONING_OUTPUT_TOKENS: &str =
@@ -288,6 +396,9 @@ pub const GEN_AI_CLIENT_TOKEN_USAGE: &str = "gen_ai.client.token.usage";
 /// Metric: histogram of time to the first chunk of streamed responses, unit `s`.
 pub const GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK: &str =
     "gen_ai.client.operation.time_to_first_chunk";
+/// Metric: histogram of the time between output chunks after the first, unit `s` (v1.41).
+pub const GEN_AI_CLIENT_OPERATION_TIME_PER_OUTPUT_CHUNK: &str =
+    "gen_ai.client.operation.time_per_output_chunk";
 
 /// Bucket boundaries advised for the duration metrics (seconds).
 pub const DURATION_BUCKETS: [f64; 14] = [
@@ -374,7 +485,11 @@ mod tests {
 
     #[test]
     fn keys_are_the_published_names() {
-        // Spot checks against the spec text, including the genai-main renames.
+        // Spot checks against the spec text of both conventions.
+        assert_eq!(
+            GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+            "gen_ai.usage.cache_creation.input_tokens"
+        );
         assert_eq!(
             GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS,
             "gen_ai.usage.cache_write.input_tokens"
@@ -392,6 +507,38 @@ mod tests {
             "gen_ai.request.previous_response.id"
         );
         assert_eq!(meta_key("team"), "llmtap.meta.team");
+    }
+
+    #[test]
+    fn opt_in_selects_the_convention_and_its_schema() {
+        assert_eq!(Convention::from_opt_in(None), Convention::V1_41);
+        assert_eq!(
+            Convention::from_opt_in(Some("http,database")),
+            Convention::V1_41
+        );
+        let latest = Convention::from_opt_in(Some("http, gen_ai_latest_experimental"));
+        assert_eq!(latest, Convention::GenAiLatest);
+        assert_eq!(
+            Convention::V1_41.schema_url(),
+            "https://opentelemetry.io/schemas/1.41.0"
+        );
+        assert_eq!(
+            latest.schema_url(),
+            "https://opentelemetry.io/schemas/gen-ai/1.42.0"
+        );
+        assert_eq!(
+            latest.rename(GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS),
+            Some("gen_ai.usage.cache_write.input_tokens")
+        );
+        assert_eq!(
+            latest.rename(LLMTAP_REQUEST_REASONING_LEVEL),
+            Some("gen_ai.request.reasoning.level")
+        );
+        assert_eq!(latest.rename(GEN_AI_USAGE_INPUT_TOKENS), None);
+        assert_eq!(
+            Convention::V1_41.rename(GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS),
+            None
+        );
     }
 
     #[test]

@@ -2,14 +2,24 @@
 //! [`EnvSource`] so tests pass a map instead of mutating the process environment.
 //!
 //! Rules (spec `sdk-environment-variables.md`, `protocol/exporter.md`):
-//! - `OTEL_EXPORTER_OTLP_TRACES_*` overrides `OTEL_EXPORTER_OTLP_*`, variable by variable.
-//! - the generic endpoint is a base URL: HTTP protocols append `v1/traces`; the per-signal
-//!   endpoint is used as-is (an empty path becomes `/`).
-//! - forwarding is on only when an endpoint is set, `OTEL_TRACES_EXPORTER` does not say `none`
-//!   and `OTEL_SDK_DISABLED` is not `true`.
-//! - every malformed value is an error naming the variable (we are loud where the Rust SDK
-//!   silently falls back), header values are redacted in messages because they carry API keys.
+//! - each signal has its own settings: `OTEL_EXPORTER_OTLP_TRACES_*` for spans and
+//!   `OTEL_EXPORTER_OTLP_METRICS_*` for metrics, each falling back to `OTEL_EXPORTER_OTLP_*`,
+//!   variable by variable; one signal never reads the other's variables.
+//! - the generic endpoint is a base URL: HTTP protocols append `v1/traces` / `v1/metrics`; a
+//!   per-signal endpoint is used as-is (an empty path becomes `/`).
+//! - forwarding is on when an endpoint is set, or when `OTEL_TRACES_EXPORTER` names `otlp`
+//!   (then the spec default `http://localhost:4318` / `:4317` applies); never when
+//!   `OTEL_TRACES_EXPORTER` does not name it or `OTEL_SDK_DISABLED` is `true`.
+//! - a value that cannot be used is what the spec says it is: logged once, naming the variable,
+//!   and replaced by the default ([`OtelEnv::warnings`]). Two exceptions stay errors, because no
+//!   default could stand in for them: an endpoint that is not an `http(s)://` URL, and an
+//!   `https://` endpoint in this TLS-less build. Header values are never echoed (API keys).
+//!
+//! llmtap's own `LLMTAP_*` settings are strict instead (a bad value is a start-up error): they
+//! are set for llmtap alone, while `OTEL_*` variables are often shared by every service of a
+//! deployment and must not stop the one that reads them differently.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
@@ -52,12 +62,27 @@ pub const OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: &str = "OTEL_EXPORTER_OTLP_TRAC
 pub const OTEL_EXPORTER_OTLP_INSECURE: &str = "OTEL_EXPORTER_OTLP_INSECURE";
 /// Traces gRPC "insecure".
 pub const OTEL_EXPORTER_OTLP_TRACES_INSECURE: &str = "OTEL_EXPORTER_OTLP_TRACES_INSECURE";
+/// `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`: full URL for metrics, used as-is.
+pub const OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT";
+/// Metrics protocol.
+pub const OTEL_EXPORTER_OTLP_METRICS_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL";
+/// Metrics headers.
+pub const OTEL_EXPORTER_OTLP_METRICS_HEADERS: &str = "OTEL_EXPORTER_OTLP_METRICS_HEADERS";
+/// Metrics timeout (ms).
+pub const OTEL_EXPORTER_OTLP_METRICS_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT";
+/// Metrics compression.
+pub const OTEL_EXPORTER_OTLP_METRICS_COMPRESSION: &str = "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION";
+/// Metrics gRPC "insecure".
+pub const OTEL_EXPORTER_OTLP_METRICS_INSECURE: &str = "OTEL_EXPORTER_OTLP_METRICS_INSECURE";
 /// Batch processor schedule delay (ms).
 pub const OTEL_BSP_SCHEDULE_DELAY: &str = "OTEL_BSP_SCHEDULE_DELAY";
 /// Batch processor queue size.
 pub const OTEL_BSP_MAX_QUEUE_SIZE: &str = "OTEL_BSP_MAX_QUEUE_SIZE";
 /// Batch processor max batch size.
 pub const OTEL_BSP_MAX_EXPORT_BATCH_SIZE: &str = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE";
+/// `LLMTAP_JSONL_SAMPLED`: `true` makes the JSONL file follow `OTEL_TRACES_SAMPLER` like the
+/// OTLP sink; by default the file keeps every call. An llmtap setting, so strict.
+pub const LLMTAP_JSONL_SAMPLED: &str = "LLMTAP_JSONL_SAMPLED";
 
 /// Spec default for HTTP protocols.
 pub const DEFAULT_HTTP_ENDPOINT: &str = "http://localhost:4318";
@@ -65,6 +90,9 @@ pub const DEFAULT_HTTP_ENDPOINT: &str = "http://localhost:4318";
 pub const DEFAULT_GRPC_ENDPOINT: &str = "http://localhost:4317";
 /// Spec default per-batch timeout.
 pub const DEFAULT_OTLP_TIMEOUT_MS: u64 = 10_000;
+/// What `OTEL_EXPORTER_OTLP_TIMEOUT=0` ("no limit") becomes: a year, because the HTTP client
+/// adds the timeout to the current instant and `Duration::MAX` would overflow there.
+pub const NO_LIMIT_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
 /// Spec default batch schedule delay.
 pub const DEFAULT_BSP_SCHEDULE_DELAY_MS: u64 = 5_000;
 /// Spec default queue size.
@@ -72,10 +100,94 @@ pub const DEFAULT_BSP_MAX_QUEUE_SIZE: usize = 2_048;
 /// Spec default batch size.
 pub const DEFAULT_BSP_MAX_EXPORT_BATCH_SIZE: usize = 512;
 
-const TRACES_PATH: &str = "v1/traces";
-/// The OTLP/HTTP path for metrics, appended to the base endpoint.
-const METRICS_PATH: &str = "v1/metrics";
 const SERVICE_NAME_KEY: &str = "service.name";
+
+/// One `OTEL_*` value that was ignored, as logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvWarning {
+    /// The variable.
+    pub var: String,
+    /// The logged line (names the variable, the value unless it may be a secret, and the
+    /// default used instead).
+    pub message: String,
+}
+
+/// The environment read the spec's way: a value that cannot be used is logged once per
+/// variable (a `WARN` line naming it) and replaced by the default. Use one reader for a whole
+/// configuration so a variable shared by two signals is reported once.
+pub struct OtelEnv<'a, E: EnvSource + ?Sized> {
+    env: &'a E,
+    warnings: RefCell<Vec<EnvWarning>>,
+}
+
+impl<E: EnvSource + ?Sized> fmt::Debug for OtelEnv<'_, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OtelEnv")
+            .field("warnings", &self.warnings.borrow())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, E: EnvSource + ?Sized> OtelEnv<'a, E> {
+    /// A reader over `env` with no warnings yet.
+    pub fn new(env: &'a E) -> Self {
+        Self {
+            env,
+            warnings: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Every value ignored so far, in order, one per variable.
+    pub fn warnings(&self) -> Vec<EnvWarning> {
+        self.warnings.borrow().clone()
+    }
+
+    /// The value of `var`, trimmed; empty counts as unset (as the spec says).
+    pub fn get(&self, var: &str) -> Option<String> {
+        self.env.non_empty(var)
+    }
+
+    /// Logs (once per variable) that `shown`, the value of `var`, is ignored because of
+    /// `problem`, and that `using` applies instead.
+    fn ignore(&self, var: &str, shown: &str, problem: &str, using: &str) {
+        let mut warnings = self.warnings.borrow_mut();
+        if warnings.iter().any(|w| w.var == var) {
+            return;
+        }
+        let message = format!("{var}={shown:?} ignored: {problem}; using {using}");
+        tracing::warn!(variable = var, "{message}");
+        warnings.push(EnvWarning {
+            var: var.to_owned(),
+            message,
+        });
+    }
+
+    /// The first of `vars` whose value `parse` accepts, with its variable; values it rejects are
+    /// reported and skipped, so a bad per-signal value falls back to the generic one.
+    fn first_valid<T>(
+        &self,
+        vars: &[&'static str],
+        expected: &str,
+        using: &str,
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> Option<(&'static str, T)> {
+        for (i, &var) in vars.iter().enumerate() {
+            let Some(raw) = self.get(var) else { continue };
+            match parse(&raw) {
+                Some(v) => return Some((var, v)),
+                None => {
+                    // Name what actually applies: the next variable of the chain when it is set.
+                    let next = vars[i + 1..].iter().find(|v| self.get(v).is_some());
+                    match next {
+                        Some(next) => self.ignore(var, &raw, expected, next),
+                        None => self.ignore(var, &raw, expected, using),
+                    }
+                }
+            }
+        }
+        None
+    }
+}
 
 /// OTLP transport and encoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
@@ -182,21 +294,46 @@ impl BatchSettings {
         }
     }
 
-    /// `OTEL_BSP_*` over `base`; malformed values are errors.
-    pub fn from_env(env: &impl EnvSource, base: Self) -> Result<Self, ExportConfigError> {
+    /// `OTEL_BSP_*` over `base`; a malformed value is reported and `base`'s value kept.
+    pub fn from_env(env: &impl EnvSource, base: Self) -> Self {
+        Self::from_otel_env(&OtelEnv::new(env), base)
+    }
+
+    /// [`from_env`](Self::from_env) on a shared reader.
+    pub fn from_otel_env<E: EnvSource + ?Sized>(env: &OtelEnv<'_, E>, base: Self) -> Self {
         let mut out = base;
-        if let Some(ms) = parse_u64(env, OTEL_BSP_SCHEDULE_DELAY)? {
+        let default_delay = format!("{} ms", base.scheduled_delay.as_millis());
+        if let Some((_, ms)) = env.first_valid(
+            &[OTEL_BSP_SCHEDULE_DELAY],
+            "expected a whole number of milliseconds",
+            &default_delay,
+            |raw| raw.parse::<u64>().ok(),
+        ) {
             out.scheduled_delay = Duration::from_millis(ms);
         }
-        if let Some(n) = parse_positive_usize(env, OTEL_BSP_MAX_QUEUE_SIZE)? {
+        if let Some((_, n)) = env.first_valid(
+            &[OTEL_BSP_MAX_QUEUE_SIZE],
+            "expected a whole number greater than 0",
+            &base.max_queue_size.to_string(),
+            positive_usize,
+        ) {
             out.max_queue_size = n;
         }
-        if let Some(n) = parse_positive_usize(env, OTEL_BSP_MAX_EXPORT_BATCH_SIZE)? {
+        if let Some((_, n)) = env.first_valid(
+            &[OTEL_BSP_MAX_EXPORT_BATCH_SIZE],
+            "expected a whole number greater than 0",
+            &base.max_export_batch_size.to_string(),
+            positive_usize,
+        ) {
             out.max_export_batch_size = n;
         }
         out.max_export_batch_size = out.max_export_batch_size.min(out.max_queue_size);
-        Ok(out)
+        out
     }
+}
+
+fn positive_usize(raw: &str) -> Option<usize> {
+    raw.parse::<usize>().ok().filter(|&n| n > 0)
 }
 
 /// Everything needed to build an OTLP trace exporter.
@@ -229,19 +366,92 @@ pub struct OtlpOverrides {
     pub protocol: Option<OtlpProtocol>,
 }
 
+/// A telemetry signal with its own `OTEL_EXPORTER_OTLP_<SIGNAL>_*` variables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// Spans.
+    Traces,
+    /// The gen_ai metrics.
+    Metrics,
+}
+
+impl Signal {
+    fn endpoint_var(self) -> &'static str {
+        match self {
+            Self::Traces => OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
+            Self::Metrics => OTEL_EXPORTER_OTLP_METRICS_ENDPOINT,
+        }
+    }
+
+    fn protocol_var(self) -> &'static str {
+        match self {
+            Self::Traces => OTEL_EXPORTER_OTLP_TRACES_PROTOCOL,
+            Self::Metrics => OTEL_EXPORTER_OTLP_METRICS_PROTOCOL,
+        }
+    }
+
+    fn headers_var(self) -> &'static str {
+        match self {
+            Self::Traces => OTEL_EXPORTER_OTLP_TRACES_HEADERS,
+            Self::Metrics => OTEL_EXPORTER_OTLP_METRICS_HEADERS,
+        }
+    }
+
+    fn timeout_var(self) -> &'static str {
+        match self {
+            Self::Traces => OTEL_EXPORTER_OTLP_TRACES_TIMEOUT,
+            Self::Metrics => OTEL_EXPORTER_OTLP_METRICS_TIMEOUT,
+        }
+    }
+
+    fn compression_var(self) -> &'static str {
+        match self {
+            Self::Traces => OTEL_EXPORTER_OTLP_TRACES_COMPRESSION,
+            Self::Metrics => OTEL_EXPORTER_OTLP_METRICS_COMPRESSION,
+        }
+    }
+
+    fn insecure_var(self) -> &'static str {
+        match self {
+            Self::Traces => OTEL_EXPORTER_OTLP_TRACES_INSECURE,
+            Self::Metrics => OTEL_EXPORTER_OTLP_METRICS_INSECURE,
+        }
+    }
+
+    /// The path HTTP appends to the generic base endpoint.
+    fn http_path(self) -> &'static str {
+        match self {
+            Self::Traces => "v1/traces",
+            Self::Metrics => "v1/metrics",
+        }
+    }
+}
+
 impl OtlpConfig {
-    /// Forwarding configuration per the spec, or `None` when forwarding is off (no endpoint
-    /// set, `OTEL_TRACES_EXPORTER=none`, or `OTEL_SDK_DISABLED=true`).
+    /// Forwarding configuration per the spec, or `None` when forwarding is off: no endpoint set
+    /// and `OTEL_TRACES_EXPORTER` not naming `otlp`, `OTEL_TRACES_EXPORTER` naming only other
+    /// exporters or `none`, or `OTEL_SDK_DISABLED=true`.
     pub fn from_env(env: &impl EnvSource) -> Result<Option<Self>, ExportConfigError> {
-        if sdk_disabled(env)? || !traces_exporter_wants_otlp(env)? {
+        Self::from_otel_env(&OtelEnv::new(env))
+    }
+
+    /// [`from_env`](Self::from_env) on a shared reader.
+    pub fn from_otel_env<E: EnvSource + ?Sized>(
+        env: &OtelEnv<'_, E>,
+    ) -> Result<Option<Self>, ExportConfigError> {
+        if sdk_disabled(env) {
             return Ok(None);
         }
-        let has_endpoint = env.non_empty(OTEL_EXPORTER_OTLP_TRACES_ENDPOINT).is_some()
-            || env.non_empty(OTEL_EXPORTER_OTLP_ENDPOINT).is_some();
-        if !has_endpoint {
-            return Ok(None);
+        let has_endpoint = env.get(OTEL_EXPORTER_OTLP_TRACES_ENDPOINT).is_some()
+            || env.get(OTEL_EXPORTER_OTLP_ENDPOINT).is_some();
+        match exporter_choice(env, OTEL_TRACES_EXPORTER) {
+            ExporterChoice::Off => Ok(None),
+            ExporterChoice::Otlp => Self::resolve_signal(env, Signal::Traces, None).map(Some),
+            ExporterChoice::Default if has_endpoint => {
+                Self::resolve_signal(env, Signal::Traces, None).map(Some)
+            }
+            ExporterChoice::Default => Ok(None),
         }
-        Self::resolve(env, &OtlpOverrides::default()).map(Some)
     }
 
     /// Configuration from overrides, then env, then spec defaults (`localhost:4318` / `4317`);
@@ -250,35 +460,52 @@ impl OtlpConfig {
         env: &impl EnvSource,
         overrides: &OtlpOverrides,
     ) -> Result<Self, ExportConfigError> {
-        let protocol = match overrides.protocol {
+        Self::resolve_signal(&OtelEnv::new(env), Signal::Traces, Some(overrides))
+    }
+
+    /// The settings of one signal: its own variables, else the generic ones, else the spec's
+    /// defaults. Never reads another signal's variables.
+    pub fn resolve_signal<E: EnvSource + ?Sized>(
+        env: &OtelEnv<'_, E>,
+        signal: Signal,
+        overrides: Option<&OtlpOverrides>,
+    ) -> Result<Self, ExportConfigError> {
+        let protocol = match overrides.and_then(|o| o.protocol) {
             Some(p) => p,
-            None => resolve_protocol(env)?,
+            None => env
+                .first_valid(
+                    &[signal.protocol_var(), OTEL_EXPORTER_OTLP_PROTOCOL],
+                    "expected grpc, http/protobuf or http/json",
+                    OtlpProtocol::default().as_str(),
+                    |raw| raw.parse::<OtlpProtocol>().ok(),
+                )
+                .map_or(OtlpProtocol::default(), |(_, p)| p),
         };
-        let endpoint = resolve_endpoint(env, overrides.endpoint.as_deref(), protocol)?;
-        let headers = match first_set(
-            env,
-            OTEL_EXPORTER_OTLP_TRACES_HEADERS,
-            OTEL_EXPORTER_OTLP_HEADERS,
-        ) {
-            Some((var, raw)) => parse_headers(var, &raw)?,
-            None => Vec::new(),
-        };
-        let timeout = match first_set(
-            env,
-            OTEL_EXPORTER_OTLP_TRACES_TIMEOUT,
-            OTEL_EXPORTER_OTLP_TIMEOUT,
-        ) {
-            Some((var, raw)) => Duration::from_millis(parse_timeout_ms(var, &raw)?),
-            None => Duration::from_millis(DEFAULT_OTLP_TIMEOUT_MS),
-        };
-        let compression = match first_set(
-            env,
-            OTEL_EXPORTER_OTLP_TRACES_COMPRESSION,
-            OTEL_EXPORTER_OTLP_COMPRESSION,
-        ) {
-            Some((var, raw)) => parse_compression(var, &raw)?,
-            None => OtlpCompression::None,
-        };
+        let explicit = overrides.and_then(|o| o.endpoint.as_deref());
+        let endpoint = resolve_endpoint(env, signal, explicit, protocol)?;
+        let headers = resolve_headers(env, signal);
+        let timeout = env
+            .first_valid(
+                &[signal.timeout_var(), OTEL_EXPORTER_OTLP_TIMEOUT],
+                "expected a whole number of milliseconds (0 = no limit)",
+                "10000 ms",
+                |raw| raw.parse::<u64>().ok(),
+            )
+            .map_or(Duration::from_millis(DEFAULT_OTLP_TIMEOUT_MS), |(_, ms)| {
+                if ms == 0 {
+                    NO_LIMIT_TIMEOUT
+                } else {
+                    Duration::from_millis(ms)
+                }
+            });
+        let compression = env
+            .first_valid(
+                &[signal.compression_var(), OTEL_EXPORTER_OTLP_COMPRESSION],
+                "expected gzip or none",
+                "none",
+                parse_compression,
+            )
+            .map_or(OtlpCompression::None, |(_, c)| c);
         Ok(Self {
             endpoint,
             protocol,
@@ -286,137 +513,182 @@ impl OtlpConfig {
             timeout,
             compression,
             retry: true,
-            batch: BatchSettings::from_env(env, BatchSettings::otlp_default())?,
+            batch: BatchSettings::from_otel_env(env, BatchSettings::otlp_default()),
         })
     }
 }
 
-/// `OTEL_SDK_DISABLED`: `true`/`false` (case-insensitive); anything else is an error rather than
-/// the spec's silent `false`, because a kill switch that was mistyped must not be ignored.
-pub fn sdk_disabled(env: &impl EnvSource) -> Result<bool, ExportConfigError> {
-    match env.non_empty(OTEL_SDK_DISABLED) {
-        None => Ok(false),
-        Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
-        Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
-        Some(v) => Err(ExportConfigError::invalid(
-            OTEL_SDK_DISABLED,
-            v,
-            "expected true or false",
-        )),
+/// `OTEL_SDK_DISABLED`: only `true` (any case) is true, as the spec says; another value that
+/// is not `false` is reported and read as `false`.
+pub fn sdk_disabled<E: EnvSource + ?Sized>(env: &OtelEnv<'_, E>) -> bool {
+    match env.get(OTEL_SDK_DISABLED) {
+        None => false,
+        Some(v) if v.eq_ignore_ascii_case("true") => true,
+        Some(v) if v.eq_ignore_ascii_case("false") => false,
+        Some(v) => {
+            env.ignore(
+                OTEL_SDK_DISABLED,
+                &v,
+                "only true disables the SDK",
+                "false (SDK enabled)",
+            );
+            false
+        }
     }
 }
 
-/// `OTEL_TRACES_EXPORTER`: unset/empty means `otlp`. A list containing `otlp` enables
-/// forwarding; `none` (alone or with other known values) disables it. Known exporters llmtap
-/// does not implement (`console`, `zipkin`, …) are ignored with a warning; unknown names are
-/// errors.
-pub fn traces_exporter_wants_otlp(env: &impl EnvSource) -> Result<bool, ExportConfigError> {
-    let Some(raw) = env.non_empty(OTEL_TRACES_EXPORTER) else {
-        return Ok(true);
+/// What an `OTEL_{TRACES,METRICS}_EXPORTER` list asks of OTLP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExporterChoice {
+    /// Unset, or only unknown names: the default (`otlp`), which llmtap turns on only when an
+    /// endpoint is set.
+    Default,
+    /// The list names `otlp`: on, at the spec's default endpoint if none is set.
+    Otlp,
+    /// `none`, or only exporters llmtap does not implement (`console`, `zipkin`, …).
+    Off,
+}
+
+/// Reads an exporter list: `otlp` on; `none` off; the names llmtap does not implement — known
+/// ones (`console`, `zipkin`, `prometheus`, …) and unknown ones alike — are reported in one
+/// warning and ignored.
+pub fn exporter_choice<E: EnvSource + ?Sized>(
+    env: &OtelEnv<'_, E>,
+    var: &'static str,
+) -> ExporterChoice {
+    let Some(raw) = env.get(var) else {
+        return ExporterChoice::Default;
     };
-    let mut wants = false;
+    let (mut otlp, mut known) = (false, false);
+    let mut ignored = Vec::new();
     for name in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         match name.to_ascii_lowercase().as_str() {
-            "otlp" => wants = true,
-            "none" => {}
-            "console" | "zipkin" | "jaeger" | "logging" | "otlp/stdout" => {
-                tracing::warn!(
-                    variable = OTEL_TRACES_EXPORTER,
-                    exporter = name,
-                    "trace exporter not supported by llmtap; ignored"
-                );
+            "otlp" => (otlp, known) = (true, true),
+            "none" => known = true,
+            "console" | "zipkin" | "jaeger" | "logging" | "otlp/stdout" | "prometheus" => {
+                known = true;
+                ignored.push(name);
             }
-            _ => {
-                return Err(ExportConfigError::invalid(
-                    OTEL_TRACES_EXPORTER,
-                    raw.clone(),
-                    format!("unknown exporter {name:?}; expected otlp or none"),
-                ));
-            }
+            _ => ignored.push(name),
         }
     }
-    Ok(wants)
+    let choice = match (otlp, known) {
+        (true, _) => ExporterChoice::Otlp,
+        (false, true) => ExporterChoice::Off,
+        (false, false) => ExporterChoice::Default,
+    };
+    if !ignored.is_empty() {
+        let using = match choice {
+            ExporterChoice::Otlp => "otlp",
+            ExporterChoice::Off => "no OTLP export",
+            ExporterChoice::Default => "the default (otlp when an endpoint is set)",
+        };
+        env.ignore(
+            var,
+            &ignored.join(","),
+            "llmtap exports otlp only (or none)",
+            using,
+        );
+    }
+    choice
 }
 
 /// The resource every span carries: `telemetry.sdk.*`, `OTEL_RESOURCE_ATTRIBUTES`, and
 /// `service.name` from `OTEL_SERVICE_NAME`, else from the attributes, else `default_service_name`.
-pub fn resource_from_env(
-    env: &impl EnvSource,
-    default_service_name: &str,
-) -> Result<Resource, ExportConfigError> {
-    let mut attrs = match env.non_empty(OTEL_RESOURCE_ATTRIBUTES) {
-        Some(raw) => parse_resource_attributes(&raw)?,
-        None => Vec::new(),
+/// A malformed `OTEL_RESOURCE_ATTRIBUTES` is reported and discarded as a whole (spec).
+pub fn resource_from_env(env: &impl EnvSource, default_service_name: &str) -> Resource {
+    let env = OtelEnv::new(env);
+    build_resource(
+        resource_attributes(&env),
+        env.get(OTEL_SERVICE_NAME),
+        default_service_name,
+        None,
+    )
+}
+
+/// `OTEL_RESOURCE_ATTRIBUTES` parsed, or empty (and reported) when malformed.
+pub fn resource_attributes<E: EnvSource + ?Sized>(env: &OtelEnv<'_, E>) -> Vec<(String, String)> {
+    let Some(raw) = env.get(OTEL_RESOURCE_ATTRIBUTES) else {
+        return Vec::new();
     };
+    match parse_resource_attributes(&raw) {
+        Ok(attrs) => attrs,
+        Err(problem) => {
+            env.ignore(
+                OTEL_RESOURCE_ATTRIBUTES,
+                &raw,
+                &problem,
+                "no resource attributes from it",
+            );
+            Vec::new()
+        }
+    }
+}
+
+/// The resource from parsed attributes, the service name rule and an optional schema URL.
+pub fn build_resource(
+    mut attrs: Vec<(String, String)>,
+    service_name: Option<String>,
+    default_service_name: &str,
+    schema_url: Option<&'static str>,
+) -> Resource {
     let from_attrs = attrs
         .iter()
         .rev()
         .find(|(k, _)| k == SERVICE_NAME_KEY)
         .map(|(_, v)| v.clone());
     attrs.retain(|(k, _)| k != SERVICE_NAME_KEY);
-    let service_name = env
-        .non_empty(OTEL_SERVICE_NAME)
+    let service_name = service_name
         .or(from_attrs)
         .unwrap_or_else(|| default_service_name.to_owned());
-    Ok(Resource::builder_empty()
-        .with_detector(Box::new(
-            opentelemetry_sdk::resource::TelemetryResourceDetector,
-        ))
+    let mut builder = Resource::builder_empty().with_detector(Box::new(
+        opentelemetry_sdk::resource::TelemetryResourceDetector,
+    ));
+    builder = builder
         .with_attributes(attrs.into_iter().map(|(k, v)| KeyValue::new(k, v)))
-        .with_service_name(service_name)
-        .build())
-}
-
-fn resolve_protocol(env: &impl EnvSource) -> Result<OtlpProtocol, ExportConfigError> {
-    match first_set(
-        env,
-        OTEL_EXPORTER_OTLP_TRACES_PROTOCOL,
-        OTEL_EXPORTER_OTLP_PROTOCOL,
-    ) {
-        Some((var, raw)) => raw
-            .parse()
-            .map_err(|e: UnknownProtocol| ExportConfigError::invalid(var, raw, e.to_string())),
-        None => Ok(OtlpProtocol::default()),
+        .with_service_name(service_name);
+    if let Some(url) = schema_url {
+        // Last, with no attributes: only sets the URL, so no attribute precedence changes.
+        builder = builder.with_schema_url(std::iter::empty(), url);
     }
+    builder.build()
 }
 
-fn resolve_endpoint(
-    env: &impl EnvSource,
+fn resolve_endpoint<E: EnvSource + ?Sized>(
+    env: &OtelEnv<'_, E>,
+    signal: Signal,
     explicit: Option<&str>,
     protocol: OtlpProtocol,
 ) -> Result<String, ExportConfigError> {
+    let path = signal.http_path();
     if let Some(raw) = explicit.map(str::trim).filter(|s| !s.is_empty()) {
-        let url = validate_url("--endpoint", raw, protocol, env)?;
-        let already_full = url.trim_end_matches('/').ends_with("/v1/traces");
+        let url = validate_url("--endpoint", raw, protocol, env, signal)?;
+        let already_full = url.trim_end_matches('/').ends_with(&format!("/{path}"));
         return Ok(if protocol.is_http() && !already_full {
-            append_traces_path(&url)
+            append_signal_path(&url, path)
         } else {
             url
         });
     }
-    if let Some(raw) = env.non_empty(OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) {
-        let url = validate_url(OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, &raw, protocol, env)?;
+    if let Some(raw) = env.get(signal.endpoint_var()) {
+        let url = validate_url(signal.endpoint_var(), &raw, protocol, env, signal)?;
         return Ok(ensure_root_path(&url));
     }
-    let (var, base) = match env.non_empty(OTEL_EXPORTER_OTLP_ENDPOINT) {
+    let (var, base) = match env.get(OTEL_EXPORTER_OTLP_ENDPOINT) {
         Some(raw) => (OTEL_EXPORTER_OTLP_ENDPOINT, raw),
         None if protocol.is_http() => ("default endpoint", DEFAULT_HTTP_ENDPOINT.to_owned()),
         None => ("default endpoint", DEFAULT_GRPC_ENDPOINT.to_owned()),
     };
-    let url = validate_url(var, &base, protocol, env)?;
+    let url = validate_url(var, &base, protocol, env, signal)?;
     Ok(if protocol.is_http() {
-        append_traces_path(&url)
+        append_signal_path(&url, path)
     } else {
         url
     })
 }
 
+/// The base endpoint plus a signal's path (`v1/traces`, `v1/metrics`), as the spec builds them:
 /// `http://c:4318/x/` → `http://c:4318/x/v1/traces`; `http://c:4318` → `http://c:4318/v1/traces`.
-fn append_traces_path(base: &str) -> String {
-    append_signal_path(base, TRACES_PATH)
-}
-
-/// The base endpoint plus a signal's path (`v1/traces`, `v1/metrics`), as the spec builds them.
 fn append_signal_path(base: &str, signal_path: &str) -> String {
     if base.ends_with('/') {
         format!("{base}{signal_path}")
@@ -435,22 +707,30 @@ fn ensure_root_path(url: &str) -> String {
     }
 }
 
-/// Checks scheme and authority; a scheme-less gRPC endpoint gets `http://` when
-/// `OTEL_EXPORTER_OTLP[_TRACES]_INSECURE=true`, else `https://` (spec).
-fn validate_url(
+/// Checks scheme and authority; a scheme-less gRPC endpoint gets `http://` when the signal's
+/// (else the generic) `_INSECURE` is `true`, else `https://` (spec). Stays an error: no default
+/// could stand in for the collector the user named.
+fn validate_url<E: EnvSource + ?Sized>(
     var: &str,
     raw: &str,
     protocol: OtlpProtocol,
-    env: &impl EnvSource,
+    env: &OtelEnv<'_, E>,
+    signal: Signal,
 ) -> Result<String, ExportConfigError> {
     let mut url = raw.trim().to_owned();
     if !url.contains("://") && protocol == OtlpProtocol::Grpc {
-        let insecure = first_set(
-            env,
-            OTEL_EXPORTER_OTLP_TRACES_INSECURE,
-            OTEL_EXPORTER_OTLP_INSECURE,
-        )
-        .is_some_and(|(_, v)| v.eq_ignore_ascii_case("true"));
+        let insecure = env
+            .first_valid(
+                &[signal.insecure_var(), OTEL_EXPORTER_OTLP_INSECURE],
+                "expected true or false",
+                "false",
+                |raw| match raw.to_ascii_lowercase().as_str() {
+                    "true" => Some(true),
+                    "false" => Some(false),
+                    _ => None,
+                },
+            )
+            .is_some_and(|(_, v)| v);
         url = format!("{}://{url}", if insecure { "http" } else { "https" });
     }
     let uri: http::Uri = url.parse().map_err(|e: http::uri::InvalidUri| {
@@ -472,140 +752,107 @@ fn validate_url(
     Ok(url)
 }
 
-/// `k=v,k2=v2`, percent-decoded. Values are redacted in errors (they are usually API keys).
-fn parse_headers(var: &str, raw: &str) -> Result<Vec<(String, String)>, ExportConfigError> {
+/// The signal's headers, else the generic ones. Entries that are not a valid `key=value`
+/// header are reported (without their values, usually API keys) and skipped; the rest is kept.
+fn resolve_headers<E: EnvSource + ?Sized>(
+    env: &OtelEnv<'_, E>,
+    signal: Signal,
+) -> Vec<(String, String)> {
+    for var in [signal.headers_var(), OTEL_EXPORTER_OTLP_HEADERS] {
+        if let Some(raw) = env.get(var) {
+            let (headers, bad) = parse_headers(&raw);
+            if !bad.is_empty() {
+                env.ignore(
+                    var,
+                    &bad.join(","),
+                    "expected key=value pairs with valid header names and values",
+                    "the other entries",
+                );
+            }
+            return headers;
+        }
+    }
+    Vec::new()
+}
+
+/// `k=v,k2=v2`, percent-decoded: the valid headers, and the invalid entries redacted.
+fn parse_headers(raw: &str) -> (Vec<(String, String)>, Vec<String>) {
     let mut out = Vec::new();
+    let mut bad = Vec::new();
     for entry in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let Some((k, v)) = entry.split_once('=') else {
-            return Err(ExportConfigError::invalid(
-                var,
-                redact_header_entry(entry),
-                "expected key=value pairs separated by commas",
-            ));
+            bad.push(redact_header_entry(entry));
+            continue;
         };
-        let key = percent_decode(var, k.trim(), "<redacted>")?;
-        let value = percent_decode(var, v.trim(), &format!("{key}=<redacted>"))?;
-        if http::HeaderName::from_bytes(key.as_bytes()).is_err() {
-            return Err(ExportConfigError::invalid(
-                var,
-                format!("{key}=<redacted>"),
-                "not a valid header name",
-            ));
-        }
-        if http::HeaderValue::from_str(&value).is_err() {
-            return Err(ExportConfigError::invalid(
-                var,
-                format!("{key}=<redacted>"),
-                "header value contains characters not allowed in HTTP headers",
-            ));
+        let decoded = percent_decode(k.trim()).zip(percent_decode(v.trim()));
+        let Some((key, value)) = decoded else {
+            bad.push(redact_header_entry(entry));
+            continue;
+        };
+        if http::HeaderName::from_bytes(key.as_bytes()).is_err()
+            || http::HeaderValue::from_str(&value).is_err()
+        {
+            bad.push(redact_header_entry(entry));
+            continue;
         }
         out.push((key, value));
     }
-    Ok(out)
+    (out, bad)
 }
 
 fn redact_header_entry(entry: &str) -> String {
     match entry.split_once('=') {
-        Some((k, _)) => format!("{k}=<redacted>"),
+        Some((k, _)) => format!("{}=<redacted>", k.trim()),
         None if entry.len() > 8 => "<redacted>".to_owned(),
         None => entry.to_owned(),
     }
 }
 
-fn parse_resource_attributes(raw: &str) -> Result<Vec<(String, String)>, ExportConfigError> {
+fn parse_resource_attributes(raw: &str) -> Result<Vec<(String, String)>, String> {
     let mut out = Vec::new();
     for entry in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let Some((k, v)) = entry.split_once('=') else {
-            return Err(ExportConfigError::invalid(
-                OTEL_RESOURCE_ATTRIBUTES,
-                raw,
-                format!("entry {entry:?} is not key=value"),
-            ));
+            return Err(format!("entry {entry:?} is not key=value"));
         };
-        let key = percent_decode(OTEL_RESOURCE_ATTRIBUTES, k.trim(), raw)?;
+        let key = percent_decode(k.trim())
+            .ok_or_else(|| format!("entry {entry:?} does not percent-decode to UTF-8"))?;
         if key.is_empty() {
-            return Err(ExportConfigError::invalid(
-                OTEL_RESOURCE_ATTRIBUTES,
-                raw,
-                format!("entry {entry:?} has an empty key"),
-            ));
+            return Err(format!("entry {entry:?} has an empty key"));
         }
-        let value = percent_decode(OTEL_RESOURCE_ATTRIBUTES, v.trim(), raw)?;
+        let value = percent_decode(v.trim())
+            .ok_or_else(|| format!("entry {entry:?} does not percent-decode to UTF-8"))?;
         out.push((key, value));
     }
     Ok(out)
 }
 
-fn percent_decode(var: &str, s: &str, shown: &str) -> Result<String, ExportConfigError> {
+fn percent_decode(s: &str) -> Option<String> {
     percent_encoding::percent_decode_str(s)
         .decode_utf8()
+        .ok()
         .map(|c| c.into_owned())
-        .map_err(|_| ExportConfigError::invalid(var, shown, "percent-decoding gives invalid UTF-8"))
 }
 
-fn parse_timeout_ms(var: &str, raw: &str) -> Result<u64, ExportConfigError> {
-    match raw.trim().parse::<u64>() {
-        Ok(0) => Err(ExportConfigError::invalid(
-            var,
-            raw,
-            "timeout must be at least 1 millisecond",
-        )),
-        Ok(ms) => Ok(ms),
-        Err(_) => Err(ExportConfigError::invalid(
-            var,
-            raw,
-            "expected a whole number of milliseconds",
-        )),
+fn parse_compression(raw: &str) -> Option<OtlpCompression> {
+    match raw.to_ascii_lowercase().as_str() {
+        "gzip" => Some(OtlpCompression::Gzip),
+        "none" => Some(OtlpCompression::None),
+        _ => None,
     }
 }
 
-fn parse_compression(var: &str, raw: &str) -> Result<OtlpCompression, ExportConfigError> {
-    match raw.trim().to_ascii_lowercase().as_str() {
-        "gzip" => Ok(OtlpCompression::Gzip),
-        "none" => Ok(OtlpCompression::None),
-        _ => Err(ExportConfigError::invalid(
-            var,
-            raw,
-            "expected gzip or none",
+/// `LLMTAP_JSONL_SAMPLED`: `true`/`false` (any case), unset = `false`. Strict: an llmtap setting.
+pub fn jsonl_follows_sampler(env: &(impl EnvSource + ?Sized)) -> Result<bool, ExportConfigError> {
+    match env.non_empty(LLMTAP_JSONL_SAMPLED) {
+        None => Ok(false),
+        Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
+        Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
+        Some(v) => Err(ExportConfigError::invalid(
+            LLMTAP_JSONL_SAMPLED,
+            v,
+            "expected true or false",
         )),
     }
-}
-
-fn parse_u64(env: &impl EnvSource, var: &str) -> Result<Option<u64>, ExportConfigError> {
-    env.non_empty(var)
-        .map(|raw| {
-            raw.parse::<u64>().map_err(|_| {
-                ExportConfigError::invalid(var, raw.clone(), "expected a whole number")
-            })
-        })
-        .transpose()
-}
-
-fn parse_positive_usize(
-    env: &impl EnvSource,
-    var: &str,
-) -> Result<Option<usize>, ExportConfigError> {
-    env.non_empty(var)
-        .map(|raw| match raw.parse::<usize>() {
-            Ok(n) if n > 0 => Ok(n),
-            _ => Err(ExportConfigError::invalid(
-                var,
-                raw.clone(),
-                "expected a whole number greater than 0",
-            )),
-        })
-        .transpose()
-}
-
-/// The first of the per-signal / generic pair that is set (non-empty), with its name.
-fn first_set(
-    env: &impl EnvSource,
-    signal: &'static str,
-    generic: &'static str,
-) -> Option<(&'static str, String)> {
-    env.non_empty(signal)
-        .map(|v| (signal, v))
-        .or_else(|| env.non_empty(generic).map(|v| (generic, v)))
 }
 
 /// `OTEL_TRACES_SAMPLER`: which sampler the tracer provider uses.
@@ -648,43 +895,70 @@ impl SamplerChoice {
             }
         }
     }
-}
 
-/// Reads `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG`. Unknown samplers and ratios outside
-/// `[0, 1]` are errors naming the variable; a missing ratio means 1.0, as the spec says.
-pub fn sampler_from_env(env: &impl EnvSource) -> Result<SamplerChoice, ExportConfigError> {
-    let Some(name) = env.non_empty(OTEL_TRACES_SAMPLER) else {
-        return Ok(SamplerChoice::ParentBasedAlwaysOn);
-    };
-    let ratio = || -> Result<f64, ExportConfigError> {
-        match env.non_empty(OTEL_TRACES_SAMPLER_ARG) {
-            None => Ok(1.0),
-            Some(raw) => match raw.parse::<f64>() {
-                Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
-                _ => Err(ExportConfigError::invalid(
-                    OTEL_TRACES_SAMPLER_ARG,
-                    raw,
-                    "expected a ratio between 0 and 1",
-                )),
-            },
+    /// The spec spelling, with the ratio where there is one (`traceidratio 0.25`).
+    pub fn describe(self) -> String {
+        match self {
+            Self::AlwaysOn => "always_on".to_owned(),
+            Self::AlwaysOff => "always_off".to_owned(),
+            Self::TraceIdRatio(r) => format!("traceidratio {r}"),
+            Self::ParentBasedAlwaysOn => "parentbased_always_on".to_owned(),
+            Self::ParentBasedAlwaysOff => "parentbased_always_off".to_owned(),
+            Self::ParentBasedTraceIdRatio(r) => format!("parentbased_traceidratio {r}"),
         }
-    };
-    match name.to_ascii_lowercase().as_str() {
-        "always_on" => Ok(SamplerChoice::AlwaysOn),
-        "always_off" => Ok(SamplerChoice::AlwaysOff),
-        "traceidratio" => Ok(SamplerChoice::TraceIdRatio(ratio()?)),
-        "parentbased_always_on" => Ok(SamplerChoice::ParentBasedAlwaysOn),
-        "parentbased_always_off" => Ok(SamplerChoice::ParentBasedAlwaysOff),
-        "parentbased_traceidratio" => Ok(SamplerChoice::ParentBasedTraceIdRatio(ratio()?)),
-        _ => Err(ExportConfigError::invalid(
-            OTEL_TRACES_SAMPLER,
-            name,
-            "expected always_on, always_off, traceidratio, parentbased_always_on, \
-             parentbased_always_off or parentbased_traceidratio",
-        )),
     }
 }
 
+/// Reads `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG` (see [`sampler_from_otel_env`]).
+pub fn sampler_from_env(env: &impl EnvSource) -> SamplerChoice {
+    sampler_from_otel_env(&OtelEnv::new(env))
+}
+
+/// Unknown samplers (and `jaeger_remote`, `xray`, … which llmtap does not implement) are
+/// reported and replaced by `parentbased_always_on`; a ratio that is not a number in `[0, 1]`
+/// is reported and replaced by 1.0, as is a missing one (spec).
+pub fn sampler_from_otel_env<E: EnvSource + ?Sized>(env: &OtelEnv<'_, E>) -> SamplerChoice {
+    const DEFAULT: SamplerChoice = SamplerChoice::ParentBasedAlwaysOn;
+    let Some(name) = env.get(OTEL_TRACES_SAMPLER) else {
+        return DEFAULT;
+    };
+    let ratio = || {
+        env.first_valid(
+            &[OTEL_TRACES_SAMPLER_ARG],
+            "expected a ratio between 0 and 1",
+            "1.0",
+            |raw| raw.parse::<f64>().ok().filter(|r| (0.0..=1.0).contains(r)),
+        )
+        .map_or(1.0, |(_, r)| r)
+    };
+    match name.to_ascii_lowercase().as_str() {
+        "always_on" => SamplerChoice::AlwaysOn,
+        "always_off" => SamplerChoice::AlwaysOff,
+        "traceidratio" => SamplerChoice::TraceIdRatio(ratio()),
+        "parentbased_always_on" => SamplerChoice::ParentBasedAlwaysOn,
+        "parentbased_always_off" => SamplerChoice::ParentBasedAlwaysOff,
+        "parentbased_traceidratio" => SamplerChoice::ParentBasedTraceIdRatio(ratio()),
+        "jaeger_remote" | "parentbased_jaeger_remote" | "xray" => {
+            env.ignore(
+                OTEL_TRACES_SAMPLER,
+                &name,
+                "sampler not supported by llmtap",
+                "parentbased_always_on",
+            );
+            DEFAULT
+        }
+        _ => {
+            env.ignore(
+                OTEL_TRACES_SAMPLER,
+                &name,
+                "unknown sampler (known: always_on, always_off, traceidratio, \
+                 parentbased_always_on, parentbased_always_off, parentbased_traceidratio)",
+                "parentbased_always_on",
+            );
+            DEFAULT
+        }
+    }
+}
 #[cfg(test)]
 mod sampler_tests {
     use super::*;
@@ -692,10 +966,7 @@ mod sampler_tests {
     #[test]
     fn sampler_defaults_to_parent_based_always_on() {
         let env: [(&str, &str); 0] = [];
-        assert_eq!(
-            sampler_from_env(&env).ok(),
-            Some(SamplerChoice::ParentBasedAlwaysOn)
-        );
+        assert_eq!(sampler_from_env(&env), SamplerChoice::ParentBasedAlwaysOn);
     }
 
     #[test]
@@ -725,28 +996,65 @@ mod sampler_tests {
                 (OTEL_TRACES_SAMPLER, name),
                 (OTEL_TRACES_SAMPLER_ARG, arg.unwrap_or("")),
             ];
-            assert_eq!(sampler_from_env(&env).ok(), Some(want), "{name} {arg:?}");
+            let reader = OtelEnv::new(&env);
+            assert_eq!(sampler_from_otel_env(&reader), want, "{name} {arg:?}");
+            assert_eq!(reader.warnings(), [], "{name} {arg:?}");
         }
     }
 
     #[test]
-    fn bad_sampler_values_name_the_variable() {
-        let env = [(OTEL_TRACES_SAMPLER, "sometimes")];
-        let err = sampler_from_env(&env).err().map(|e| e.to_string());
-        assert!(err.is_some_and(|e| e.contains(OTEL_TRACES_SAMPLER)));
-        let env = [
-            (OTEL_TRACES_SAMPLER, "traceidratio"),
-            (OTEL_TRACES_SAMPLER_ARG, "1.5"),
+    fn bad_sampler_values_fall_back_with_one_warning_naming_the_variable() {
+        let cases = [
+            (
+                "sometimes",
+                None,
+                SamplerChoice::ParentBasedAlwaysOn,
+                OTEL_TRACES_SAMPLER,
+            ),
+            (
+                "xray",
+                None,
+                SamplerChoice::ParentBasedAlwaysOn,
+                OTEL_TRACES_SAMPLER,
+            ),
+            (
+                "jaeger_remote",
+                Some("endpoint=http://localhost:14250"),
+                SamplerChoice::ParentBasedAlwaysOn,
+                OTEL_TRACES_SAMPLER,
+            ),
+            (
+                "traceidratio",
+                Some("1.5"),
+                SamplerChoice::TraceIdRatio(1.0),
+                OTEL_TRACES_SAMPLER_ARG,
+            ),
+            (
+                "parentbased_traceidratio",
+                Some("half"),
+                SamplerChoice::ParentBasedTraceIdRatio(1.0),
+                OTEL_TRACES_SAMPLER_ARG,
+            ),
         ];
-        let err = sampler_from_env(&env).err().map(|e| e.to_string());
-        assert!(err.is_some_and(|e| e.contains(OTEL_TRACES_SAMPLER_ARG)));
+        for (name, arg, want, var) in cases {
+            let env = [
+                (OTEL_TRACES_SAMPLER, name),
+                (OTEL_TRACES_SAMPLER_ARG, arg.unwrap_or("")),
+            ];
+            let reader = OtelEnv::new(&env);
+            assert_eq!(sampler_from_otel_env(&reader), want, "{name} {arg:?}");
+            // Read twice: still one warning.
+            let _ = sampler_from_otel_env(&reader);
+            let warnings = reader.warnings();
+            assert_eq!(warnings.len(), 1, "{warnings:?}");
+            assert_eq!(warnings[0].var, var);
+            assert!(warnings[0].message.starts_with(var), "{warnings:?}");
+        }
     }
 }
 
 /// `OTEL_METRICS_EXPORTER`: `none` turns the gen_ai metrics off.
 pub const OTEL_METRICS_EXPORTER: &str = "OTEL_METRICS_EXPORTER";
-/// `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`: full URL for metrics, used as-is.
-pub const OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT";
 /// `OTEL_METRIC_EXPORT_INTERVAL`: milliseconds between metric exports.
 pub const OTEL_METRIC_EXPORT_INTERVAL: &str = "OTEL_METRIC_EXPORT_INTERVAL";
 /// The spec's default export interval.
@@ -755,86 +1063,70 @@ const DEFAULT_METRIC_EXPORT_INTERVAL_MS: u64 = 60_000;
 /// Where and how often the gen_ai metrics go.
 #[derive(Debug, Clone)]
 pub struct MetricsConfig {
-    /// The traces' OTLP settings (protocol, headers, timeout, compression) with the metrics
-    /// endpoint.
+    /// The metrics' own OTLP settings (`OTEL_EXPORTER_OTLP_METRICS_*`, else the generic ones).
     pub otlp: OtlpConfig,
     /// `OTEL_METRIC_EXPORT_INTERVAL`.
     pub interval: Duration,
 }
 
 impl MetricsConfig {
-    /// Metrics are exported when OTLP forwarding is on (the traces' settings) and
-    /// `OTEL_METRICS_EXPORTER` does not say `none`. The endpoint is
-    /// `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` as-is, else `OTEL_EXPORTER_OTLP_ENDPOINT` with
-    /// `v1/metrics` appended for HTTP; a traces-only endpoint does not turn metrics on.
+    /// See [`from_otel_env`](Self::from_otel_env).
     pub fn from_env(
         env: &impl EnvSource,
-        traces: Option<&OtlpConfig>,
+        traces_on: bool,
     ) -> Result<Option<Self>, ExportConfigError> {
-        let Some(traces) = traces else {
+        Self::from_otel_env(&OtelEnv::new(env), traces_on)
+    }
+
+    /// Metrics are exported alongside OTLP trace forwarding (`traces_on`) unless
+    /// `OTEL_METRICS_EXPORTER` leaves `otlp` out. The endpoint is
+    /// `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` as-is, else `OTEL_EXPORTER_OTLP_ENDPOINT` with
+    /// `v1/metrics` appended for HTTP, else — only when `OTEL_METRICS_EXPORTER` names `otlp` —
+    /// the spec default; a traces-only endpoint alone does not turn metrics on. Protocol,
+    /// headers, timeout and compression come from `OTEL_EXPORTER_OTLP_METRICS_*`, else the
+    /// generic variables, never from `OTEL_EXPORTER_OTLP_TRACES_*`.
+    pub fn from_otel_env<E: EnvSource + ?Sized>(
+        env: &OtelEnv<'_, E>,
+        traces_on: bool,
+    ) -> Result<Option<Self>, ExportConfigError> {
+        if !traces_on || sdk_disabled(env) {
             return Ok(None);
-        };
-        if let Some(raw) = env.non_empty(OTEL_METRICS_EXPORTER) {
-            let names: Vec<String> = raw
-                .split(',')
-                .map(|n| n.trim().to_ascii_lowercase())
-                .filter(|n| !n.is_empty())
-                .collect();
-            if let Some(bad) = names
-                .iter()
-                .find(|n| !matches!(n.as_str(), "otlp" | "none" | "console" | "prometheus"))
-            {
-                return Err(ExportConfigError::invalid(
-                    OTEL_METRICS_EXPORTER,
-                    raw.clone(),
-                    format!("unknown exporter {bad:?}; expected otlp or none"),
-                ));
-            }
-            if !names.iter().any(|n| n == "otlp") {
-                return Ok(None);
-            }
         }
-        let protocol = traces.protocol;
-        let endpoint = if let Some(raw) = env.non_empty(OTEL_EXPORTER_OTLP_METRICS_ENDPOINT) {
-            ensure_root_path(&validate_url(
-                OTEL_EXPORTER_OTLP_METRICS_ENDPOINT,
-                &raw,
-                protocol,
-                env,
-            )?)
-        } else if let Some(raw) = env.non_empty(OTEL_EXPORTER_OTLP_ENDPOINT) {
-            let url = validate_url(OTEL_EXPORTER_OTLP_ENDPOINT, &raw, protocol, env)?;
-            if protocol.is_http() {
-                append_signal_path(&url, METRICS_PATH)
-            } else {
-                url
-            }
-        } else {
+        let has_endpoint = env.get(OTEL_EXPORTER_OTLP_METRICS_ENDPOINT).is_some()
+            || env.get(OTEL_EXPORTER_OTLP_ENDPOINT).is_some();
+        let on = match exporter_choice(env, OTEL_METRICS_EXPORTER) {
+            ExporterChoice::Off => false,
+            ExporterChoice::Otlp => true,
+            ExporterChoice::Default => has_endpoint,
+        };
+        if !on {
             return Ok(None);
-        };
-        let interval = match parse_u64(env, OTEL_METRIC_EXPORT_INTERVAL)? {
-            Some(0) => {
-                return Err(ExportConfigError::invalid(
-                    OTEL_METRIC_EXPORT_INTERVAL,
-                    "0",
-                    "expected milliseconds greater than 0",
-                ));
-            }
-            Some(ms) => Duration::from_millis(ms),
-            None => Duration::from_millis(DEFAULT_METRIC_EXPORT_INTERVAL_MS),
-        };
-        let mut otlp = traces.clone();
-        otlp.endpoint = endpoint;
+        }
+        let otlp = OtlpConfig::resolve_signal(env, Signal::Metrics, None)?;
+        let interval = env
+            .first_valid(
+                &[OTEL_METRIC_EXPORT_INTERVAL],
+                "expected milliseconds greater than 0",
+                "60000 ms",
+                |raw| raw.parse::<u64>().ok().filter(|&ms| ms > 0),
+            )
+            .map_or(
+                Duration::from_millis(DEFAULT_METRIC_EXPORT_INTERVAL_MS),
+                |(_, ms)| Duration::from_millis(ms),
+            );
         Ok(Some(Self { otlp, interval }))
     }
 }
-
 #[cfg(test)]
 mod metrics_config_tests {
     use super::*;
 
-    fn traces(env: &impl EnvSource) -> Option<OtlpConfig> {
-        OtlpConfig::from_env(env).ok().flatten()
+    fn metrics(env: &impl EnvSource) -> Option<MetricsConfig> {
+        let reader = OtelEnv::new(env);
+        let traces_on = OtlpConfig::from_otel_env(&reader).ok().flatten().is_some();
+        MetricsConfig::from_otel_env(&reader, traces_on)
+            .ok()
+            .flatten()
     }
 
     #[test]
@@ -843,10 +1135,7 @@ mod metrics_config_tests {
             (OTEL_EXPORTER_OTLP_ENDPOINT, "http://c:4318/"),
             (OTEL_METRIC_EXPORT_INTERVAL, "250"),
         ];
-        let cfg = MetricsConfig::from_env(&env, traces(&env).as_ref())
-            .ok()
-            .flatten()
-            .map(|c| (c.otlp.endpoint, c.interval));
+        let cfg = metrics(&env).map(|c| (c.otlp.endpoint, c.interval));
         assert_eq!(
             cfg,
             Some((
@@ -862,26 +1151,37 @@ mod metrics_config_tests {
             OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
             "http://c:4318/v1/traces",
         )];
-        assert!(matches!(
-            MetricsConfig::from_env(&env, traces(&env).as_ref()),
-            Ok(None)
-        ));
+        assert!(metrics(&env).is_none());
         let env = [
             (OTEL_EXPORTER_OTLP_ENDPOINT, "http://c:4318"),
             (OTEL_METRICS_EXPORTER, "none"),
         ];
-        assert!(matches!(
-            MetricsConfig::from_env(&env, traces(&env).as_ref()),
-            Ok(None)
-        ));
+        assert!(metrics(&env).is_none());
+        let env = [
+            (OTEL_EXPORTER_OTLP_ENDPOINT, "http://c:4318"),
+            (OTEL_METRICS_EXPORTER, "prometheus"),
+        ];
+        assert!(metrics(&env).is_none());
+        // An unknown name is reported and ignored: the default (on with an endpoint) applies.
         let env = [
             (OTEL_EXPORTER_OTLP_ENDPOINT, "http://c:4318"),
             (OTEL_METRICS_EXPORTER, "statsd"),
         ];
-        let err = MetricsConfig::from_env(&env, traces(&env).as_ref())
-            .err()
-            .map(|e| e.to_string());
-        assert!(err.is_some_and(|e| e.contains(OTEL_METRICS_EXPORTER)));
+        let reader = OtelEnv::new(&env);
+        assert!(
+            MetricsConfig::from_otel_env(&reader, true)
+                .ok()
+                .flatten()
+                .is_some()
+        );
+        assert_eq!(
+            reader
+                .warnings()
+                .iter()
+                .map(|w| w.var.as_str())
+                .collect::<Vec<_>>(),
+            [OTEL_METRICS_EXPORTER]
+        );
     }
 
     #[test]
@@ -890,10 +1190,83 @@ mod metrics_config_tests {
             (OTEL_EXPORTER_OTLP_ENDPOINT, "http://c:4318"),
             (OTEL_EXPORTER_OTLP_METRICS_ENDPOINT, "http://m:9000/custom"),
         ];
-        let cfg = MetricsConfig::from_env(&env, traces(&env).as_ref())
-            .ok()
-            .flatten()
-            .map(|c| c.otlp.endpoint);
+        let cfg = metrics(&env).map(|c| c.otlp.endpoint);
         assert_eq!(cfg.as_deref(), Some("http://m:9000/custom"));
+    }
+
+    #[test]
+    fn metrics_never_read_the_traces_settings() {
+        let env = [
+            (OTEL_EXPORTER_OTLP_ENDPOINT, "http://c:4318"),
+            (OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, "grpc"),
+            (
+                OTEL_EXPORTER_OTLP_TRACES_HEADERS,
+                "authorization=traces-only",
+            ),
+            (OTEL_EXPORTER_OTLP_TRACES_TIMEOUT, "1234"),
+            (OTEL_EXPORTER_OTLP_TRACES_COMPRESSION, "gzip"),
+        ];
+        let cfg = metrics(&env).map(|c| c.otlp);
+        assert_eq!(
+            cfg.map(|c| (c.protocol, c.headers, c.timeout, c.compression, c.endpoint)),
+            Some((
+                OtlpProtocol::HttpProtobuf,
+                Vec::new(),
+                Duration::from_millis(DEFAULT_OTLP_TIMEOUT_MS),
+                OtlpCompression::None,
+                "http://c:4318/v1/metrics".to_owned()
+            ))
+        );
+        let env = [
+            (OTEL_EXPORTER_OTLP_ENDPOINT, "http://c:4317"),
+            (OTEL_EXPORTER_OTLP_PROTOCOL, "http/json"),
+            (OTEL_EXPORTER_OTLP_METRICS_PROTOCOL, "grpc"),
+            (OTEL_EXPORTER_OTLP_HEADERS, "x-generic=1"),
+            (OTEL_EXPORTER_OTLP_METRICS_HEADERS, "x-metrics=2"),
+            (OTEL_EXPORTER_OTLP_METRICS_TIMEOUT, "0"),
+        ];
+        let cfg = metrics(&env).map(|c| c.otlp);
+        assert_eq!(
+            cfg.map(|c| (c.protocol, c.headers, c.timeout, c.endpoint)),
+            Some((
+                OtlpProtocol::Grpc,
+                vec![("x-metrics".to_owned(), "2".to_owned())],
+                NO_LIMIT_TIMEOUT,
+                "http://c:4317".to_owned()
+            ))
+        );
+    }
+
+    #[test]
+    fn explicit_otlp_exporters_use_the_spec_default_endpoint() {
+        let env = [
+            (OTEL_TRACES_EXPORTER, "otlp"),
+            (OTEL_METRICS_EXPORTER, "otlp"),
+        ];
+        let reader = OtelEnv::new(&env);
+        let traces = OtlpConfig::from_otel_env(&reader).ok().flatten();
+        assert_eq!(
+            traces.as_ref().map(|t| t.endpoint.as_str()),
+            Some("http://localhost:4318/v1/traces")
+        );
+        let metrics = MetricsConfig::from_otel_env(&reader, traces.is_some())
+            .ok()
+            .flatten();
+        assert_eq!(
+            metrics.map(|m| m.otlp.endpoint),
+            Some("http://localhost:4318/v1/metrics".to_owned())
+        );
+        let env = [
+            (OTEL_TRACES_EXPORTER, "otlp"),
+            (OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, "grpc"),
+        ];
+        let traces = OtlpConfig::from_env(&env).ok().flatten();
+        assert_eq!(
+            traces.map(|t| t.endpoint),
+            Some("http://localhost:4317".to_owned())
+        );
+        // Unset exporter and no endpoint: forwarding stays off (nothing to send to on purpose).
+        let env: [(&str, &str); 0] = [];
+        assert!(matches!(OtlpConfig::from_env(&env), Ok(None)));
     }
 }

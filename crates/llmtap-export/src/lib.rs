@@ -9,6 +9,7 @@
 //! - [`resend::push_file`]: re-sends a JSONL file to any OTLP endpoint (`llmtap push`).
 
 pub mod config;
+pub mod convention;
 pub mod error;
 pub mod jsonl;
 pub mod metrics;
@@ -20,7 +21,10 @@ pub mod resend;
 pub mod sink;
 pub mod summary;
 
-pub use config::{BatchSettings, OtlpCompression, OtlpConfig, OtlpOverrides, OtlpProtocol};
+pub use config::{
+    BatchSettings, EnvWarning, OtelEnv, OtlpCompression, OtlpConfig, OtlpOverrides, OtlpProtocol,
+    SamplerChoice,
+};
 pub use error::{ExportConfigError, JsonlError, PipelineError, ReadError};
 pub use jsonl::{JsonlConfig, JsonlSpanExporter};
 pub use metrics::GenAiMetrics;

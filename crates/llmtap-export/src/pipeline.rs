@@ -7,11 +7,17 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use llmtap_core::env::EnvSource;
-use opentelemetry::trace::TracerProvider as _;
+use llmtap_core::semconv::{self, Convention};
+use opentelemetry::trace::{Link, SpanKind, TraceId, TracerProvider as _};
+use opentelemetry::{Context, InstrumentationScope, KeyValue};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider, SpanExporter};
+use opentelemetry_sdk::trace::{
+    Sampler, SamplingDecision, SamplingResult, SdkTracer, SdkTracerProvider, ShouldSample,
+    SpanExporter,
+};
 
-use crate::config::{self, BatchSettings, OtlpConfig};
+use crate::config::{self, BatchSettings, EnvWarning, OtelEnv, OtlpConfig, SamplerChoice};
+use crate::convention::ConventionExporter;
 use crate::error::PipelineError;
 use crate::jsonl::{JsonlConfig, JsonlSpanExporter};
 use crate::metrics::{GenAiMetrics, MetricsSink, build_metrics_sink};
@@ -34,23 +40,33 @@ pub struct PipelineBuilder {
     jsonl: Option<Option<JsonlConfig>>,
     otlp: Option<Option<OtlpConfig>>,
     service_name: Option<String>,
+    jsonl_follows_sampler: Option<bool>,
     env: Option<EnvSettings>,
 }
 
 #[derive(Debug)]
 struct EnvSettings {
     /// `OTEL_TRACES_SAMPLER` / `_ARG`.
-    sampler: config::SamplerChoice,
+    sampler: SamplerChoice,
     /// gen_ai metrics over OTLP, when forwarding is on and not turned off.
     metrics: Option<config::MetricsConfig>,
     sdk_disabled: bool,
     otlp: Option<OtlpConfig>,
-    resource_attributes: Option<String>,
+    resource_attributes: Vec<(String, String)>,
     service_name: Option<String>,
+    /// `OTEL_SEMCONV_STABILITY_OPT_IN`.
+    convention: Convention,
+    /// `LLMTAP_JSONL_SAMPLED`.
+    jsonl_follows_sampler: bool,
+    /// `OTEL_*` values that were ignored (already logged).
+    warnings: Vec<EnvWarning>,
 }
 
 /// Service name used when neither the caller nor the environment gives one.
 pub const DEFAULT_SERVICE_NAME: &str = "llmtap";
+
+/// Version written on every instrumentation scope.
+const SCOPE_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 impl PipelineBuilder {
     /// JSONL sink (`None` = no file).
@@ -72,65 +88,83 @@ impl PipelineBuilder {
         self
     }
 
+    /// Whether the JSONL file keeps only the spans the sampler samples (`true`) or every span
+    /// (`false`, the default: the file is the local record; sampling decides what is forwarded).
+    pub fn jsonl_follows_sampler(mut self, follows: bool) -> Self {
+        self.jsonl_follows_sampler = Some(follows);
+        self
+    }
+
     /// Reads `OTEL_SDK_DISABLED`, `OTEL_TRACES_EXPORTER`, `OTEL_EXPORTER_OTLP_*`, `OTEL_BSP_*`,
-    /// `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES` and `OTEL_TRACES_SAMPLER[_ARG]` (default
-    /// `parentbased_always_on`). Malformed values are errors.
+    /// `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER[_ARG]` (default
+    /// `parentbased_always_on`), `OTEL_METRICS_EXPORTER`, `OTEL_SEMCONV_STABILITY_OPT_IN` and
+    /// `LLMTAP_JSONL_SAMPLED`. An unusable `OTEL_*` value is logged once and replaced by its
+    /// default (see [`config`]); an unusable endpoint or `LLMTAP_*` value is an error.
     /// `OTEL_SDK_DISABLED=true` is a kill switch: it turns off both sinks, even explicit ones.
     pub fn from_env(mut self, env: &impl EnvSource) -> Result<Self, PipelineError> {
-        let sdk_disabled = config::sdk_disabled(env)?;
+        let jsonl_follows_sampler = config::jsonl_follows_sampler(env)?;
+        let reader = OtelEnv::new(env);
+        let sdk_disabled = config::sdk_disabled(&reader);
         let otlp = if sdk_disabled {
             None
         } else {
-            OtlpConfig::from_env(env)?
+            OtlpConfig::from_otel_env(&reader)?
         };
-        // Validate now so a bad value fails here, not at build().
-        let _ = config::resource_from_env(env, DEFAULT_SERVICE_NAME)?;
-        let sampler = config::sampler_from_env(env)?;
-        let metrics = config::MetricsConfig::from_env(env, otlp.as_ref())?;
+        let resource_attributes = config::resource_attributes(&reader);
+        let sampler = config::sampler_from_otel_env(&reader);
+        let metrics = config::MetricsConfig::from_otel_env(&reader, otlp.is_some())?;
+        let convention = Convention::from_opt_in(
+            reader
+                .get(semconv::OTEL_SEMCONV_STABILITY_OPT_IN)
+                .as_deref(),
+        );
         self.env = Some(EnvSettings {
             sampler,
             metrics,
             sdk_disabled,
             otlp,
-            resource_attributes: env.non_empty(config::OTEL_RESOURCE_ATTRIBUTES),
-            service_name: env.non_empty(config::OTEL_SERVICE_NAME),
+            resource_attributes,
+            service_name: reader.get(config::OTEL_SERVICE_NAME),
+            convention,
+            jsonl_follows_sampler,
+            warnings: reader.warnings(),
         });
         Ok(self)
+    }
+
+    /// The `OTEL_*` values [`from_env`](Self::from_env) ignored (each was logged once).
+    pub fn env_warnings(&self) -> &[EnvWarning] {
+        self.env.as_ref().map_or(&[], |e| e.warnings.as_slice())
     }
 
     /// Opens the JSONL file, builds the OTLP exporter and installs one batch processor per
     /// sink. Does not touch the global tracer provider.
     pub fn build(self) -> Result<Pipeline, PipelineError> {
         let default_name = self.service_name.as_deref().unwrap_or(DEFAULT_SERVICE_NAME);
-        let (disabled, env_otlp, resource) = match &self.env {
-            Some(env) => {
-                let map = ResourceEnv {
-                    attributes: env.resource_attributes.as_deref(),
-                    service_name: env.service_name.as_deref(),
-                };
-                (
-                    env.sdk_disabled,
-                    env.otlp.clone(),
-                    config::resource_from_env(&map, default_name)?,
-                )
-            }
-            None => (
-                false,
-                None,
-                config::resource_from_env(&ResourceEnv::default(), default_name)?,
-            ),
-        };
+        let env = self.env.as_ref();
+        let disabled = env.is_some_and(|e| e.sdk_disabled);
+        let convention = env.map_or(Convention::default(), |e| e.convention);
+        let attributes = env.map_or_else(Vec::new, |e| e.resource_attributes.clone());
+        let service_name = env.and_then(|e| e.service_name.clone());
+        let resource = config::build_resource(
+            attributes.clone(),
+            service_name.clone(),
+            default_name,
+            Some(convention.schema_url()),
+        );
         let jsonl_cfg = if disabled { None } else { self.jsonl.flatten() };
         let otlp_cfg = if disabled {
             None
         } else {
-            self.otlp.unwrap_or(env_otlp)
+            self.otlp
+                .unwrap_or_else(|| env.and_then(|e| e.otlp.clone()))
         };
+        let jsonl_follows_sampler = self
+            .jsonl_follows_sampler
+            .or(env.map(|e| e.jsonl_follows_sampler))
+            .unwrap_or(false);
+        let sampler = env.map_or(SamplerChoice::ParentBasedAlwaysOn, |e| e.sampler);
 
-        let sampler = self
-            .env
-            .as_ref()
-            .map_or(config::SamplerChoice::ParentBasedAlwaysOn, |e| e.sampler);
         // What the banner may claim: the sinks about to be built, nothing else.
         let jsonl_summary = jsonl_cfg.as_ref().map(|c| JsonlSummary {
             path: c.path.clone(),
@@ -141,13 +175,26 @@ impl PipelineBuilder {
             endpoint: summary::masked(&c.endpoint),
             protocol: c.protocol,
         });
-        let mut builder = SdkTracerProvider::builder()
-            .with_resource(resource.clone())
-            .with_sampler(sampler.to_sampler());
+        let mut builder = SdkTracerProvider::builder().with_resource(resource.clone());
+        // The file is the local record: unless told to follow the sampler, it gets the calls the
+        // sampler leaves out too, recorded with the sampled flag off so that only the file (and
+        // never OTLP, nor the `traceparent` sent on) treats them as kept.
+        let records_sampled_out = jsonl_cfg.is_some() && !jsonl_follows_sampler;
+        builder = if records_sampled_out {
+            builder.with_sampler(RecordSampledOut(sampler.to_sampler()))
+        } else {
+            builder.with_sampler(sampler.to_sampler())
+        };
         let jsonl = match jsonl_cfg {
             Some(cfg) => {
                 let exporter = JsonlSpanExporter::new(&cfg)?;
-                let sink = make_sink("jsonl", exporter, &resource, cfg.batch);
+                let sink = make_sink(
+                    "jsonl",
+                    ConventionExporter::new(exporter, convention),
+                    &resource,
+                    cfg.batch,
+                    jsonl_follows_sampler,
+                );
                 builder = builder.with_span_processor(SharedSink(sink.clone()));
                 Some(sink)
             }
@@ -156,14 +203,34 @@ impl PipelineBuilder {
         let otlp = match otlp_cfg {
             Some(cfg) => {
                 let exporter = build_span_exporter(&cfg)?;
-                let sink = make_sink("otlp", exporter, &resource, cfg.batch);
+                let sink = make_sink(
+                    "otlp",
+                    ConventionExporter::new(exporter, convention),
+                    &resource,
+                    cfg.batch,
+                    true,
+                );
                 builder = builder.with_span_processor(SharedSink(sink.clone()));
                 Some(sink)
             }
             None => None,
         };
-        let metrics = match self.env.as_ref().and_then(|e| e.metrics.as_ref()) {
-            Some(cfg) if !disabled => Some(build_metrics_sink(&cfg.otlp, cfg.interval, &resource)?),
+        let metrics = match env.and_then(|e| e.metrics.as_ref()) {
+            Some(cfg) if !disabled => {
+                // Metrics keep the v1.41 names whatever the span convention (see `metrics`), so
+                // their resource names v1.41's schema.
+                let metrics_resource = config::build_resource(
+                    attributes,
+                    service_name,
+                    default_name,
+                    Some(semconv::SCHEMA_URL),
+                );
+                Some(build_metrics_sink(
+                    &cfg.otlp,
+                    cfg.interval,
+                    &metrics_resource,
+                )?)
+            }
             _ => None,
         };
         let summary = PipelineSummary {
@@ -185,9 +252,38 @@ impl PipelineBuilder {
             jsonl,
             otlp,
             resource,
+            convention,
+            sampler,
+            jsonl_follows_sampler,
             shutdown_started: AtomicBool::new(false),
             final_stats: Mutex::new(None),
         })
+    }
+}
+
+/// The configured sampler, except that a span it would drop is recorded (sampled flag off)
+/// instead, so it reaches the JSONL sink while the sampled-only OTLP sink passes it over. Its
+/// children see an unsampled parent, so parent-based samplers keep whole trees consistent.
+#[derive(Debug, Clone)]
+struct RecordSampledOut(Sampler);
+
+impl ShouldSample for RecordSampledOut {
+    fn should_sample(
+        &self,
+        parent_context: Option<&Context>,
+        trace_id: TraceId,
+        name: &str,
+        span_kind: &SpanKind,
+        attributes: &[KeyValue],
+        links: &[Link],
+    ) -> SamplingResult {
+        let mut result =
+            self.0
+                .should_sample(parent_context, trace_id, name, span_kind, attributes, links);
+        if matches!(result.decision, SamplingDecision::Drop) {
+            result.decision = SamplingDecision::RecordOnly;
+        }
+        result
     }
 }
 
@@ -196,27 +292,10 @@ fn make_sink<E: SpanExporter + 'static>(
     mut exporter: E,
     resource: &Resource,
     batch: BatchSettings,
+    sampled_only: bool,
 ) -> Arc<SinkProcessor> {
     exporter.set_resource(resource);
-    SinkProcessor::new(name, exporter, batch)
-}
-
-/// The two resource variables, kept from `from_env` so `build` can apply the default service
-/// name chosen later in the builder chain.
-#[derive(Debug, Default)]
-struct ResourceEnv<'a> {
-    attributes: Option<&'a str>,
-    service_name: Option<&'a str>,
-}
-
-impl EnvSource for ResourceEnv<'_> {
-    fn var(&self, key: &str) -> Option<String> {
-        match key {
-            config::OTEL_RESOURCE_ATTRIBUTES => self.attributes.map(str::to_owned),
-            config::OTEL_SERVICE_NAME => self.service_name.map(str::to_owned),
-            _ => None,
-        }
-    }
+    SinkProcessor::new(name, exporter, batch, sampled_only)
 }
 
 /// A running export pipeline. Call [`Pipeline::shutdown`] before exit: dropping does not
@@ -227,6 +306,9 @@ pub struct Pipeline {
     jsonl: Option<Arc<SinkProcessor>>,
     otlp: Option<Arc<SinkProcessor>>,
     resource: Resource,
+    convention: Convention,
+    sampler: SamplerChoice,
+    jsonl_follows_sampler: bool,
     metrics: Option<MetricsSink>,
     shutdown_started: AtomicBool,
     final_stats: Mutex<Option<PipelineStats>>,
@@ -239,9 +321,31 @@ impl Pipeline {
         PipelineBuilder::default()
     }
 
-    /// A tracer whose spans go to every sink.
+    /// A tracer whose spans go to every sink. Its scope carries llmtap's version and the
+    /// schema URL of the convention in use.
     pub fn tracer(&self, name: &'static str) -> SdkTracer {
-        self.provider.tracer(name)
+        self.provider.tracer_with_scope(
+            InstrumentationScope::builder(name)
+                .with_version(SCOPE_VERSION)
+                .with_schema_url(self.convention.schema_url())
+                .build(),
+        )
+    }
+
+    /// The GenAI convention every span, the resource and the scopes follow.
+    pub fn convention(&self) -> Convention {
+        self.convention
+    }
+
+    /// The sampler from `OTEL_TRACES_SAMPLER` (it decides what OTLP gets).
+    pub fn sampler(&self) -> SamplerChoice {
+        self.sampler
+    }
+
+    /// Whether the JSONL file follows the sampler (`LLMTAP_JSONL_SAMPLED=true`) instead of
+    /// keeping every call.
+    pub fn jsonl_follows_sampler(&self) -> bool {
+        self.jsonl_follows_sampler
     }
 
     /// The provider, e.g. for `tracing-opentelemetry` or `global::set_tracer_provider`.

@@ -8,6 +8,11 @@
 //! [`CountingExporter`] when a batch reaches the exporter, i.e. after it has left the
 //! processor's channel, so the channel (sized `max_queue_size`) can never be full and the
 //! SDK never drops a span we did not count. Spans ended after shutdown are dropped too.
+//!
+//! Sampling: a sink that forwards only sampled spans (OTLP, and the JSONL file with
+//! `LLMTAP_JSONL_SAMPLED=true`) passes over spans whose sampled flag is off and counts them as
+//! `sampled_out`; those spans reach the processors at all only because the pipeline records
+//! sampled-out calls for the file (see `pipeline`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -31,6 +36,8 @@ pub struct SinkStats {
     pub dropped: AtomicU64,
     /// Spans in batches the exporter failed (dead collector, full disk, …).
     pub failed: AtomicU64,
+    /// Spans this sink passed over because the sampler did not sample them.
+    pub sampled_out: AtomicU64,
     in_flight: AtomicUsize,
 }
 
@@ -45,6 +52,8 @@ pub struct SinkSnapshot {
     pub failed: u64,
     /// Spans accepted but not yet exported. After a shutdown that timed out, these are lost.
     pub queued: u64,
+    /// Spans not forwarded because the sampler left them out (not a loss: by design).
+    pub sampled_out: u64,
 }
 
 impl SinkStats {
@@ -55,6 +64,7 @@ impl SinkStats {
             dropped: self.dropped.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
             queued: self.in_flight.load(Ordering::Relaxed) as u64,
+            sampled_out: self.sampled_out.load(Ordering::Relaxed),
         }
     }
 
@@ -133,14 +143,22 @@ pub struct SinkProcessor {
     batch: BatchSpanProcessor,
     stats: Arc<SinkStats>,
     max_queue_size: usize,
+    /// Forward only spans whose sampled flag is set.
+    sampled_only: bool,
     shut_down: AtomicBool,
     drop_logged: AtomicBool,
 }
 
 impl SinkProcessor {
     /// Wraps `exporter` (resource already set on it) in a counting exporter and a batch
-    /// processor with `settings`.
-    pub fn new<E>(name: &'static str, exporter: E, settings: BatchSettings) -> Arc<Self>
+    /// processor with `settings`. With `sampled_only`, spans the sampler did not sample are
+    /// passed over (and counted as `sampled_out`).
+    pub fn new<E>(
+        name: &'static str,
+        exporter: E,
+        settings: BatchSettings,
+        sampled_only: bool,
+    ) -> Arc<Self>
     where
         E: SpanExporter + 'static,
     {
@@ -158,6 +176,7 @@ impl SinkProcessor {
             batch,
             stats,
             max_queue_size,
+            sampled_only,
             shut_down: AtomicBool::new(false),
             drop_logged: AtomicBool::new(false),
         })
@@ -183,6 +202,10 @@ impl SinkProcessor {
     }
 
     fn on_end(&self, span: SpanData) {
+        if self.sampled_only && !span.span_context.is_sampled() {
+            self.stats.sampled_out.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         if self.shut_down.load(Ordering::Acquire) {
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             return;

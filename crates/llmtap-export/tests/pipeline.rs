@@ -14,8 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result};
 use llmtap_export::proto::{ExportTraceServiceRequest, ResourceSpans, any_value};
 use llmtap_export::{
-    BatchSettings, ExportConfigError, JsonlConfig, OtlpConfig, Pipeline, PipelineError,
-    PipelineStats, SinkSnapshot,
+    BatchSettings, JsonlConfig, OtlpConfig, Pipeline, PipelineStats, SinkSnapshot,
 };
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
@@ -91,7 +90,8 @@ fn shutdown_twice_is_fine_and_late_spans_count_as_dropped() -> Result<()> {
             written: 3,
             dropped: 0,
             failed: 0,
-            queued: 0
+            queued: 0,
+            sampled_out: 0,
         }
     );
     assert!(
@@ -174,7 +174,8 @@ fn collector_down(protocol: &str) -> Result<()> {
             written: total,
             dropped: 0,
             failed: 0,
-            queued: 0
+            queued: 0,
+            sampled_out: 0,
         }
     );
     assert_eq!(common::count_file(&path)?.1, total);
@@ -185,7 +186,8 @@ fn collector_down(protocol: &str) -> Result<()> {
             written: 0,
             dropped: 0,
             failed: total,
-            queued: 0
+            queued: 0,
+            sampled_out: 0,
         },
         "{protocol}"
     );
@@ -293,7 +295,8 @@ fn ten_thousand_spans_with_a_dead_collector() -> Result<()> {
             written: SPANS,
             dropped: 0,
             failed: 0,
-            queued: 0
+            queued: 0,
+            sampled_out: 0,
         }
     );
     assert_eq!(common::count_file(&path)?.1, SPANS);
@@ -535,11 +538,42 @@ fn endpoint_rules_from_env() -> Result<()> {
 // 8. Malformed environment, and the off switches
 
 #[test]
-fn malformed_env_values_are_errors_naming_the_variable() {
+fn unusable_otel_values_are_ignored_with_one_warning_naming_the_variable() -> Result<()> {
     const EP: (&str, &str) = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318");
-    /// (environment, variable the error must name, value it must show if not secret)
+    /// (environment, the one variable warned about, value the warning must show if not secret)
     type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, Option<&'a str>);
     let cases: &[Case<'_>] = &[
+        // The five values a shared environment sets for other services (issue 18).
+        (
+            &[EP, ("OTEL_TRACES_SAMPLER", "xray")],
+            "OTEL_TRACES_SAMPLER",
+            Some("xray"),
+        ),
+        (
+            &[EP, ("OTEL_TRACES_SAMPLER", "jaeger_remote")],
+            "OTEL_TRACES_SAMPLER",
+            Some("jaeger_remote"),
+        ),
+        (
+            &[
+                EP,
+                ("OTEL_TRACES_SAMPLER", "traceidratio"),
+                ("OTEL_TRACES_SAMPLER_ARG", "fifty"),
+            ],
+            "OTEL_TRACES_SAMPLER_ARG",
+            Some("fifty"),
+        ),
+        (
+            &[EP, ("OTEL_SDK_DISABLED", "1")],
+            "OTEL_SDK_DISABLED",
+            Some("1"),
+        ),
+        (
+            &[EP, ("OTEL_TRACES_EXPORTER", "otlp,prometheus,otlpp")],
+            "OTEL_TRACES_EXPORTER",
+            Some("otlpp"),
+        ),
+        // And the rest of the spec's variables.
         (
             &[EP, ("OTEL_EXPORTER_OTLP_PROTOCOL", "bogus")],
             "OTEL_EXPORTER_OTLP_PROTOCOL",
@@ -554,11 +588,6 @@ fn malformed_env_values_are_errors_naming_the_variable() {
             &[EP, ("OTEL_EXPORTER_OTLP_TIMEOUT", "10s")],
             "OTEL_EXPORTER_OTLP_TIMEOUT",
             Some("10s"),
-        ),
-        (
-            &[EP, ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "0")],
-            "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
-            None,
         ),
         (
             &[EP, ("OTEL_EXPORTER_OTLP_COMPRESSION", "zstd")],
@@ -581,56 +610,54 @@ fn malformed_env_values_are_errors_naming_the_variable() {
             None,
         ),
         (
-            &[("OTEL_EXPORTER_OTLP_ENDPOINT", "ftp://host:21")],
-            "OTEL_EXPORTER_OTLP_ENDPOINT",
-            Some("ftp://host:21"),
-        ),
-        (
-            &[EP, ("OTEL_SDK_DISABLED", "yes")],
-            "OTEL_SDK_DISABLED",
-            Some("yes"),
-        ),
-        (
-            &[EP, ("OTEL_TRACES_EXPORTER", "otlpp")],
-            "OTEL_TRACES_EXPORTER",
-            None,
-        ),
-        (
             &[EP, ("OTEL_BSP_MAX_QUEUE_SIZE", "0")],
             "OTEL_BSP_MAX_QUEUE_SIZE",
-            None,
+            Some("0"),
         ),
         (
             &[("OTEL_RESOURCE_ATTRIBUTES", "service.name")],
             "OTEL_RESOURCE_ATTRIBUTES",
-            None,
+            Some("service.name"),
         ),
     ];
     for (pairs, var, value) in cases {
         let env: HashMap<&str, &str> = pairs.iter().copied().collect();
-        let err = match Pipeline::builder().from_env(&env) {
-            Ok(_) => panic!("{pairs:?} must be rejected"),
-            Err(e) => e,
-        };
-        let message = err.to_string();
-        assert!(
-            message.contains(var),
-            "error for {pairs:?} does not name {var}: {message}"
-        );
+        let builder = Pipeline::builder()
+            .from_env(&env)
+            .with_context(|| format!("{pairs:?} must not stop the pipeline"))?;
+        let warnings = builder.env_warnings().to_vec();
+        assert_eq!(warnings.len(), 1, "{pairs:?}: {warnings:?}");
+        assert_eq!(warnings[0].var, *var, "{pairs:?}");
+        assert!(warnings[0].message.starts_with(var), "{warnings:?}");
         if let Some(value) = value {
-            assert!(message.contains(value), "{message} should show {value:?}");
+            assert!(warnings[0].message.contains(value), "{warnings:?}");
         }
-        assert!(
-            matches!(
-                err,
-                PipelineError::Config(ExportConfigError::InvalidValue { .. })
-            ),
-            "{err:?}"
-        );
-        assert_eq!(err.kind(), "invalid_config");
+        // The defaults stand in: the pipeline builds.
+        let pipeline = builder.build()?;
+        pipeline.shutdown(Duration::from_secs(1));
     }
 
-    // Header values are secrets: never echoed.
+    // What the defaults are: SDK on, otlp kept from a list with unknown names, 10 s timeout.
+    let env = [
+        EP,
+        ("OTEL_SDK_DISABLED", "1"),
+        ("OTEL_TRACES_EXPORTER", "otlp,prometheus"),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "soon"),
+        ("OTEL_EXPORTER_OTLP_COMPRESSION", "brotli"),
+    ];
+    let cfg = OtlpConfig::from_env(&env)?.context("forwarding stays on")?;
+    assert_eq!(cfg.timeout, Duration::from_secs(10));
+    assert_eq!(cfg.compression, llmtap_export::OtlpCompression::None);
+    // `0` means no limit.
+    let env = [EP, ("OTEL_EXPORTER_OTLP_TIMEOUT", "0")];
+    let cfg = OtlpConfig::from_env(&env)?.context("forwarding on")?;
+    assert!(
+        cfg.timeout >= Duration::from_secs(24 * 3600),
+        "{:?}",
+        cfg.timeout
+    );
+
+    // Header values are secrets: never echoed; the valid entries are kept.
     let env = [
         EP,
         (
@@ -638,10 +665,152 @@ fn malformed_env_values_are_errors_naming_the_variable() {
             "authorization=Bearer%20sk-live-SECRET,bad key=sk-other-SECRET",
         ),
     ];
-    let err = OtlpConfig::from_env(&env).expect_err("bad header name");
-    let message = err.to_string();
+    let builder = Pipeline::builder().from_env(&env)?;
+    let message = builder.env_warnings()[0].message.clone();
     assert!(message.contains("OTEL_EXPORTER_OTLP_HEADERS"), "{message}");
     assert!(!message.contains("SECRET"), "secret leaked: {message}");
+    let cfg = OtlpConfig::from_env(&env)?.context("forwarding on")?;
+    assert_eq!(
+        cfg.headers,
+        [(
+            "authorization".to_owned(),
+            "Bearer sk-live-SECRET".to_owned()
+        )]
+    );
+    Ok(())
+}
+
+#[test]
+fn bad_endpoints_and_llmtap_settings_stay_errors() {
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (
+            &[("OTEL_EXPORTER_OTLP_ENDPOINT", "ftp://host:21")],
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+        ),
+        (
+            &[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://")],
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        ),
+        (
+            &[("LLMTAP_JSONL_SAMPLED", "sometimes")],
+            "LLMTAP_JSONL_SAMPLED",
+        ),
+    ];
+    for (pairs, var) in cases {
+        let env: HashMap<&str, &str> = pairs.iter().copied().collect();
+        let err = match Pipeline::builder().from_env(&env) {
+            Ok(_) => panic!("{pairs:?} must be rejected"),
+            Err(e) => e,
+        };
+        let message = err.to_string();
+        assert!(message.contains(var), "{message}");
+        assert!(!message.contains('\n'), "one line: {message}");
+        assert_eq!(err.kind(), "invalid_config");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 9. Sampling decides what is forwarded, not what is recorded locally
+
+fn sampled_run(
+    sampler: &[(&str, &str)],
+    follow: Option<&str>,
+) -> Result<(PipelineStats, u64, usize)> {
+    const SPANS: usize = 40;
+    let (addr, records) = common::http_collector()?;
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("traces.jsonl");
+    let mut pairs = vec![
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{addr}")),
+        ("OTEL_BSP_SCHEDULE_DELAY", "50".to_owned()),
+    ];
+    pairs.extend(sampler.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    if let Some(follow) = follow {
+        pairs.push(("LLMTAP_JSONL_SAMPLED", follow.to_owned()));
+    }
+    let env = env_map(&pairs);
+    let pipeline = Pipeline::builder()
+        .jsonl(Some(jsonl_cfg(&path, 1_024)))
+        .from_env(&env)?
+        .build()?;
+    emit(&pipeline, "sampled", SPANS);
+    let stats = pipeline.shutdown(Duration::from_secs(15));
+    let in_file = if path.exists() {
+        common::count_file(&path)?.1
+    } else {
+        0
+    };
+    let received: usize = records
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .filter(|r| r.path == "/v1/traces")
+        .map(|r| {
+            ExportTraceServiceRequest::decode(r.body.as_slice())
+                .map(|req| count_request_spans(&req))
+                .unwrap_or(0)
+        })
+        .sum();
+    Ok((stats, in_file, received))
+}
+
+#[test]
+fn always_off_keeps_every_span_in_the_file_and_forwards_none() -> Result<()> {
+    let (stats, in_file, received) = sampled_run(&[("OTEL_TRACES_SAMPLER", "always_off")], None)?;
+    assert_eq!(in_file, 40, "the file is the local record");
+    assert_eq!(received, 0, "the collector gets nothing");
+    let otlp = sink(stats.otlp, "otlp")?;
+    assert_eq!((otlp.written, otlp.sampled_out), (0, 40));
+    assert_eq!(sink(stats.jsonl, "jsonl")?.written, 40);
+
+    // LLMTAP_JSONL_SAMPLED=true: the file follows the sampler too.
+    let (stats, in_file, received) =
+        sampled_run(&[("OTEL_TRACES_SAMPLER", "always_off")], Some("true"))?;
+    assert_eq!((in_file, received), (0, 0));
+    // Not even recorded: the sampler drops them before any sink sees them.
+    assert_eq!(sink(stats.jsonl, "jsonl")?.written, 0);
+
+    // A ratio thins only what is forwarded; every span is either sent or counted out.
+    let (stats, in_file, received) = sampled_run(
+        &[
+            ("OTEL_TRACES_SAMPLER", "traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.5"),
+        ],
+        None,
+    )?;
+    let otlp = sink(stats.otlp, "otlp")?;
+    assert_eq!(in_file, 40);
+    assert_eq!(received as u64, otlp.written);
+    assert_eq!(otlp.written + otlp.sampled_out, 40);
+    assert!(otlp.written > 0 && otlp.sampled_out > 0, "{otlp:?}");
+    Ok(())
+}
+
+#[test]
+fn sampled_out_spans_propagate_an_unsampled_context() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("traces.jsonl");
+    let env = [("OTEL_TRACES_SAMPLER", "always_off")];
+    let pipeline = Pipeline::builder()
+        .jsonl(Some(jsonl_cfg(&path, 1_024)))
+        .from_env(&env)?
+        .build()?;
+    let tracer = pipeline.tracer("flags");
+    let span = tracer.start("recorded-not-sampled");
+    let cx = span.span_context().clone();
+    assert!(cx.is_valid());
+    assert!(!cx.is_sampled(), "traceparent sent on must say not sampled");
+    drop(span);
+    let stats = pipeline.shutdown(Duration::from_secs(5));
+    assert_eq!(sink(stats.jsonl, "jsonl")?.written, 1);
+    // The file says so too: the W3C sampled bit of the span's flags is off.
+    let text = std::fs::read_to_string(&path)?;
+    let line: serde_json::Value = serde_json::from_str(text.lines().next().context("a line")?)?;
+    let flags = line["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["flags"]
+        .as_u64()
+        .context("flags")?;
+    assert_eq!(flags & 1, 0, "flags {flags:#x}");
+    Ok(())
 }
 
 #[test]
@@ -698,5 +867,204 @@ fn traces_exporter_none_and_sdk_disabled_switch_sinks_off() -> Result<()> {
     );
     assert!(!path.exists(), "a disabled SDK creates no file");
     assert!(!dir.path().join("disabled").exists());
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// 10. Each signal its own settings
+
+#[test]
+fn traces_and_metrics_each_get_their_own_headers_protocol_and_compression() -> Result<()> {
+    use llmtap_core::call::LlmCall;
+    use llmtap_core::semconv::{operation, provider};
+
+    let (addr, records) = common::http_collector()?;
+    let env = env_map(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{addr}")),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "x-generic=g".to_owned()),
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+            "authorization=Bearer%20traces-only".to_owned(),
+        ),
+        ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/json".to_owned()),
+        ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "gzip".to_owned()),
+        (
+            "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+            "x-metrics=m".to_owned(),
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+            "http/protobuf".to_owned(),
+        ),
+        ("OTEL_BSP_SCHEDULE_DELAY", "50".to_owned()),
+    ]);
+    let pipeline = Pipeline::builder().from_env(&env)?.build()?;
+    emit(&pipeline, "signal", 3);
+    let metrics = pipeline
+        .metrics()
+        .context("metrics on with the base endpoint")?;
+    let mut call = LlmCall::new(operation::CHAT, provider::OPENAI);
+    call.timings.duration = Some(Duration::from_millis(120));
+    metrics.record(&call);
+    pipeline.shutdown(Duration::from_secs(15));
+
+    let recorded = records
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    let traces: Vec<_> = recorded.iter().filter(|r| r.path == "/v1/traces").collect();
+    let metric_posts: Vec<_> = recorded
+        .iter()
+        .filter(|r| r.path == "/v1/metrics")
+        .collect();
+    assert!(!traces.is_empty(), "paths: {:?}", paths(&recorded));
+    assert!(!metric_posts.is_empty(), "paths: {:?}", paths(&recorded));
+    for r in &traces {
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        assert_eq!(r.header("content-encoding"), Some("gzip"));
+        assert_eq!(r.header("authorization"), Some("Bearer traces-only"));
+        assert_eq!(
+            r.header("x-generic"),
+            None,
+            "the signal's headers replace the generic ones"
+        );
+    }
+    for r in &metric_posts {
+        assert_eq!(r.header("content-type"), Some("application/x-protobuf"));
+        assert_eq!(
+            r.header("content-encoding"),
+            None,
+            "traces' compression stays theirs"
+        );
+        assert_eq!(
+            r.header("authorization"),
+            None,
+            "traces' auth header never leaks"
+        );
+        assert_eq!(r.header("x-metrics"), Some("m"));
+    }
+    Ok(())
+}
+
+fn paths(records: &[common::HttpRecord]) -> Vec<&str> {
+    records.iter().map(|r| r.path.as_str()).collect()
+}
+
+#[test]
+fn otlp_exporter_without_endpoint_sends_to_the_spec_default() -> Result<()> {
+    let env = [("OTEL_TRACES_EXPORTER", "otlp")];
+    let cfg = OtlpConfig::from_env(&env)?.context("otlp named: forwarding on")?;
+    assert_eq!(cfg.endpoint, "http://localhost:4318/v1/traces");
+    let env = [
+        ("OTEL_TRACES_EXPORTER", "otlp"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+    ];
+    let cfg = OtlpConfig::from_env(&env)?.context("otlp named: forwarding on")?;
+    assert_eq!(cfg.endpoint, "http://localhost:4317");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// 11. One semconv version per output, named by its schema URL
+
+fn convention_run(opt_in: Option<&str>) -> Result<serde_json::Value> {
+    use llmtap_core::semconv as sc;
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("traces.jsonl");
+    let env: Vec<(&str, &str)> = opt_in
+        .map(|v| vec![("OTEL_SEMCONV_STABILITY_OPT_IN", v)])
+        .unwrap_or_default();
+    let env: HashMap<&str, &str> = env.into_iter().collect();
+    let pipeline = Pipeline::builder()
+        .jsonl(Some(jsonl_cfg(&path, 1_024)))
+        .from_env(&env)?
+        .build()?;
+    let mut span = pipeline.tracer("llmtap-proxy").start("chat m");
+    span.set_attribute(KeyValue::new(
+        sc::GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+        7_i64,
+    ));
+    span.set_attribute(KeyValue::new(sc::GEN_AI_REQUEST_TOP_K, 40.0));
+    span.set_attribute(KeyValue::new(sc::LLMTAP_REQUEST_REASONING_LEVEL, "high"));
+    span.end();
+    pipeline.shutdown(Duration::from_secs(5));
+    let text = std::fs::read_to_string(&path)?;
+    Ok(serde_json::from_str(
+        text.lines().next().context("one line")?,
+    )?)
+}
+
+fn span_attr_keys(line: &serde_json::Value) -> Vec<(String, serde_json::Value)> {
+    line["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["attributes"]
+        .as_array()
+        .map(|attrs| {
+            attrs
+                .iter()
+                .map(|kv| {
+                    (
+                        kv["key"].as_str().unwrap_or_default().to_owned(),
+                        kv["value"].clone(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn default_output_is_v1_41_and_the_opt_in_switches_names_and_schema_together() -> Result<()> {
+    let line = convention_run(None)?;
+    let resource_spans = &line["resourceSpans"][0];
+    assert_eq!(
+        resource_spans["schemaUrl"],
+        "https://opentelemetry.io/schemas/1.41.0"
+    );
+    let scope_spans = &resource_spans["scopeSpans"][0];
+    assert_eq!(
+        scope_spans["schemaUrl"],
+        "https://opentelemetry.io/schemas/1.41.0"
+    );
+    assert_eq!(scope_spans["scope"]["name"], "llmtap-proxy");
+    assert_eq!(scope_spans["scope"]["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        span_attr_keys(&line),
+        [
+            (
+                "gen_ai.usage.cache_creation.input_tokens".to_owned(),
+                serde_json::json!({"intValue": "7"})
+            ),
+            (
+                "gen_ai.request.top_k".to_owned(),
+                serde_json::json!({"doubleValue": 40.0})
+            ),
+            (
+                "llmtap.request.reasoning.level".to_owned(),
+                serde_json::json!({"stringValue": "high"})
+            ),
+        ]
+    );
+
+    let line = convention_run(Some("http,gen_ai_latest_experimental"))?;
+    let resource_spans = &line["resourceSpans"][0];
+    let latest = "https://opentelemetry.io/schemas/gen-ai/1.42.0";
+    assert_eq!(resource_spans["schemaUrl"], latest);
+    assert_eq!(resource_spans["scopeSpans"][0]["schemaUrl"], latest);
+    assert_eq!(
+        span_attr_keys(&line),
+        [
+            (
+                "gen_ai.usage.cache_write.input_tokens".to_owned(),
+                serde_json::json!({"intValue": "7"})
+            ),
+            (
+                "gen_ai.request.top_k".to_owned(),
+                serde_json::json!({"intValue": "40"})
+            ),
+            (
+                "gen_ai.request.reasoning.level".to_owned(),
+                serde_json::json!({"stringValue": "high"})
+            ),
+        ]
+    );
     Ok(())
 }

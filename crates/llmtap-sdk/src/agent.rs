@@ -18,8 +18,8 @@
 //! ancestor ended cannot be written onto the already-ended span.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use llmtap_core::call::Usage;
 use llmtap_core::semconv;
@@ -44,7 +44,7 @@ pub struct UsageTotals {
     pub output_tokens: Option<u64>,
     /// Sum of `gen_ai.usage.cache_read.input_tokens`.
     pub cache_read_input_tokens: Option<u64>,
-    /// Sum of `gen_ai.usage.cache_write.input_tokens`.
+    /// Sum of `gen_ai.usage.cache_creation.input_tokens` (`cache_write` in the GenAI repository).
     pub cache_write_input_tokens: Option<u64>,
     /// Sum of `gen_ai.usage.reasoning.output_tokens`.
     pub reasoning_output_tokens: Option<u64>,
@@ -115,7 +115,7 @@ impl UsageTotals {
                 self.cache_read_input_tokens,
             ),
             (
-                semconv::LLMTAP_USAGE_TOTAL_CACHE_WRITE_INPUT_TOKENS,
+                semconv::LLMTAP_USAGE_TOTAL_CACHE_CREATION_INPUT_TOKENS,
                 self.cache_write_input_tokens,
             ),
             (
@@ -146,8 +146,22 @@ struct AgentInner {
     conversation_id: Option<String>,
     meta: Vec<(String, String)>,
     totals: Totals,
+    /// `gen_ai.provider.name` as given to the builder; else learned from the model calls.
+    provider: Option<String>,
+    /// The providers of this agent's own model calls, for `gen_ai.provider.name` at its end.
+    providers_seen: Mutex<ProvidersSeen>,
     /// The nearest enclosing agent: where this agent's usage also goes.
     parent: Option<AgentHandle>,
+}
+
+/// Which providers an agent's own model calls went to.
+#[derive(Debug, Default)]
+enum ProvidersSeen {
+    #[default]
+    None,
+    One(String),
+    /// More than one: no single `gen_ai.provider.name` describes the agent.
+    Several,
 }
 
 impl std::fmt::Debug for AgentHandle {
@@ -251,6 +265,39 @@ impl AgentHandle {
         }
     }
 
+    /// Notes the `gen_ai.provider.name` of one of this agent's own model calls: when all of
+    /// them used one provider, the agent span carries it too (semconv requires it on
+    /// `invoke_agent` where known). The SDK's model calls do this themselves.
+    pub fn note_provider(&self, provider: &str) {
+        let mut seen = self
+            .inner
+            .providers_seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *seen = match std::mem::take(&mut *seen) {
+            ProvidersSeen::None => ProvidersSeen::One(provider.to_owned()),
+            ProvidersSeen::One(p) if p == provider => ProvidersSeen::One(p),
+            ProvidersSeen::One(_) | ProvidersSeen::Several => ProvidersSeen::Several,
+        };
+    }
+
+    /// `gen_ai.provider.name` for the agent span: the one given to the builder, else the one
+    /// provider all its own model calls used, else none.
+    pub fn provider(&self) -> Option<String> {
+        if let Some(p) = &self.inner.provider {
+            return Some(p.clone());
+        }
+        match &*self
+            .inner
+            .providers_seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+        {
+            ProvidersSeen::One(p) => Some(p.clone()),
+            ProvidersSeen::None | ProvidersSeen::Several => None,
+        }
+    }
+
     /// The subtree totals so far.
     pub fn totals(&self) -> UsageTotals {
         self.inner.totals.snapshot()
@@ -315,6 +362,7 @@ pub struct AgentBuilder {
     name: String,
     id: Option<String>,
     description: Option<String>,
+    provider: Option<String>,
     conversation_id: Option<String>,
     meta: Vec<(String, String)>,
     attributes: Vec<KeyValue>,
@@ -328,6 +376,7 @@ impl AgentBuilder {
             name,
             id: None,
             description: None,
+            provider: None,
             conversation_id: None,
             meta: Vec::new(),
             attributes: Vec::new(),
@@ -344,6 +393,14 @@ impl AgentBuilder {
     /// `gen_ai.agent.description`.
     pub fn description(mut self, description: impl Into<String>) -> Self {
         self.description = Some(description.into());
+        self
+    }
+
+    /// `gen_ai.provider.name` of the agent (a semconv value: `openai`, `anthropic`, …), set
+    /// when the span starts. Without it the agent span gets the provider of its own model calls
+    /// when they all used one.
+    pub fn provider(mut self, provider: impl Into<String>) -> Self {
+        self.provider = Some(provider.into());
         self
     }
 
@@ -404,6 +461,9 @@ impl AgentBuilder {
         if let Some(d) = &self.description {
             attrs.push(KeyValue::new(semconv::GEN_AI_AGENT_DESCRIPTION, d.clone()));
         }
+        if let Some(p) = &self.provider {
+            attrs.push(KeyValue::new(semconv::GEN_AI_PROVIDER_NAME, p.clone()));
+        }
         if let Some(c) = &conversation_id {
             attrs.push(KeyValue::new(semconv::GEN_AI_CONVERSATION_ID, c.clone()));
         }
@@ -427,6 +487,8 @@ impl AgentBuilder {
                 conversation_id,
                 meta: self.meta,
                 totals: Totals::default(),
+                provider: self.provider,
+                providers_seen: Mutex::new(ProvidersSeen::None),
                 parent: enclosing,
             }),
         };
@@ -476,6 +538,11 @@ impl Agent {
             return;
         };
         span.set_attributes(self.handle.totals().attributes());
+        if self.handle.inner.provider.is_none()
+            && let Some(provider) = self.handle.provider()
+        {
+            span.set_attribute(KeyValue::new(semconv::GEN_AI_PROVIDER_NAME, provider));
+        }
         if let Some(error) = self.error.take() {
             span.set_attribute(KeyValue::new(semconv::ERROR_TYPE, error.clone()));
             span.set_status(Status::error(error));
@@ -541,6 +608,25 @@ mod tests {
             ]
         );
         assert!(!keys.iter().any(|k| k.starts_with("gen_ai.usage")));
+    }
+
+    #[test]
+    fn provider_is_the_given_one_else_the_single_one_of_its_calls() {
+        let t = Telemetry::disabled();
+        let given = t.agent("a").root().provider("anthropic").start();
+        given.note_provider("openai");
+        assert_eq!(given.provider().as_deref(), Some("anthropic"));
+        let learned = t.agent("b").root().start();
+        assert_eq!(learned.provider(), None);
+        learned.note_provider("openai");
+        learned.note_provider("openai");
+        assert_eq!(learned.provider().as_deref(), Some("openai"));
+        learned.note_provider("gcp.gemini");
+        assert_eq!(
+            learned.provider(),
+            None,
+            "two providers: none describes the agent"
+        );
     }
 
     #[test]

@@ -135,6 +135,7 @@ impl ModelCall {
         call.server_port = target.port;
         call.route = Some(target.path.clone());
         if let Some(agent) = parent.agent() {
+            agent.note_provider(&call.provider);
             call.agent.agent_name = Some(agent.name().to_owned());
             call.agent.agent_id = agent.id().map(str::to_owned);
             call.agent.conversation_id = agent.conversation_id().map(str::to_owned);

@@ -150,14 +150,18 @@ static GLOBAL: RwLock<Option<Telemetry>> = RwLock::new(None);
 /// |---|---|---|
 /// | `LLMTAP_JSONL` | JSONL file, or `off` | `.llmtap/traces.jsonl` |
 /// | `LLMTAP_JSONL_MAX_BYTES`, `LLMTAP_JSONL_KEEP` | rotation size (`100MiB`, or `off`), old files kept | 100 MiB, 5 |
+/// | `LLMTAP_JSONL_SAMPLED` | `true`: the file follows the sampler too | `false` (every span) |
 /// | `OTEL_EXPORTER_OTLP_*`, `OTEL_TRACES_EXPORTER`, `OTEL_SDK_DISABLED`, `OTEL_BSP_*` | OTLP forwarding, as the spec says | off |
+/// | `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG` | what is forwarded over OTLP | `parentbased_always_on` |
+/// | `OTEL_SEMCONV_STABILITY_OPT_IN` | `gen_ai_latest_experimental`: the GenAI repository's names | v1.41 names |
 /// | `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES` | resource | `service.name=llmtap-sdk` |
 /// | `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`, `LLMTAP_NO_CONTENT` | content capture | on |
 /// | `LLMTAP_REDACT_PATTERNS`, `LLMTAP_MAX_CONTENT_BYTES` | redaction, content budget | built-in, 64 KiB |
 /// | `LLMTAP_MAX_CAPTURE_BYTES` | response body bytes kept for decoding | 8 MiB |
 ///
 /// Keep the returned [`Guard`] alive until the end of `main`: dropping it flushes and stops both
-/// sinks. Malformed values are errors, never silently ignored.
+/// sinks. Malformed `LLMTAP_*` values are errors; an unusable `OTEL_*` value is logged once and
+/// replaced by its default, as the OpenTelemetry specification says.
 pub fn init() -> Result<Guard, InitError> {
     Builder::new().from_env(&ProcessEnv)?.init()
 }

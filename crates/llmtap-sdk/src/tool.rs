@@ -102,6 +102,15 @@ impl ToolBuilder {
             (semconv::GEN_AI_TOOL_CALL_ID, self.call_id),
             (semconv::GEN_AI_TOOL_TYPE, self.tool_type),
             (semconv::GEN_AI_TOOL_DESCRIPTION, self.description),
+            // The agent that runs the tool, so the tool span names it on its own.
+            (
+                semconv::GEN_AI_AGENT_NAME,
+                agent.as_ref().map(|a| a.name().to_owned()),
+            ),
+            (
+                semconv::GEN_AI_AGENT_ID,
+                agent.as_ref().and_then(|a| a.id().map(str::to_owned)),
+            ),
             (
                 semconv::GEN_AI_CONVERSATION_ID,
                 agent

@@ -63,6 +63,7 @@ async fn json_call_is_one_client_span_under_its_agent() -> anyhow::Result<()> {
     assert!(response.is_recorded());
     let answer: Value = response.json().await?;
     assert_eq!(answer["object"], "chat.completion");
+    agent.tool("lookup").start().end();
     agent.end();
     let port = mock.addr().port();
     let tree = Tree::new(support::finish(guard, &path).await?);
@@ -112,6 +113,21 @@ async fn json_call_is_one_client_span_under_its_agent() -> anyhow::Result<()> {
     );
     assert!(span.attr("gen_ai.output.messages").is_some());
     let agent_span = tree.one("invoke_agent greeter");
+    // Known from its one model call: semconv requires the provider on `invoke_agent`.
+    assert_eq!(
+        agent_span.attr_str("gen_ai.provider.name").as_deref(),
+        Some("openai")
+    );
+    // The tool span names the agent that ran it.
+    let tool_span = tree.one("execute_tool lookup");
+    assert_eq!(
+        tool_span.attr_str("gen_ai.agent.name").as_deref(),
+        Some("greeter")
+    );
+    assert_eq!(
+        tool_span.attr_str("gen_ai.agent.id").as_deref(),
+        Some("g-1")
+    );
     assert_eq!(
         agent_span.attr_i64("llmtap.usage.total.input_tokens"),
         Some(i64::try_from(usage.prompt_tokens)?)
