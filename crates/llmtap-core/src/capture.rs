@@ -40,6 +40,10 @@ pub enum ConfigError {
         pattern: String,
         reason: String,
     },
+    /// This build's `regex` cannot compile a built-in pattern: recording would leak what it
+    /// should redact, so nothing starts.
+    #[error("built-in redaction pattern does not compile in this build ({pattern}): {reason}")]
+    BuiltinPattern { pattern: String, reason: String },
 }
 
 /// Content capture settings, shared by every codec call.
@@ -80,8 +84,13 @@ impl CapturePolicy {
         }
     }
 
-    /// Reads the three variables described in the module docs.
+    /// Reads the three variables described in the module docs. Also the start-up check of the
+    /// built-in redaction patterns ([`Redactor::check_builtin`]).
     pub fn from_env(env: &impl EnvSource) -> Result<Self, ConfigError> {
+        Redactor::check_builtin().map_err(|e| ConfigError::BuiltinPattern {
+            pattern: e.pattern,
+            reason: e.reason,
+        })?;
         let content = match env.non_empty(ENV_CAPTURE_CONTENT) {
             None => true,
             Some(value) => parse_capture_mode(&value).ok_or(ConfigError::InvalidValue {

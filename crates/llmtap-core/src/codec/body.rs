@@ -112,6 +112,7 @@ impl ResponseCapture {
                 }
             }
         }
+        call.redact_fields(&policy.redactor);
     }
 }
 
