@@ -188,7 +188,9 @@ fn sigkill_loses_at_most_the_last_second() -> Result<()> {
         .spawn()?;
     let stdout = child.stdout.take().context("child stdout")?;
     let mut lines = BufReader::new(stdout).lines();
-    let ended = lines.find(|l| l.as_ref().is_ok_and(|l| l.starts_with("ended")));
+    // libtest prints `test flush_child ... ` before the child's own words on the same line.
+    let marker = format!("ended {CHILD_SPANS}");
+    let ended = lines.find(|l| l.as_ref().is_ok_and(|l| l.contains(&marker)));
     ensure!(ended.is_some(), "the child never ended its spans");
     std::thread::sleep(Duration::from_secs(1));
     child.kill()?; // SIGKILL
