@@ -399,3 +399,62 @@ fn no_secret_of_the_corpus_reaches_the_jsonl_from_any_field() -> Result<()> {
     }
     Ok(())
 }
+
+/// `llmtap push` names its collector in reports and errors, never with the password of an
+/// endpoint given as `http://user:password@host`.
+#[test]
+fn push_never_prints_an_endpoint_password() -> Result<()> {
+    const PASSWORD: &str = "pUsh-s3cret-Hunter2";
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("t.jsonl");
+    std::fs::write(
+        &file,
+        r#"{"resourceSpans":[{"resource":{},"scopeSpans":[{"scope":{},"spans":[{"traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"b7ad6b7169203331","name":"x","kind":3,"startTimeUnixNano":"1","endTimeUnixNano":"2"}]}]}]}
+"#,
+    )?;
+    let closed = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    for (endpoint, protocol) in [
+        (
+            format!("http://collector:{PASSWORD}@127.0.0.1:{closed}"),
+            "http/protobuf",
+        ),
+        (
+            format!("http://collector:{PASSWORD}@127.0.0.1:{closed}"),
+            "grpc",
+        ),
+        (
+            format!("https://collector:{PASSWORD}@127.0.0.1:{closed}"),
+            "grpc",
+        ),
+        (
+            format!("ftp://collector:{PASSWORD}@127.0.0.1:{closed}"),
+            "grpc",
+        ),
+    ] {
+        let out = Command::new(llmtap_bin())
+            .arg("push")
+            .arg(&file)
+            .args(["--endpoint", &endpoint, "--protocol", protocol])
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            .output()?;
+        let shown = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ensure!(
+            !out.status.success(),
+            "{endpoint}: pushed to a closed port?"
+        );
+        ensure!(
+            !shown.contains(PASSWORD),
+            "{endpoint} ({protocol}): {shown}"
+        );
+        ensure!(
+            shown.contains("collector") || shown.contains("<redacted>"),
+            "says something about the endpoint: {shown}"
+        );
+    }
+    Ok(())
+}

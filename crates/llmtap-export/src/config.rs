@@ -474,6 +474,14 @@ fn validate_url(
     Ok(url)
 }
 
+/// `text` (an error message from a library) with any secret, URL credentials included,
+/// replaced by the built-in redactor's `[REDACTED:<kind>]`.
+pub fn redact_secrets(text: &str) -> String {
+    llmtap_core::redact::Redactor::new()
+        .redact(text)
+        .into_owned()
+}
+
 /// `raw` with the `user:password@` of its authority replaced by `<redacted>@`, for messages.
 /// Works on text that is not a valid URL too (that is when it is shown).
 pub fn redact_userinfo(raw: &str) -> String {
