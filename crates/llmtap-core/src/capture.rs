@@ -84,13 +84,19 @@ impl CapturePolicy {
         }
     }
 
-    /// Reads the three variables described in the module docs. Also the start-up check of the
-    /// built-in redaction patterns ([`Redactor::check_builtin`]).
-    pub fn from_env(env: &impl EnvSource) -> Result<Self, ConfigError> {
+    /// The start-up check of the built-in redaction patterns ([`Redactor::check_builtin`]), for
+    /// every program that records content, whatever built its policy.
+    pub fn check_redaction() -> Result<(), ConfigError> {
         Redactor::check_builtin().map_err(|e| ConfigError::BuiltinPattern {
             pattern: e.pattern,
             reason: e.reason,
-        })?;
+        })
+    }
+
+    /// Reads the three variables described in the module docs. Also the start-up check of the
+    /// built-in redaction patterns ([`Redactor::check_builtin`]).
+    pub fn from_env(env: &impl EnvSource) -> Result<Self, ConfigError> {
+        Self::check_redaction()?;
         let content = match env.non_empty(ENV_CAPTURE_CONTENT) {
             None => true,
             Some(value) => parse_capture_mode(&value).ok_or(ConfigError::InvalidValue {

@@ -232,11 +232,11 @@ struct Builtin {
 }
 
 /// Built once per process. An error names the pattern that failed.
-static BUILTIN_SET: LazyLock<Result<Builtin, PatternError>> = LazyLock::new(compile_builtin);
+static BUILTIN_SET: LazyLock<Result<Builtin, PatternError>> = LazyLock::new(|| compile(BUILTIN));
 
-fn compile_builtin() -> Result<Builtin, PatternError> {
+fn compile(patterns: &[Pattern]) -> Result<Builtin, PatternError> {
     let mut alternation = String::new();
-    for (i, p) in BUILTIN.iter().enumerate() {
+    for (i, p) in patterns.iter().enumerate() {
         // Each alone first, so an error names the pattern rather than the whole alternation.
         Regex::new(p.regex).map_err(|e| PatternError {
             pattern: format!("built-in {}: {}", p.kind, p.regex),
@@ -253,7 +253,7 @@ fn compile_builtin() -> Result<Builtin, PatternError> {
         reason: e.to_string(),
     })?;
     let index_of = |name: &str| regex.capture_names().position(|n| n == Some(name));
-    let groups = BUILTIN
+    let groups = patterns
         .iter()
         .enumerate()
         .map(|(i, p)| {
@@ -731,6 +731,53 @@ mod tests {
         ),
         ("email", "jane.doe+llm@example.co.uk"),
     ];
+
+    /// `cargo test` turns on regex features the release does not have (proptest enables
+    /// regex-syntax's `unicode-case`), so compiling here proves little: the constructs that need
+    /// more than `std`, `perf`, `unicode-perl` are refused by text. The binary's own build is
+    /// checked by `scripts/test.sh` (crates/llmtap-cli/tests/redaction.rs).
+    #[test]
+    fn builtin_patterns_need_no_more_than_the_release_features() {
+        for p in BUILTIN {
+            let r = p.regex;
+            let without_ascii_bounds = r.replace(r"(?-u:\b)", "");
+            assert!(
+                !without_ascii_bounds.contains(r"\b"),
+                "{}: Unicode \\b",
+                p.kind
+            );
+            assert!(
+                !r.replace("(?i-u", "").contains("(?i"),
+                "{}: Unicode case folding needs unicode-case",
+                p.kind
+            );
+            for needs_more in [r"\p{", r"\P{", "(?u"] {
+                assert!(!r.contains(needs_more), "{}: {needs_more}", p.kind);
+            }
+        }
+    }
+
+    #[test]
+    fn a_pattern_that_does_not_compile_is_named() {
+        let bad = [
+            Pattern {
+                kind: "good",
+                regex: "ok",
+            },
+            Pattern {
+                kind: "broken",
+                regex: "(unclosed",
+            },
+        ];
+        let err = compile(&bad)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("built-in broken") && err.contains("(unclosed"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn all_builtin_patterns_compile() {
