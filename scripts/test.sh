@@ -4,7 +4,8 @@
 #   - a Python venv at .venv with the real `openai` and `anthropic` clients and the `rotel`
 #     OpenTelemetry collector (scripts/e2e/requirements.txt, exact pins);
 #   - the real Node `openai` client in scripts/e2e/node_modules (package-lock.json, `npm ci`);
-#   - then `cargo test --workspace --locked`.
+#   - then `cargo test --workspace --locked`, and the secret-corpus test once more against an
+#     `llmtap` built without dev-dependencies (the release's `regex` features).
 #
 # Outside CI a missing prerequisite makes the tests that need it print a visible SKIP line;
 # with CI=true they fail instead, so an install problem here stops the run loudly.
@@ -72,3 +73,16 @@ command -v curl >/dev/null 2>&1 || missing "curl not found"
 # --- Tests ----------------------------------------------------------------------------------
 say "cargo test --workspace --locked"
 cargo test --workspace --locked "$@"
+
+# --- Redaction in the shipped feature set ---------------------------------------------------
+# `cargo test` unifies dev-dependency features into every crate it builds (proptest turns on
+# regex-syntax's `unicode-case`), so a redaction pattern can compile in tests and not in the
+# release binary. `cargo build` leaves dev-dependencies out: the binary built here has the
+# release's features, and the secret-corpus test runs the proxy from it (a built-in pattern
+# that does not compile there stops it at start-up, and the test fails).
+say "secret corpus against llmtap built with the release's features"
+target_dir="${CARGO_TARGET_DIR:-$ROOT/target}"
+cargo build --locked -p llmtap-cli --bin llmtap
+cp "$target_dir/debug/llmtap" "$target_dir/llmtap-shipped-features"
+LLMTAP_SHIPPED_BIN="$target_dir/llmtap-shipped-features" \
+    cargo test --locked -p llmtap-cli --test redaction

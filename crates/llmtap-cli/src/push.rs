@@ -164,13 +164,15 @@ pub(crate) fn run(args: Args) -> ExitCode {
     let mut report = state.report;
     report.push.read = sum_reads(&files);
     report.files = files;
-    print_report(&report, &config.endpoint, args.json);
+    // The endpoint may carry `user:password@`: never printed.
+    let endpoint = llmtap_export::config::redact_userinfo(&config.endpoint);
+    print_report(&report, &endpoint, args.json);
     if let Some(reason) = state.unreachable {
         return fail(
             EXIT_UNAVAILABLE,
             &format!(
-                "cannot reach OTLP collector at {}: {reason}",
-                config.endpoint
+                "cannot reach OTLP collector at {endpoint}: {}",
+                llmtap_export::config::redact_secrets(&reason)
             ),
         );
     }

@@ -19,6 +19,7 @@ use std::time::Duration;
 use opentelemetry::trace::{SpanKind, Status};
 use opentelemetry::{Array, KeyValue, StringValue, Value};
 
+use crate::redact::Redactor;
 use crate::semconv::{self, error_type, provider};
 
 /// One model call, provider-neutral. Every optional field is emitted only when present.
@@ -157,6 +158,46 @@ impl LlmCall {
             content: CapturedContent::default(),
             capture_error: None,
             transport_end: None,
+        }
+    }
+
+    /// Redacts every free-text string the call carries besides captured content (which
+    /// [`CapturePolicy::budgeted_json`](crate::capture::CapturePolicy::budgeted_json) redacts):
+    /// request and response model, stop sequences, ids, fingerprints, tiers, the route, agent
+    /// name and id, session, meta keys and values, and the error type, which becomes `_OTHER`
+    /// when it held a secret so `error.type` stays a bounded value. One regex check per clean
+    /// string; idempotent. Producers call it before a field is turned into an attribute.
+    pub fn redact_fields(&mut self, redactor: &Redactor) {
+        let one = |s: &mut String| {
+            redactor.redact_in_place(s);
+        };
+        let req = &mut self.request;
+        req.model.as_mut().map(one);
+        req.stop_sequences.iter_mut().for_each(one);
+        req.reasoning_level.as_mut().map(one);
+        req.previous_response_id.as_mut().map(one);
+        req.service_tier.as_mut().map(one);
+        req.encoding_formats.iter_mut().for_each(one);
+        let resp = &mut self.response;
+        resp.id.as_mut().map(one);
+        resp.model.as_mut().map(one);
+        resp.finish_reasons.iter_mut().for_each(one);
+        resp.system_fingerprint.as_mut().map(one);
+        resp.service_tier.as_mut().map(one);
+        resp.upstream_request_id.as_mut().map(one);
+        self.route.as_mut().map(one);
+        let agent = &mut self.agent;
+        agent.agent_name.as_mut().map(one);
+        agent.agent_id.as_mut().map(one);
+        agent.conversation_id.as_mut().map(one);
+        for (key, value) in &mut agent.meta {
+            one(key);
+            one(value);
+        }
+        if let Some(error) = self.error_type.as_mut()
+            && redactor.redact_in_place(error)
+        {
+            *error = error_type::OTHER.to_owned();
         }
     }
 
@@ -766,6 +807,53 @@ mod tests {
             as_map(&http_error.end_attributes())[semconv::ERROR_TYPE],
             Value::from("_OTHER")
         );
+    }
+
+    #[test]
+    fn every_string_field_is_redacted() {
+        let r = Redactor::new();
+        for planted in crate::redact::secret_corpus::corpus() {
+            let secret = planted.text.as_str();
+            let mut call = full_call();
+            call.request.model = Some(secret.into());
+            call.request.stop_sequences = vec!["END".into(), secret.into()];
+            call.request.reasoning_level = Some(secret.into());
+            call.request.previous_response_id = Some(secret.into());
+            call.request.service_tier = Some(secret.into());
+            call.request.encoding_formats = vec![secret.into()];
+            call.response.id = Some(secret.into());
+            call.response.model = Some(secret.into());
+            call.response.finish_reasons = vec![secret.into()];
+            call.response.system_fingerprint = Some(secret.into());
+            call.response.service_tier = Some(secret.into());
+            call.response.upstream_request_id = Some(secret.into());
+            call.route = Some(format!("/v1beta/models/{secret}:generateContent"));
+            call.agent.agent_name = Some(secret.into());
+            call.agent.agent_id = Some(secret.into());
+            call.agent.conversation_id = Some(secret.into());
+            call.agent.meta = vec![(secret.into(), secret.into())];
+            call.error_type = Some(secret.into());
+            call.redact_fields(&r);
+
+            let mut shown = format!("{} {:?}", call.span_name(), call.status());
+            for kv in call
+                .all_attributes()
+                .into_iter()
+                .chain(call.metric_attributes())
+            {
+                shown.push_str(&format!(" {}={}", kv.key, kv.value));
+            }
+            assert!(
+                !shown.contains(planted.secret.as_str()),
+                "{} leaked: {shown}",
+                planted.kind
+            );
+            assert_eq!(call.error_type.as_deref(), Some(error_type::OTHER));
+            // Idempotent: a second pass (the proxy and codecs each call it) changes nothing.
+            let before = call.clone();
+            call.redact_fields(&r);
+            assert_eq!(call, before);
+        }
     }
 
     #[test]

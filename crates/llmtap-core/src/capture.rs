@@ -3,7 +3,7 @@
 //! Environment variables:
 //! - `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT` (case-insensitive): unset or empty → on
 //!   (llmtap's deliberate default, unlike the instrumentations' `NO_CONTENT`: a recorder is
-//!   pointed at traffic to see the prompts; ADR 0007). The other values keep their
+//!   pointed at traffic to see the prompts; ADR 0010). The other values keep their
 //!   opentelemetry-util-genai meaning for where content goes: `SPAN_ONLY` / `SPAN_AND_EVENT` /
 //!   `true` → on the span; `EVENT_ONLY` → not on the span (llmtap emits no content events, so
 //!   none is recorded); `NO_CONTENT` / `false` → none. Anything else is a start-up error, the one
@@ -44,6 +44,10 @@ pub enum ConfigError {
         pattern: String,
         reason: String,
     },
+    /// This build's `regex` cannot compile a built-in pattern: recording would leak what it
+    /// should redact, so nothing starts.
+    #[error("built-in redaction pattern does not compile in this build ({pattern}): {reason}")]
+    BuiltinPattern { pattern: String, reason: String },
 }
 
 /// Content capture settings, shared by every codec call.
@@ -84,8 +88,19 @@ impl CapturePolicy {
         }
     }
 
-    /// Reads the three variables described in the module docs.
+    /// The start-up check of the built-in redaction patterns ([`Redactor::check_builtin`]), for
+    /// every program that records content, whatever built its policy.
+    pub fn check_redaction() -> Result<(), ConfigError> {
+        Redactor::check_builtin().map_err(|e| ConfigError::BuiltinPattern {
+            pattern: e.pattern,
+            reason: e.reason,
+        })
+    }
+
+    /// Reads the three variables described in the module docs. Also the start-up check of the
+    /// built-in redaction patterns ([`Redactor::check_builtin`]).
     pub fn from_env(env: &impl EnvSource) -> Result<Self, ConfigError> {
+        Self::check_redaction()?;
         let content = match env.non_empty(ENV_CAPTURE_CONTENT) {
             None => true,
             Some(value) => parse_capture_mode(&value).ok_or(ConfigError::InvalidValue {

@@ -247,6 +247,73 @@ mod tests {
         assert!(s.stats().had_errors());
     }
 
+    /// A JSON value (objects, arrays, strings with escapes and `]`/`}` inside) as text.
+    fn arb_element() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            any::<i64>().prop_map(|n| n.to_string()),
+            "[a-z\\]\\[{}\"\\\\é ,]{0,12}".prop_map(|s| serde_json::Value::String(s).to_string()),
+            Just("null".to_owned()),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4)
+                    .prop_map(|items| format!("[{}]", items.join(","))),
+                proptest::collection::vec(("[a-z]{1,4}", inner), 0..4).prop_map(|members| {
+                    let body: Vec<String> = members
+                        .into_iter()
+                        .map(|(k, v)| format!("{:?}:{v}", k))
+                        .collect();
+                    format!("{{{}}}", body.join(","))
+                }),
+            ]
+        })
+        .prop_map(|v| format!("{{\"v\":{v}}}"))
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+        /// Arbitrary bytes in arbitrary chunks never panic, and what comes out are bracketed
+        /// elements only (whether each parses is the codec's business: it marks the span).
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            chunks in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64), 0..8),
+        ) {
+            let refs: Vec<&[u8]> = chunks.iter().map(Vec::as_slice).collect();
+            let (out, _) = split_all(&refs);
+            for element in out {
+                let (first, last) = (element.bytes().next(), element.bytes().last());
+                proptest::prop_assert!(
+                    matches!(first, Some(b'{' | b'[')) && matches!(last, Some(b'}' | b']')),
+                    "{:?}",
+                    element
+                );
+            }
+        }
+
+        /// A well-formed array split at arbitrary points gives back exactly its elements.
+        #[test]
+        fn every_element_of_a_well_formed_array_comes_out_whole(
+            elements in proptest::collection::vec(arb_element(), 0..6),
+            cuts in proptest::collection::vec(proptest::prelude::any::<proptest::sample::Index>(), 0..8),
+        ) {
+            let body = format!("[{}]", elements.join(",\r\n"));
+            let bytes = body.as_bytes();
+            let mut points: Vec<usize> = cuts.iter().map(|c| c.index(bytes.len() + 1)).collect();
+            points.sort_unstable();
+            let mut chunks = Vec::new();
+            let mut last = 0;
+            for p in points {
+                chunks.push(&bytes[last..p]);
+                last = p;
+            }
+            chunks.push(&bytes[last..]);
+            let (out, stats) = split_all(&chunks);
+            proptest::prop_assert_eq!(out, elements);
+            proptest::prop_assert!(!stats.had_errors() && !stats.unterminated);
+        }
+    }
+
     #[test]
     fn junk_between_elements_is_counted() {
         let (out, stats) = split_all(&[b"[{\"a\":1}, 42, {\"b\":2}]"]);

@@ -1,96 +1,275 @@
-//! Secret redaction for captured content: API keys, bearer tokens, JWTs, private keys and email
-//! addresses are replaced by `[REDACTED:<kind>]` before anything is recorded.
+//! Secret redaction for captured content: API keys, tokens, credentials in URLs and headers,
+//! JWTs, private keys and email addresses are replaced by `[REDACTED:<kind>]` before anything is
+//! recorded.
 //!
-//! The built-in patterns run as ONE alternation regex (a single pass over the text, linear time);
-//! user patterns (see `capture`) run afterwards, each replaced by `[REDACTED:custom]`.
+//! Two passes, each linear in the text (docs/adr/0009-linear-redaction.md):
+//! 1. private keys (PEM blocks, with or without their END line) by a hand-written scanner: a
+//!    regex that looks for the END line from every BEGIN rescans to the end of the text each time;
+//! 2. every other built-in format as ONE alternation regex. Each pattern is written so that a
+//!    partial match dies within a bounded number of bytes (every unbounded repetition comes after
+//!    the pattern has already matched), because the regex engine's cost per match is the
+//!    distance until every earlier-starting partial match has died: an unbounded partial match
+//!    (an email local part, a URL user) spanning many real matches made the old set quadratic.
+//!
+//! User patterns (see `capture`) run afterwards, each replaced by `[REDACTED:custom]`.
 //! Redaction of JSON content works on string values ([`Redactor::redact_json_within`]), never on
 //! the serialized text, so no pattern can break the JSON structure.
+//!
+//! The built-in patterns use only what the release build's `regex` features provide (`std`,
+//! `perf`, `unicode-perl`): no `(?i)` (Unicode case folding needs `unicode-case`, which only a
+//! dev-dependency turns on) and ASCII `(?-u:\b)` boundaries (which also keep the fast DFA on
+//! non-ASCII text). A set that does not compile is a start-up error ([`Redactor::check_builtin`]),
+//! and until then every text is withheld whole rather than recorded unredacted.
 
 use std::borrow::Cow;
 use std::sync::{Arc, LazyLock};
 
+use memchr::memmem;
 use regex::{Captures, Regex};
 
-/// A built-in pattern: the `kind` shown in the replacement and its regex.
+/// A built-in pattern: the `kind` shown in the replacement and its regex. A group named `v`
+/// marks the part to replace (the rest, e.g. `password=`, stays readable); without one the whole
+/// match is replaced.
 struct Pattern {
     kind: &'static str,
     regex: &'static str,
 }
 
+/// ASCII word boundary (Unicode `\b` makes the DFA give up on non-ASCII text).
+macro_rules! wb {
+    () => {
+        r"(?-u:\b)"
+    };
+}
+
 /// Order matters where prefixes overlap (`sk-ant-` before `sk-`): at the same start position the
-/// regex takes the first alternative that matches.
+/// regex takes the first alternative that matches. Distinctive prefixes match even glued to a
+/// word (`prefixsk-proj-…`); short or common ones need a word boundary before them.
 const BUILTIN: &[Pattern] = &[
     Pattern {
-        kind: "private_key",
-        regex: r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----",
+        kind: "url_credentials",
+        // `scheme://user:password@host`, any host (IP, localhost). The password may hold `@`;
+        // the match ends at the last one before the path.
+        regex: r#"://(?P<v>[^\s:/?#@"'<>\[\]]{0,128}:[^\s/?#"'<>\[\]]{1,256})@"#,
+    },
+    Pattern {
+        kind: "basic_auth",
+        regex: concat!(
+            wb!(),
+            r#"(?:[Aa]uthorization|AUTHORIZATION)["']?[ \t]{0,4}[:=][ \t]{0,4}["']?(?P<v>(?:[Bb]asic|BASIC)[ \t]{1,8}[A-Za-z0-9+/]{8,}={0,2})"#
+        ),
+    },
+    Pattern {
+        kind: "basic_auth",
+        // Without a header name: only with base64 padding, so "Basic information" is prose.
+        regex: concat!(wb!(), r"(?:Basic|BASIC)[ \t]{1,8}[A-Za-z0-9+/]{6,}={1,2}"),
     },
     Pattern {
         kind: "bearer",
-        regex: r"(?i:\bbearer)\s+[A-Za-z0-9\-._~+/]{16,}=*",
+        regex: concat!(
+            wb!(),
+            r"(?:[Bb]earer|BEARER)[ \t]{1,8}[A-Za-z0-9\-._~+/]{16,}=*"
+        ),
+    },
+    Pattern {
+        kind: "aws_secret_access_key",
+        regex: concat!(
+            r#"(?i-u:aws_?secret_?access_?key|aws_?secret_?key|secret_?access_?key)["']?[ \t]{0,4}[:=][ \t]{0,4}["']?(?P<v>[A-Za-z0-9/+]{40})"#,
+            wb!()
+        ),
+    },
+    Pattern {
+        kind: "credential",
+        // `password=…`, `"api_key": "…"`, `AccountKey=…` (Azure), `api-key: …`.
+        regex: concat!(
+            wb!(),
+            r#"(?i-u:client_?secret|secret_?key|account_?key|shared_?access_?key|access_?token|auth_?token|refresh_?token|private_?key|api[_-]?key|apikey|password|passwd|secret|token)"#,
+            wb!(),
+            r#"["']?[ \t]{0,4}[:=][ \t]{0,4}["']?(?P<v>[^\s"'<>\[\]{},;&]{7,}[^\s"'<>\[\]{},;&:=])"#
+        ),
     },
     Pattern {
         kind: "jwt",
-        regex: r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*",
+        regex: r"eyJ[A-Za-z0-9_-]{5,1024}\.eyJ[A-Za-z0-9_-]{5,}(?:\.[A-Za-z0-9_-]*)?",
     },
     Pattern {
         kind: "anthropic_key",
-        regex: r"\bsk-ant-[A-Za-z0-9_\-]{20,}",
+        regex: r"sk-ant-[A-Za-z0-9_\-]{20,}",
     },
     Pattern {
         kind: "openai_key",
-        regex: r"\bsk-(?:proj-|svcacct-|admin-|None-)?[A-Za-z0-9_\-]{20,}",
+        regex: concat!(
+            r"sk-(?:proj|svcacct|admin|None|or-v1)-[A-Za-z0-9_\-]{20,}",
+            r"|sk-[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20}",
+            "|",
+            wb!(),
+            r"sk-[A-Za-z0-9_\-]{20,}"
+        ),
+    },
+    Pattern {
+        kind: "stripe_key",
+        regex: r"(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}|whsec_[A-Za-z0-9]{24,}",
     },
     Pattern {
         kind: "google_api_key",
-        regex: r"\bAIza[0-9A-Za-z_\-]{35}",
+        regex: r"AIza[0-9A-Za-z_\-]{35}",
     },
     Pattern {
-        kind: "groq_key",
-        regex: r"\bgsk_[A-Za-z0-9]{20,}",
-    },
-    Pattern {
-        kind: "xai_key",
-        regex: r"\bxai-[A-Za-z0-9]{20,}",
-    },
-    Pattern {
-        kind: "huggingface_token",
-        regex: r"\bhf_[A-Za-z0-9]{20,}",
+        kind: "google_oauth",
+        regex: r"ya29\.[0-9A-Za-z_\-]{20,}|GOCSPX-[0-9A-Za-z_\-]{20,}",
     },
     Pattern {
         kind: "aws_access_key_id",
-        regex: r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",
+        regex: concat!(r"(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}", wb!()),
     },
     Pattern {
         kind: "github_token",
-        regex: r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{22,})",
+        regex: r"gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{22,}",
+    },
+    Pattern {
+        kind: "gitlab_token",
+        regex: r"gl(?:pat|ptt|dt|rt|soat|cbt)-[A-Za-z0-9_\-]{20,}",
     },
     Pattern {
         kind: "slack_token",
-        regex: r"\bxox[abposr]-[A-Za-z0-9-]{10,}",
+        regex: r"xox[abposre]-[A-Za-z0-9-]{10,}|hooks\.slack\.com/services/[A-Za-z0-9_/]{20,}",
+    },
+    Pattern {
+        kind: "sendgrid_key",
+        regex: r"SG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43}",
+    },
+    Pattern {
+        kind: "npm_token",
+        regex: r"npm_[A-Za-z0-9]{36}",
+    },
+    Pattern {
+        kind: "pypi_token",
+        regex: r"pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_\-]{50,}",
+    },
+    Pattern {
+        kind: "twilio_key",
+        regex: concat!(wb!(), r"SK[0-9a-fA-F]{32}", wb!()),
+    },
+    Pattern {
+        kind: "mailgun_key",
+        regex: concat!(wb!(), r"key-[0-9a-f]{32}", wb!()),
+    },
+    Pattern {
+        kind: "shopify_token",
+        regex: r"shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}",
+    },
+    Pattern {
+        kind: "digitalocean_token",
+        regex: r"do[opr]_v1_[a-f0-9]{64}",
+    },
+    Pattern {
+        kind: "vault_token",
+        regex: r"hv[sbr]\.[A-Za-z0-9_\-]{24,}",
+    },
+    Pattern {
+        kind: "databricks_token",
+        regex: concat!(wb!(), r"dapi[a-f0-9]{32}"),
+    },
+    Pattern {
+        kind: "telegram_bot_token",
+        regex: concat!(wb!(), r"[0-9]{8,10}:AA[A-Za-z0-9_\-]{33}"),
+    },
+    Pattern {
+        kind: "discord_webhook",
+        regex: r"discord(?:app)?\.com/api/webhooks/[0-9]{17,20}/[A-Za-z0-9_\-]{20,}",
+    },
+    Pattern {
+        kind: "groq_key",
+        regex: concat!(wb!(), r"gsk_[A-Za-z0-9]{20,}"),
+    },
+    Pattern {
+        kind: "xai_key",
+        regex: concat!(wb!(), r"xai-[A-Za-z0-9]{20,}"),
+    },
+    Pattern {
+        kind: "huggingface_token",
+        regex: concat!(wb!(), r"hf_[A-Za-z0-9]{20,}"),
+    },
+    Pattern {
+        kind: "perplexity_key",
+        regex: concat!(wb!(), r"pplx-[A-Za-z0-9]{32,}"),
+    },
+    Pattern {
+        kind: "replicate_token",
+        regex: concat!(wb!(), r"r8_[A-Za-z0-9]{30,}"),
+    },
+    Pattern {
+        kind: "linear_key",
+        regex: concat!(wb!(), r"lin_api_[A-Za-z0-9]{32,}"),
+    },
+    Pattern {
+        kind: "notion_token",
+        regex: concat!(wb!(), r"ntn_[A-Za-z0-9]{32,}"),
     },
     Pattern {
         kind: "email",
-        regex: r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}\b",
+        // Local part and domain labels bounded (RFC 5321: 64 and 63 bytes).
+        regex: concat!(
+            r"[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63}){0,6}\.[A-Za-z]{2,24}",
+            wb!()
+        ),
     },
 ];
 
-/// The compiled built-in alternation. Built once per process; a pattern that failed to compile
-/// would be skipped rather than panic (a unit test proves they all compile).
-static BUILTIN_REGEX: LazyLock<Option<(Regex, Vec<&'static str>)>> = LazyLock::new(|| {
-    let mut kinds = Vec::with_capacity(BUILTIN.len());
+#[cfg(test)]
+#[path = "../tests/support/secret_corpus.rs"]
+pub(crate) mod secret_corpus;
+
+/// The replacement for a private key block.
+const PRIVATE_KEY_KIND: &str = "private_key";
+
+/// The compiled built-in alternation.
+#[derive(Debug)]
+struct Builtin {
+    regex: Regex,
+    /// Per pattern: its kind, the index of its whole group and of its `v` group (if any).
+    groups: Vec<(&'static str, usize, Option<usize>)>,
+}
+
+/// Built once per process. An error names the pattern that failed.
+static BUILTIN_SET: LazyLock<Result<Builtin, PatternError>> = LazyLock::new(|| compile(BUILTIN));
+
+fn compile(patterns: &[Pattern]) -> Result<Builtin, PatternError> {
     let mut alternation = String::new();
-    for (i, p) in BUILTIN.iter().enumerate() {
-        if Regex::new(p.regex).is_err() {
-            continue;
-        }
+    for (i, p) in patterns.iter().enumerate() {
+        // Each alone first, so an error names the pattern rather than the whole alternation.
+        Regex::new(p.regex).map_err(|e| PatternError {
+            pattern: format!("built-in {}: {}", p.kind, p.regex),
+            reason: e.to_string(),
+        })?;
         if !alternation.is_empty() {
             alternation.push('|');
         }
-        alternation.push_str(&format!("(?P<k{i}>{})", p.regex));
-        kinds.push(p.kind);
+        let body = p.regex.replace("(?P<v>", &format!("(?P<v{i}>"));
+        alternation.push_str(&format!("(?P<k{i}>{body})"));
     }
-    Regex::new(&alternation).ok().map(|re| (re, kinds))
-});
+    let regex = Regex::new(&alternation).map_err(|e| PatternError {
+        pattern: "built-in alternation".to_owned(),
+        reason: e.to_string(),
+    })?;
+    let index_of = |name: &str| regex.capture_names().position(|n| n == Some(name));
+    let groups = patterns
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let whole = index_of(&format!("k{i}")).ok_or_else(|| PatternError {
+                pattern: format!("built-in {}", p.kind),
+                reason: "group missing from the alternation".to_owned(),
+            })?;
+            Ok((p.kind, whole, index_of(&format!("v{i}"))))
+        })
+        .collect::<Result<Vec<_>, PatternError>>()?;
+    Ok(Builtin { regex, groups })
+}
+
+/// What a text becomes when the built-in set failed to compile: withheld whole, never recorded
+/// unredacted (the proxy and the SDK refuse to start first, see [`Redactor::check_builtin`]).
+const UNAVAILABLE: &str = "[REDACTED:redaction_unavailable]";
 
 /// How far past the capture budget a long string is still redacted: longer than any secret the
 /// patterns match (an 8192-bit RSA private key in PEM is ~6.5 KB), so none can straddle into
@@ -114,7 +293,7 @@ fn serialized_len_lower_bound(value: &serde_json::Value) -> usize {
     }
 }
 
-/// A user pattern could not be compiled.
+/// A user pattern could not be compiled (or a built-in one, in a broken build).
 #[derive(Debug, thiserror::Error)]
 #[error("invalid redaction pattern {pattern:?}: {reason}")]
 pub struct PatternError {
@@ -152,6 +331,26 @@ impl Redactor {
         }
     }
 
+    /// Compiles the built-in set (once per process) and reports a pattern this build's `regex`
+    /// cannot compile. Callers that start a proxy or an SDK pipeline make this a start-up error.
+    pub fn check_builtin() -> Result<(), PatternError> {
+        match BUILTIN_SET.as_ref() {
+            Ok(_) => Ok(()),
+            Err(e) => Err(PatternError {
+                pattern: e.pattern.clone(),
+                reason: e.reason.clone(),
+            }),
+        }
+    }
+
+    /// The kinds the built-in set can report, in pattern order (with repeats), plus
+    /// `private_key`: for documentation and tests.
+    pub fn builtin_kinds() -> Vec<&'static str> {
+        let mut kinds: Vec<&'static str> = BUILTIN.iter().map(|p| p.kind).collect();
+        kinds.push(PRIVATE_KEY_KIND);
+        kinds
+    }
+
     /// This redactor plus user regexes (Rust `regex` syntax), each match replaced by
     /// `[REDACTED:custom]`. Empty patterns are ignored.
     pub fn with_extra<I, S>(self, patterns: I) -> Result<Self, PatternError>
@@ -185,21 +384,26 @@ impl Redactor {
     /// `text` with every secret replaced; borrowed (no allocation) when nothing matched.
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let mut out: Cow<'a, str> = Cow::Borrowed(text);
-        // `is_match` first: it runs without capture slots, and almost no text holds a secret,
-        // while `replace_all` sets up a captures search on every call.
-        if self.builtin
-            && let Some((regex, kinds)) = BUILTIN_REGEX.as_ref()
-            && regex.is_match(text)
-            && let Cow::Owned(replaced) = regex.replace_all(text, |caps: &Captures<'_>| {
-                let kind = (0..kinds.len())
-                    .find(|&i| caps.get(i + 1).is_some())
-                    .and_then(|i| kinds.get(i))
-                    .copied()
-                    .unwrap_or("secret");
-                format!("[REDACTED:{kind}]")
-            })
-        {
-            out = Cow::Owned(replaced);
+        if self.builtin {
+            let Ok(builtin) = BUILTIN_SET.as_ref() else {
+                return if text.is_empty() {
+                    out
+                } else {
+                    Cow::Borrowed(UNAVAILABLE)
+                };
+            };
+            if let Cow::Owned(replaced) = redact_private_keys(&out) {
+                out = Cow::Owned(replaced);
+            }
+            // `is_match` first: it runs without capture slots, and almost no text holds a
+            // secret, while `replace_all` sets up a captures search on every call.
+            if builtin.regex.is_match(&out)
+                && let Cow::Owned(replaced) = builtin
+                    .regex
+                    .replace_all(&out, |caps: &Captures<'_>| builtin.replacement(caps))
+            {
+                out = Cow::Owned(replaced);
+            }
         }
         for regex in self.extra.iter() {
             if regex.is_match(&out)
@@ -211,11 +415,24 @@ impl Redactor {
         out
     }
 
+    /// `text` redacted in place; `true` when something was replaced.
+    pub fn redact_in_place(&self, text: &mut String) -> bool {
+        match self.redact(text) {
+            Cow::Owned(replaced) => {
+                *text = replaced;
+                true
+            }
+            Cow::Borrowed(_) => false,
+        }
+    }
+
     /// Redacts, in place, every string of `value` that
     /// [`truncate_json`](crate::budget::truncate_json)`(value, max_bytes)` could show, and skips
-    /// the rest: array elements past the budget (the cut drops them) and, in a string longer
-    /// than the budget, the tail past `max_bytes + STRADDLE_MARGIN` bytes of redacted text. A
-    /// long conversation is then scanned for ~the budget, not for its whole size.
+    /// the rest: array elements past the budget (the cut drops them), keys longer than the
+    /// budget (the cut drops their member: a member is kept with its whole key or not at all)
+    /// and, in a string longer than the budget, the tail past `max_bytes + STRADDLE_MARGIN`
+    /// bytes of redacted text. A long conversation is then scanned for ~the budget, not for its
+    /// whole size, and never more than a few times its size.
     ///
     /// A secret that straddles where the scan stops starts at least `max_bytes` bytes into the
     /// redacted text (given secrets shorter than [`STRADDLE_MARGIN`]), past anything the cut
@@ -227,7 +444,7 @@ impl Redactor {
         }
         match value {
             serde_json::Value::String(s) => {
-                self.redact_string_prefix(s, max_bytes.saturating_add(STRADDLE_MARGIN));
+                self.redact_prefix(s, max_bytes.saturating_add(STRADDLE_MARGIN));
             }
             serde_json::Value::Array(items) => {
                 // The cut keeps leading elements while their serialized total fits; a lower
@@ -245,21 +462,21 @@ impl Redactor {
                 for (_, member) in members.iter_mut() {
                     self.redact_json_within(member, max_bytes);
                 }
-                self.redact_keys(members);
+                self.redact_keys(members, max_bytes);
             }
             _ => {}
         }
     }
 
     /// Redacts a prefix of `s` that is at least `keep` bytes long once redacted (all of `s` when
-    /// it is shorter); the tail is left as is.
-    fn redact_string_prefix(&self, s: &mut String, keep: usize) {
+    /// it is shorter); the tail is left as is. When redaction shrinks the prefix below `keep`,
+    /// the prefix doubles, so the total work stays within a few times `s.len()`. A secret
+    /// shorter than `keep - n` is never shown by a cut of the result to `n` bytes.
+    pub fn redact_prefix(&self, s: &mut String, keep: usize) {
         let mut end = keep;
         loop {
             if end >= s.len() {
-                if let Cow::Owned(replaced) = self.redact(s) {
-                    *s = replaced;
-                }
+                self.redact_in_place(s);
                 return;
             }
             while !s.is_char_boundary(end) {
@@ -276,24 +493,192 @@ impl Redactor {
                 }
                 return;
             }
-            // Redaction shrank the prefix below `keep`: scan further.
-            end += keep - redacted.len();
+            // Redaction shrank the prefix below `keep`: scan twice as far.
+            end = end.saturating_mul(2).max(end + 1);
         }
     }
 
     /// Keys are data too (model-written tool arguments can key by email); the map is rebuilt
-    /// only in the rare case a key changes.
-    fn redact_keys(&self, members: &mut serde_json::Map<String, serde_json::Value>) {
+    /// only in the rare case a key changes. A key longer than `max_bytes` is never shown (the
+    /// cut drops its member), so it is not scanned: keys cost what values cost.
+    fn redact_keys(
+        &self,
+        members: &mut serde_json::Map<String, serde_json::Value>,
+        max_bytes: usize,
+    ) {
+        let shown = |k: &str| k.len() <= max_bytes;
         if members
             .keys()
-            .any(|k| matches!(self.redact(k), Cow::Owned(_)))
+            .any(|k| shown(k) && matches!(self.redact(k), Cow::Owned(_)))
         {
             let old = std::mem::take(members);
             for (key, member) in old {
-                members.insert(self.redact(&key).into_owned(), member);
+                let key = if shown(&key) {
+                    self.redact(&key).into_owned()
+                } else {
+                    key
+                };
+                members.insert(key, member);
             }
         }
     }
+}
+
+impl Builtin {
+    /// `[REDACTED:<kind>]` for the whole match, or for its `v` group with the rest kept.
+    fn replacement(&self, caps: &Captures<'_>) -> String {
+        let Some((kind, whole, value)) = self
+            .groups
+            .iter()
+            .find(|(_, whole, _)| caps.get(*whole).is_some())
+        else {
+            return "[REDACTED:secret]".to_owned();
+        };
+        let (Some(whole), Some(value)) = (caps.get(*whole), value.and_then(|v| caps.get(v))) else {
+            return format!("[REDACTED:{kind}]");
+        };
+        let text = whole.as_str();
+        let (before, after) = (value.start() - whole.start(), value.end() - whole.start());
+        format!(
+            "{}[REDACTED:{kind}]{}",
+            text.get(..before).unwrap_or_default(),
+            text.get(after..).unwrap_or_default()
+        )
+    }
+}
+
+/// The `-----BEGIN ` that opens a PEM block.
+const PEM_BEGIN: &str = "-----BEGIN ";
+/// Longest PEM label looked at (`ENCRYPTED PRIVATE KEY`, `OPENSSH PRIVATE KEY`…).
+const PEM_MAX_LABEL: usize = 64;
+
+/// Replaces private-key PEM blocks, in one pass: each block is scanned once, from its BEGIN line
+/// through its body to its END line — or, when the END line is missing (a cut, a paste), to the
+/// first character that cannot be part of a PEM body. Certificates and public keys are kept.
+fn redact_private_keys(text: &str) -> Cow<'_, str> {
+    let bytes = text.as_bytes();
+    let finder = memmem::Finder::new(PEM_BEGIN);
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut pos = 0;
+    while let Some(found) = bytes.get(pos..).and_then(|rest| finder.find(rest)) {
+        let start = pos + found;
+        let Some(body_start) = private_key_header_end(bytes, start) else {
+            pos = start + PEM_BEGIN.len();
+            continue;
+        };
+        let end = pem_block_end(bytes, body_start);
+        out.push_str(text.get(copied..start).unwrap_or_default());
+        out.push_str("[REDACTED:");
+        out.push_str(PRIVATE_KEY_KIND);
+        out.push(']');
+        copied = end;
+        pos = end;
+    }
+    if copied == 0 {
+        return Cow::Borrowed(text);
+    }
+    out.push_str(text.get(copied..).unwrap_or_default());
+    Cow::Owned(out)
+}
+
+/// Where the header line `-----BEGIN <label>-----` that starts at `start` ends, when its label
+/// names a private key; `None` for any other block.
+fn private_key_header_end(bytes: &[u8], start: usize) -> Option<usize> {
+    let label_start = start + PEM_BEGIN.len();
+    let mut i = label_start;
+    while i < bytes.len()
+        && i - label_start < PEM_MAX_LABEL
+        && matches!(bytes[i], b'A'..=b'Z' | b'0'..=b'9' | b' ')
+    {
+        i += 1;
+    }
+    let label = bytes.get(label_start..i)?;
+    // Certificates and public keys are not secrets.
+    memmem::find(label, b"PRIVATE KEY")?;
+    let mut dashes = 0;
+    while dashes < 5 && bytes.get(i) == Some(&b'-') {
+        i += 1;
+        dashes += 1;
+    }
+    Some(i)
+}
+
+/// A byte that can be part of a PEM body: base64, `\n` escapes in JSON text, and the
+/// `Proc-Type: 4,ENCRYPTED` / `DEK-Info: AES-128-CBC,…` header lines.
+fn is_pem_body(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'\\' | b':' | b',' | b'-')
+}
+
+fn is_pem_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// Shortest word that ends a block with no END line: a PEM body line is 64 bytes (the last one
+/// may be shorter). Shorter words after the last long one are left to the regex pass, so
+/// context such as `Bearer`, `password:` is never swallowed while its secret is left behind.
+const PEM_MIN_TAIL_WORD: usize = 16;
+
+/// The end of the block whose body starts at `body_start`: past its END line when there is one;
+/// else after the last whitespace-separated word of at least [`PEM_MIN_TAIL_WORD`] PEM body
+/// bytes (words are taken whole; the body stops at the first byte of any other kind).
+/// Each byte is looked at once.
+fn pem_block_end(bytes: &[u8], body_start: usize) -> usize {
+    let len = bytes.len();
+    let mut end = body_start;
+    let mut i = body_start;
+    loop {
+        while i < len && is_pem_space(bytes[i]) {
+            i += 1;
+        }
+        let word_start = i;
+        while i < len && !is_pem_space(bytes[i]) {
+            if bytes[i..].starts_with(b"-----") {
+                if bytes[i..].starts_with(b"-----END ") {
+                    return end_line_end(bytes, i);
+                }
+                // Another block begins: this one had no END line.
+                return if i - word_start >= PEM_MIN_TAIL_WORD {
+                    i
+                } else {
+                    end
+                };
+            }
+            if !is_pem_body(bytes[i]) {
+                // A long run of body bytes glued to a quote or a bracket is still the body.
+                return if i - word_start >= PEM_MIN_TAIL_WORD {
+                    i
+                } else {
+                    end
+                };
+            }
+            i += 1;
+        }
+        if i == word_start {
+            return end;
+        }
+        if i - word_start >= PEM_MIN_TAIL_WORD {
+            end = i;
+        }
+    }
+}
+
+/// Past `-----END <label>-----` starting at `i`.
+fn end_line_end(bytes: &[u8], i: usize) -> usize {
+    let mut j = i + "-----END ".len();
+    let label_start = j;
+    while j < bytes.len()
+        && j - label_start < PEM_MAX_LABEL
+        && matches!(bytes[j], b'A'..=b'Z' | b'0'..=b'9' | b' ')
+    {
+        j += 1;
+    }
+    let mut dashes = 0;
+    while dashes < 5 && bytes.get(j) == Some(&b'-') {
+        j += 1;
+        dashes += 1;
+    }
+    j
 }
 
 #[cfg(test)]
@@ -347,10 +732,58 @@ mod tests {
         ("email", "jane.doe+llm@example.co.uk"),
     ];
 
+    /// `cargo test` turns on regex features the release does not have (proptest enables
+    /// regex-syntax's `unicode-case`), so compiling here proves little: the constructs that need
+    /// more than `std`, `perf`, `unicode-perl` are refused by text. The binary's own build is
+    /// checked by `scripts/test.sh` (crates/llmtap-cli/tests/redaction.rs).
+    #[test]
+    fn builtin_patterns_need_no_more_than_the_release_features() {
+        for p in BUILTIN {
+            let r = p.regex;
+            let without_ascii_bounds = r.replace(r"(?-u:\b)", "");
+            assert!(
+                !without_ascii_bounds.contains(r"\b"),
+                "{}: Unicode \\b",
+                p.kind
+            );
+            assert!(
+                !r.replace("(?i-u", "").contains("(?i"),
+                "{}: Unicode case folding needs unicode-case",
+                p.kind
+            );
+            for needs_more in [r"\p{", r"\P{", "(?u"] {
+                assert!(!r.contains(needs_more), "{}: {needs_more}", p.kind);
+            }
+        }
+    }
+
+    #[test]
+    fn a_pattern_that_does_not_compile_is_named() {
+        let bad = [
+            Pattern {
+                kind: "good",
+                regex: "ok",
+            },
+            Pattern {
+                kind: "broken",
+                regex: "(unclosed",
+            },
+        ];
+        let err = compile(&bad)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("built-in broken") && err.contains("(unclosed"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn all_builtin_patterns_compile() {
-        let (_, kinds) = BUILTIN_REGEX.as_ref().expect("alternation compiles");
-        assert_eq!(kinds.len(), BUILTIN.len());
+        Redactor::check_builtin().expect("built-in patterns compile in this build");
+        let set = BUILTIN_SET.as_ref().expect("compiled");
+        assert_eq!(set.groups.len(), BUILTIN.len());
     }
 
     #[test]
@@ -500,6 +933,257 @@ mod tests {
         let (out, cut) = crate::budget::truncate_json(&v, budget);
         assert!(!leaks(&out), "{out}");
         assert!(!cut, "the redacted text fits the budget again");
+    }
+
+    use super::secret_corpus::{Planted, corpus};
+
+    /// The contexts a secret is tried in: alone, in prose, quoted, as a JSON value, after a
+    /// line break, and glued to a word where the format allows it.
+    fn contexts(p: &Planted) -> Vec<String> {
+        let t = &p.text;
+        let mut out = vec![
+            t.clone(),
+            format!("my key is {t}, use it"),
+            format!("\"{t}\""),
+            format!("{{\"value\": \"{t}\"}}"),
+            format!("first line\n{t}\nnext line"),
+            format!("({t})"),
+        ];
+        if p.glued_ok {
+            out.push(format!("prefix{t} and more"));
+        }
+        out
+    }
+
+    #[test]
+    fn corpus_of_thirty_formats_leaves_no_secret() {
+        let planted = corpus();
+        assert!(planted.len() >= 30, "only {} formats", planted.len());
+        let r = Redactor::new();
+        for p in &planted {
+            assert!(p.secret.len() >= 16, "{}: secret too short to test", p.kind);
+            assert!(
+                Redactor::builtin_kinds().contains(&p.kind),
+                "{} is no built-in kind",
+                p.kind
+            );
+            for text in contexts(p) {
+                let out = r.redact(&text);
+                assert!(
+                    !out.contains(p.secret.as_str()),
+                    "{} survived in {out:?}",
+                    p.kind
+                );
+                assert!(
+                    out.contains(&format!("[REDACTED:{}]", p.kind)),
+                    "{} not labelled in {out:?}",
+                    p.kind
+                );
+                assert_eq!(r.redact(&out), out, "{}: not idempotent", p.kind);
+            }
+        }
+    }
+
+    #[test]
+    fn context_is_kept_around_keyed_secrets() {
+        let r = Redactor::new();
+        assert_eq!(
+            r.redact("DATABASE_URL=postgres://app:hunter2hunter2@127.0.0.1:5432/db"),
+            "DATABASE_URL=postgres://[REDACTED:url_credentials]@127.0.0.1:5432/db"
+        );
+        assert_eq!(
+            r.redact("-H 'Authorization: Basic dXNlcjpwYXNzd29yZA=='"),
+            "-H 'Authorization: [REDACTED:basic_auth]'"
+        );
+        assert_eq!(
+            r.redact(r#"{"password": "correct horse", "api_key": "abcd1234efgh5678"}"#),
+            r#"{"password": "correct horse", "api_key": "[REDACTED:credential]"}"#
+        );
+        // A certificate is not a secret; a private key after it is.
+        let cert = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n-----END CERTIFICATE-----";
+        let text = format!(
+            "{cert}\n-----BEGIN EC PRIVATE KEY-----\nMHcCAQEE\n-----END EC PRIVATE KEY-----\nok"
+        );
+        assert_eq!(
+            r.redact(&text),
+            format!("{cert}\n[REDACTED:private_key]\nok")
+        );
+    }
+
+    #[test]
+    fn prose_that_looks_a_little_like_secrets_is_kept() {
+        let r = Redactor::new();
+        for text in [
+            "Basic information about tokens and passwords.",
+            "The password is on the whiteboard; the token: see below.",
+            "{\"max_tokens\": 1024, \"next_page_token\": null, \"secret\": true}",
+            "Visit http://localhost:8080/docs or https://example.com:443/a?b=c@d",
+            "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----",
+            "pwd: /home/user/project",
+            "Ticket AKIA is not a key, nor is sk-short or eyJhbGci alone.",
+        ] {
+            assert_eq!(r.redact(text), text);
+        }
+    }
+
+    /// Crafted bodies that made the old pattern set quadratic: each redaction search scanned on
+    /// while an earlier partial match (a PEM block looking for its END line, an email local part,
+    /// a URL user) was still alive. 1 MiB each, 8 MiB in all: ~0.2 s each in release, ~3 s in
+    /// all in a test build (the regex engine is optimised there too, see Cargo.toml). The old
+    /// set took ~58 s in release on the first body alone, so the bound fails a quadratic set
+    /// by far while leaving a slow CI machine 10x room. Speed itself is a benchmark matter.
+    #[test]
+    fn crafted_bodies_are_redacted_in_linear_time() {
+        const MIB: usize = 1 << 20;
+        let fill = |unit: &str| unit.repeat(MIB / unit.len());
+        let aws = "AKIAIOSFODNN7EXAMPLE";
+        let bodies = [
+            ("pem + email", fill("-----BEGIN PRIVATE KEY----- a@b.co ")),
+            (
+                "jwt header over keys",
+                format!("eyJ{}", fill(&format!("a-{aws}-"))),
+            ),
+            (
+                "email domain over keys",
+                format!("a@{}", fill(&format!("{aws}-"))),
+            ),
+            ("email local part over keys", fill(&format!("x.{aws}."))),
+            (
+                "url user over keys",
+                format!("://{}", fill(&format!("{aws}-"))),
+            ),
+            ("credential over keys", fill(&format!("password={aws} "))),
+            ("bearer", fill("Bearer abcdefghijklmnop0123 ")),
+            ("many begin lines", fill("-----BEGIN RSA PRIVATE KEY-----")),
+        ];
+        let r = Redactor::new();
+        let started = std::time::Instant::now();
+        for (name, body) in &bodies {
+            let t = std::time::Instant::now();
+            let out = r.redact(body);
+            assert!(!out.contains(aws), "{name}: a key survived");
+            eprintln!("{name}: {:?}", t.elapsed());
+        }
+        let total = started.elapsed();
+        assert!(
+            total < std::time::Duration::from_secs(30),
+            "{} MiB of crafted text took {total:?}",
+            bodies.len()
+        );
+    }
+
+    #[test]
+    fn long_keys_cost_what_long_values_cost() {
+        // A 4 MiB key is past any budget: the cut drops its member, so it is not scanned
+        // (scanning it whole is what made keys unbounded), while small keys still are.
+        let budget = 4096;
+        let huge_key = "x@y.co ".repeat((4 << 20) / 7);
+        let mut v = serde_json::json!({ huge_key.clone(): 1, "bob@example.com": 2 });
+        Redactor::new().redact_json_within(&mut v, budget);
+        let (text, cut) = crate::budget::truncate_json(&v, budget);
+        assert!(cut);
+        assert!(
+            text.contains("[REDACTED:email]") && !text.contains("bob@example.com"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("x@y.co"),
+            "the huge key is dropped by the cut"
+        );
+    }
+
+    #[test]
+    fn a_string_that_keeps_shrinking_is_scanned_a_bounded_number_of_times() {
+        // Just under the budget of plain text, then a private key with no END line that eats
+        // every later byte: each scan of the prefix redacts to less than `keep`, and growing the
+        // prefix a few bytes at a time would rescan it ~n/8 times.
+        let budget = 64 * 1024;
+        let keep = budget + STRADDLE_MARGIN;
+        let mut text = "a".repeat(keep - 30);
+        text.push_str(" -----BEGIN PRIVATE KEY-----\n");
+        text.push_str(&"QUJD".repeat((4 << 20) / 4));
+        let mut v = serde_json::Value::String(text);
+        let started = std::time::Instant::now();
+        Redactor::new().redact_json_within(&mut v, budget);
+        assert!(started.elapsed() < std::time::Duration::from_secs(30));
+        let (out, _) = crate::budget::truncate_json(&v, budget);
+        assert!(!out.contains("QUJDQUJD"), "the key body is shown");
+    }
+
+    /// Text built from fragments that start, almost start, or end secrets.
+    fn fragment() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let pieces: Vec<&'static str> = vec![
+            " ",
+            "\n",
+            "word",
+            "-",
+            "_",
+            ".",
+            "@",
+            ":",
+            "=",
+            "\"",
+            "'",
+            "/",
+            "://",
+            "sk-",
+            "sk-proj-",
+            "eyJ",
+            "-----BEGIN PRIVATE KEY-----",
+            "-----END PRIVATE KEY-----",
+            "-----BEGIN ",
+            "AKIA",
+            "password=",
+            "Bearer ",
+            "Authorization: Basic ",
+            "ghp_",
+            "xoxb-",
+            "[REDACTED:email]",
+            "é",
+            "日本",
+            "0123456789",
+            "ABCDEFGHIJKLMNOP",
+            "abcdefghijklmnopqrstuvwxyz",
+        ];
+        proptest::sample::select(pieces).prop_map(str::to_owned)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        /// Never panics, is idempotent, and never shows a planted secret, whatever surrounds it.
+        #[test]
+        fn redaction_is_total_idempotent_and_leak_free(
+            noise in proptest::collection::vec(fragment(), 0..40),
+            plant in proptest::collection::vec((0usize..64, proptest::prelude::any::<proptest::sample::Index>()), 0..4),
+        ) {
+            let corpus = corpus();
+            let mut parts = noise.clone();
+            let mut planted = Vec::new();
+            for (at, which) in &plant {
+                let p = which.get(&corpus);
+                // On a line of its own, so the format's own boundaries hold and no keyword in
+                // the noise (`password= `) takes it for its value.
+                parts.insert((*at).min(parts.len()), format!("\n{}\n", p.text));
+                planted.push(p.clone());
+            }
+            let text: String = parts.concat();
+            let r = Redactor::new();
+            let once = r.redact(&text).into_owned();
+            let twice = r.redact(&once).into_owned();
+            proptest::prop_assert_eq!(&once, &twice);
+            for p in &planted {
+                proptest::prop_assert!(!once.contains(p.secret.as_str()), "{} leaked: {}", p.kind, once);
+            }
+        }
+
+        /// Arbitrary text, not only fragments: never panics, idempotent.
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,300}") {
+            let r = Redactor::new();
+            let once = r.redact(&text).into_owned();
+            proptest::prop_assert_eq!(r.redact(&once).into_owned(), once);
+        }
     }
 
     proptest::proptest! {

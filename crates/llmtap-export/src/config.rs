@@ -733,23 +733,50 @@ fn validate_url<E: EnvSource + ?Sized>(
             .is_some_and(|(_, v)| v);
         url = format!("{}://{url}", if insecure { "http" } else { "https" });
     }
+    // An endpoint may carry `user:password@`: never echoed.
+    let shown = redact_userinfo(raw);
     let uri: http::Uri = url.parse().map_err(|e: http::uri::InvalidUri| {
-        ExportConfigError::invalid(var, raw, format!("not a URL: {e}"))
+        ExportConfigError::invalid(var, shown.clone(), format!("not a URL: {e}"))
     })?;
     match uri.scheme_str() {
         Some("http") | Some("https") => {}
         _ => {
             return Err(ExportConfigError::invalid(
                 var,
-                raw,
+                shown,
                 "expected an http:// or https:// URL",
             ));
         }
     }
     if uri.host().is_none_or(str::is_empty) {
-        return Err(ExportConfigError::invalid(var, raw, "URL has no host"));
+        return Err(ExportConfigError::invalid(var, shown, "URL has no host"));
     }
     Ok(url)
+}
+
+/// `text` (an error message from a library) with any secret, URL credentials included,
+/// replaced by the built-in redactor's `[REDACTED:<kind>]`.
+pub fn redact_secrets(text: &str) -> String {
+    llmtap_core::redact::Redactor::new()
+        .redact(text)
+        .into_owned()
+}
+
+/// `raw` with the `user:password@` of its authority replaced by `<redacted>@`, for messages.
+/// Works on text that is not a valid URL too (that is when it is shown).
+pub fn redact_userinfo(raw: &str) -> String {
+    let authority_start = raw.find("://").map_or(0, |i| i + 3);
+    let rest = raw.get(authority_start..).unwrap_or_default();
+    let authority_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = rest.get(..authority_len).unwrap_or_default();
+    match authority.rfind('@') {
+        Some(at) => format!(
+            "{}<redacted>{}",
+            raw.get(..authority_start).unwrap_or_default(),
+            raw.get(authority_start + at..).unwrap_or_default()
+        ),
+        None => raw.to_owned(),
+    }
 }
 
 /// The signal's headers, else the generic ones. Entries that are not a valid `key=value`
@@ -1268,5 +1295,67 @@ mod metrics_config_tests {
         // Unset exporter and no endpoint: forwarding stays off (nothing to send to on purpose).
         let env: [(&str, &str); 0] = [];
         assert!(matches!(OtlpConfig::from_env(&env), Ok(None)));
+    }
+}
+
+#[cfg(test)]
+mod endpoint_secret_tests {
+    use super::*;
+
+    const PASSWORD: &str = "s3cr3t-Hunter2-pw";
+
+    #[test]
+    fn no_endpoint_error_echoes_a_password() {
+        let bad = [
+            format!("ftp://collector:{PASSWORD}@otel.example.com:4318"),
+            format!("http://collector:{PASSWORD}@/v1/traces"),
+            format!("http://collector:{PASSWORD}@bad host:4318/x"),
+            format!("https://:{PASSWORD}@[::1"),
+            format!("collector:{PASSWORD}@otel.example.com:4317 extra"),
+        ];
+        for var in [
+            OTEL_EXPORTER_OTLP_ENDPOINT,
+            OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
+        ] {
+            for raw in &bad {
+                for protocol in ["grpc", "http/protobuf"] {
+                    let env = [(var, raw.as_str()), (OTEL_EXPORTER_OTLP_PROTOCOL, protocol)];
+                    let err = match OtlpConfig::from_env(&env) {
+                        Err(e) => e.to_string(),
+                        Ok(cfg) => panic!("{raw} ({protocol}) was accepted: {cfg:?}"),
+                    };
+                    assert!(!err.contains(PASSWORD), "{err}");
+                    assert!(err.contains(var), "names the variable: {err}");
+                    assert!(err.contains("<redacted>"), "{err}");
+                }
+            }
+        }
+        let overrides = OtlpOverrides {
+            endpoint: Some(bad[0].clone()),
+            protocol: None,
+        };
+        let env: [(&str, &str); 0] = [];
+        let err = OtlpConfig::resolve(&env, &overrides)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("--endpoint") && !err.contains(PASSWORD),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn userinfo_is_redacted_wherever_it_sits() {
+        assert_eq!(
+            redact_userinfo("http://u:p@host:4318/v1/traces?a=b@c"),
+            "http://<redacted>@host:4318/v1/traces?a=b@c"
+        );
+        assert_eq!(redact_userinfo("u:p@w@host:4317"), "<redacted>@host:4317");
+        assert_eq!(
+            redact_userinfo("http://host:4318/path@x"),
+            "http://host:4318/path@x"
+        );
+        assert_eq!(redact_userinfo(""), "");
     }
 }

@@ -10,10 +10,15 @@
 //!   any partial bytes are truncated away so the next line starts clean;
 //! - size-based rotation: before a write that would push the file past `max_bytes`,
 //!   `traces.jsonl` → `traces.jsonl.1` → … → `traces.jsonl.<keep_files>` (oldest removed);
+//! - a torn last line left by a crash (no final `\n`) is repaired on open: the next line starts
+//!   on a line of its own, and the torn one stays for the reader to skip and count;
+//! - before each batch the path is checked (one `stat`) to still name the open file: a file
+//!   deleted or moved away by someone else is noticed, a new one is opened at the path and a
+//!   warning logged, instead of writing on into a file nobody can see;
 //! - shutdown is idempotent; exports after it return `AlreadyShutdown`. Nothing here panics.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -128,31 +133,90 @@ struct State {
     shut_down: bool,
     write_error_logged: bool,
     rotate_error_logged: bool,
-    /// A failed write left bytes we could not truncate: start the next write on a new line.
+    reopen_error_logged: bool,
+    /// A failed write left bytes we could not truncate, or the file ended in a torn line when
+    /// opened: start the next write on a new line.
     needs_newline: bool,
+    /// Device and inode of the open file, to notice the path naming another file (or none).
+    identity: Option<FileId>,
+}
+
+/// A file's device and inode number.
+type FileId = (u64, u64);
+
+#[cfg(unix)]
+fn file_id(meta: &fs::Metadata) -> Option<FileId> {
+    use std::os::unix::fs::MetadataExt;
+    Some((meta.dev(), meta.ino()))
+}
+
+#[cfg(not(unix))]
+fn file_id(_meta: &fs::Metadata) -> Option<FileId> {
+    None
+}
+
+/// Whether the regular file at `path`, `size` bytes long, ends in something other than `\n`
+/// (a line torn by a crash mid-write).
+fn ends_in_torn_line(path: &Path, size: u64) -> bool {
+    if size == 0 {
+        return false;
+    }
+    let mut last = [0u8; 1];
+    File::open(path)
+        .and_then(|mut f| {
+            f.seek(SeekFrom::Start(size - 1))?;
+            f.read_exact(&mut last)
+        })
+        .is_ok_and(|()| last[0] != b'\n')
+}
+
+/// What the sink needs to know about a file it just opened.
+struct Opened {
+    file: File,
+    size: u64,
+    rotatable: bool,
+    torn: bool,
+    identity: Option<FileId>,
+}
+
+fn open_checked(path: &Path) -> Result<Opened, JsonlError> {
+    let file = open_append(path)?;
+    let meta = file.metadata().ok();
+    let size = meta.as_ref().map_or(0, fs::Metadata::len);
+    let rotatable = meta.as_ref().is_some_and(fs::Metadata::is_file);
+    Ok(Opened {
+        torn: rotatable && ends_in_torn_line(path, size),
+        identity: meta.as_ref().and_then(file_id),
+        file,
+        size,
+        rotatable,
+    })
 }
 
 impl JsonlSpanExporter {
     /// Creates parent directories and opens (or creates, mode 0600) the file for appending.
+    /// A torn last line (a crash mid-write) is repaired by the first write.
     pub fn new(config: &JsonlConfig) -> Result<Self, JsonlError> {
-        let file = open_append(&config.path)?;
-        let meta = file.metadata().ok();
-        let size = meta.as_ref().map_or(0, fs::Metadata::len);
-        let rotatable = meta.as_ref().is_some_and(fs::Metadata::is_file);
+        let opened = open_checked(&config.path)?;
+        if opened.torn {
+            tracing::warn!(path = %config.path.display(), "the JSONL file ends in a torn line (a crash mid-write?); new lines start after it");
+        }
         Ok(Self {
             state: Mutex::new(State {
                 path: config.path.clone(),
-                file: Some(file),
-                size,
+                file: Some(opened.file),
+                size: opened.size,
                 max_bytes: config.max_bytes,
                 keep_files: config.keep_files,
-                rotatable,
+                rotatable: opened.rotatable,
                 resource: Resource::builder_empty().build(),
                 line: Vec::new(),
                 shut_down: false,
                 write_error_logged: false,
                 rotate_error_logged: false,
-                needs_newline: false,
+                reopen_error_logged: false,
+                needs_newline: opened.torn,
+                identity: opened.identity,
             }),
         })
     }
@@ -179,6 +243,7 @@ impl JsonlSpanExporter {
         line.clear();
         let result = match otlp_json::encode_batch(&batch, &state.resource, &mut line) {
             Ok(()) => {
+                state.reopen_if_replaced();
                 state.rotate_if_needed(line.len() as u64);
                 state.append(&line)
             }
@@ -195,18 +260,47 @@ impl JsonlSpanExporter {
 }
 
 impl State {
+    /// Switches to a freshly opened file at the path.
+    fn adopt(&mut self, opened: Opened) {
+        self.file = Some(opened.file);
+        self.size = opened.size;
+        self.needs_newline = opened.torn;
+        self.identity = opened.identity;
+    }
+
+    /// One `stat` per batch: when the path no longer names the open file (deleted, moved away,
+    /// replaced by someone else), open the file at the path again, so spans land where readers
+    /// look. If that fails, keep the file we have (the spans are not lost, only misplaced).
+    fn reopen_if_replaced(&mut self) {
+        let Some(open_id) = self.identity.filter(|_| self.rotatable) else {
+            return;
+        };
+        let path_id = fs::metadata(&self.path).ok().and_then(|m| file_id(&m));
+        if path_id == Some(open_id) {
+            return;
+        }
+        match open_checked(&self.path) {
+            Ok(opened) => {
+                tracing::warn!(path = %self.path.display(), "the JSONL file was deleted, moved or replaced by someone else; writing to the file now at its path");
+                self.adopt(opened);
+            }
+            Err(e) => {
+                if !self.reopen_error_logged {
+                    self.reopen_error_logged = true;
+                    tracing::warn!(path = %self.path.display(), error = %e, "the JSONL file was deleted or moved and cannot be created again; still appending to the old file");
+                }
+            }
+        }
+    }
+
     fn rotate_if_needed(&mut self, incoming: u64) {
         let Some(max) = self.max_bytes else { return };
         if !self.rotatable || self.size == 0 || self.size.saturating_add(incoming) <= max {
             return;
         }
         match rotate(&self.path, self.keep_files) {
-            Ok(()) => match open_append(&self.path) {
-                Ok(file) => {
-                    self.file = Some(file);
-                    self.size = 0;
-                    self.needs_newline = false;
-                }
+            Ok(()) => match open_checked(&self.path) {
+                Ok(opened) => self.adopt(opened),
                 Err(e) => self.log_rotate_error(&e.to_string()),
             },
             Err(e) => self.log_rotate_error(&e.to_string()),

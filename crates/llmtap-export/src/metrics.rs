@@ -129,8 +129,8 @@ pub(crate) fn build_metrics_sink(
     resource: &Resource,
 ) -> Result<MetricsSink, PipelineError> {
     let build_error = |e: opentelemetry_otlp::ExporterBuildError| PipelineError::OtlpBuild {
-        endpoint: otlp.endpoint.clone(),
-        reason: e.to_string(),
+        endpoint: crate::config::redact_userinfo(&otlp.endpoint),
+        reason: crate::config::redact_secrets(&e.to_string()),
     };
     let (exporter, runtime) = match otlp.protocol {
         OtlpProtocol::Grpc => {

@@ -134,8 +134,8 @@ pub fn build_span_exporter(config: &OtlpConfig) -> Result<OtlpSpanExporter, Pipe
         RetryPolicy::disabled()
     };
     let build_error = |e: opentelemetry_otlp::ExporterBuildError| PipelineError::OtlpBuild {
-        endpoint: config.endpoint.clone(),
-        reason: e.to_string(),
+        endpoint: crate::config::redact_userinfo(&config.endpoint),
+        reason: crate::config::redact_secrets(&e.to_string()),
     };
     match config.protocol {
         OtlpProtocol::Grpc => {

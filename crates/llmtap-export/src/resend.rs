@@ -96,7 +96,7 @@ impl OtlpSender {
         if config.endpoint.starts_with("https://") {
             return Err(ExportConfigError::Unsupported {
                 var: "endpoint".to_owned(),
-                value: config.endpoint.clone(),
+                value: crate::config::redact_userinfo(&config.endpoint),
                 reason: "TLS is not compiled in; push to a collector over http://".to_owned(),
             });
         }
@@ -106,8 +106,8 @@ impl OtlpSender {
                     .map_err(|e| {
                         ExportConfigError::invalid(
                             "endpoint",
-                            config.endpoint.clone(),
-                            e.to_string(),
+                            crate::config::redact_userinfo(&config.endpoint),
+                            crate::config::redact_secrets(&e.to_string()),
                         )
                     })?
                     .connect_timeout(config.timeout)

@@ -243,6 +243,65 @@ fn torn_last_line_and_garbage_middle_line_are_counted() -> Result<()> {
     Ok(())
 }
 
+/// Reads `bytes` from memory: (span names, stats). I/O cannot fail on a slice.
+fn read_bytes(bytes: &[u8], max_line_bytes: usize) -> (Vec<String>, ReadStats) {
+    let mut reader =
+        JsonlReader::new(std::io::Cursor::new(bytes), "memory").with_max_line_bytes(max_line_bytes);
+    let data: Vec<TracesData> = reader.by_ref().filter_map(Result::ok).collect();
+    (names(&data), reader.stats())
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// Arbitrary bytes never panic and every counted line is accounted for.
+    #[test]
+    fn arbitrary_bytes_never_panic(
+        bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048),
+        max in 1usize..4096,
+    ) {
+        let (_, stats) = read_bytes(&bytes, max);
+        proptest::prop_assert!(stats.traces + stats.invalid_lines + u64::from(stats.torn_last_line) <= stats.lines);
+    }
+
+    /// Every complete valid line is recovered, in order, whatever garbage lines sit between
+    /// them and whatever torn tail follows; each garbage line is counted invalid.
+    #[test]
+    fn every_complete_valid_line_is_recovered(
+        layout in proptest::collection::vec((proptest::prelude::any::<bool>(), "[ -~]{1,40}"), 0..12),
+        torn_at in proptest::option::of(0usize..200),
+    ) {
+        let mut text = String::new();
+        let mut want = Vec::new();
+        let mut garbage = 0u64;
+        for (i, (valid, noise)) in layout.iter().enumerate() {
+            if *valid {
+                let tag = format!("line{i}");
+                let line = line_with_spans(1 + i % 3, &tag).map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
+                want.extend((0..1 + i % 3).map(|n| format!("{tag}-{n}")));
+                text.push_str(&line);
+            } else {
+                // Never valid JSON: starts with a bare word.
+                text.push_str("garbage ");
+                text.push_str(noise);
+                garbage += 1;
+            }
+            text.push('\n');
+        }
+        let mut torn = false;
+        if let Some(at) = torn_at {
+            let line = line_with_spans(2, "torn").map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
+            let cut = at.min(line.len() - 1).max(1);
+            text.push_str(&line[..cut]);
+            torn = true;
+        }
+        let (got, stats) = read_bytes(text.as_bytes(), 1 << 20);
+        proptest::prop_assert_eq!(got, want);
+        proptest::prop_assert_eq!(stats.invalid_lines, garbage);
+        proptest::prop_assert_eq!(stats.torn_last_line, torn);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // 11. Oversized lines, bounded memory
 

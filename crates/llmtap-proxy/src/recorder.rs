@@ -168,6 +168,7 @@ impl CallRecorder {
         if call.request.model.is_none() && facts.content_encoding.is_none() {
             call.request.model = codec::peek_model(facts.body);
         }
+        call.redact_fields(&policy.redactor);
         let span = tracer
             .span_builder(call.span_name())
             .with_kind(call.span_kind())

@@ -278,6 +278,7 @@ impl Recording {
             }
             CallEnd::Failed(e) => call.error_type = Some(e),
         }
+        call.redact_fields(&self.telemetry.policy().redactor);
 
         if let Some(agent) = self.parent.agent() {
             agent.add_usage(&call.usage);

@@ -297,6 +297,7 @@ impl Builder {
     /// Opens the sinks. Nothing is installed globally (use [`Builder::init`] for that): tests and
     /// libraries pass the [`Telemetry`] explicitly.
     pub fn build(self) -> Result<Guard, InitError> {
+        CapturePolicy::check_redaction()?;
         let (mut pipeline, env_jsonl, env_policy, no_content, env_max, rotation) = match self.env {
             Some(env) => (
                 env.pipeline,

@@ -92,16 +92,23 @@ impl ToolBuilder {
         let policy = self.telemetry.policy();
         let mut truncated = false;
 
+        // Name, call id and description often come from the model's own tool call: redacted
+        // like every other captured string.
+        let redact = |s: String| policy.redactor.redact(&s).into_owned();
+        let name = redact(self.name);
         let mut attrs = Vec::with_capacity(8 + self.attributes.len());
         attrs.push(KeyValue::new(
             semconv::GEN_AI_OPERATION_NAME,
             semconv::operation::EXECUTE_TOOL,
         ));
-        attrs.push(KeyValue::new(semconv::GEN_AI_TOOL_NAME, self.name.clone()));
+        attrs.push(KeyValue::new(semconv::GEN_AI_TOOL_NAME, name.clone()));
         for (key, value) in [
-            (semconv::GEN_AI_TOOL_CALL_ID, self.call_id),
+            (semconv::GEN_AI_TOOL_CALL_ID, self.call_id.map(redact)),
             (semconv::GEN_AI_TOOL_TYPE, self.tool_type),
-            (semconv::GEN_AI_TOOL_DESCRIPTION, self.description),
+            (
+                semconv::GEN_AI_TOOL_DESCRIPTION,
+                self.description.map(redact),
+            ),
             // The agent that runs the tool, so the tool span names it on its own.
             (
                 semconv::GEN_AI_AGENT_NAME,
@@ -132,7 +139,7 @@ impl ToolBuilder {
 
         let tracer = self.telemetry.tracer();
         let span = tracer
-            .span_builder(semconv::tool_span_name(&self.name))
+            .span_builder(semconv::tool_span_name(&name))
             .with_kind(SpanKind::Internal)
             .with_attributes(attrs)
             .start_with_context(tracer, &parent.otel_context());

@@ -392,3 +392,27 @@ async fn non_model_requests_pass_unrecorded() -> anyhow::Result<()> {
     assert_eq!(tree.spans.len(), 1, "only the agent span");
     Ok(())
 }
+
+/// A tool call named by the model carries captured strings too: name, call id and description
+/// are redacted like the arguments.
+#[tokio::test]
+async fn tool_name_call_id_and_description_are_redacted() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (guard, path) = support::telemetry(dir.path())?;
+    let secret = format!("ghp_{}", "a1B2c3D4e5".repeat(4));
+    let agent = guard.agent("caller").start();
+    agent
+        .tool(format!("lookup_{secret}"))
+        .call_id(format!("call {secret}"))
+        .description(format!("uses {secret}"))
+        .arguments(&json!({"token": secret}))
+        .start()
+        .end();
+    agent.end();
+    let spans = support::finish(guard, &path).await?;
+    let text = std::fs::read_to_string(&path)?;
+    anyhow::ensure!(spans.len() == 2, "{} spans", spans.len());
+    anyhow::ensure!(!text.contains(&secret), "leaked: {text}");
+    anyhow::ensure!(text.contains("[REDACTED:github_token]"), "{text}");
+    Ok(())
+}

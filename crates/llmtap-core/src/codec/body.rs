@@ -197,6 +197,7 @@ impl ResponseCapture {
                 }
             }
         }
+        call.redact_fields(&policy.redactor);
     }
 }
 

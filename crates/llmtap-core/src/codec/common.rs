@@ -5,7 +5,9 @@ use serde_json::{Map, Value, json};
 
 use crate::call::{LlmCall, Usage};
 use crate::capture::CapturePolicy;
+use crate::redact::{Redactor, STRADDLE_MARGIN};
 use crate::semconv::{capture_error, error_type, finish_reason};
+use std::borrow::Cow;
 
 /// Longest identifier-like string (model, id, fingerprint...) we put in an attribute: these come
 /// from untrusted bodies and must not bloat spans.
@@ -22,15 +24,21 @@ pub(crate) fn short_str(v: &Value, key: &str) -> Option<String> {
     get_str(v, key).map(bounded)
 }
 
+/// `s` cut to [`MAX_SHORT_STRING`] bytes at a char boundary. A longer string is redacted before
+/// the cut (as far as the cut could show), since a secret cut in two is no longer recognised;
+/// short ones are redacted with the rest of the call ([`LlmCall::redact_fields`]).
 pub(crate) fn bounded(s: &str) -> String {
     if s.len() <= MAX_SHORT_STRING {
         return s.to_owned();
     }
-    let mut end = MAX_SHORT_STRING;
+    let mut s = s.to_owned();
+    Redactor::new().redact_prefix(&mut s, MAX_SHORT_STRING.saturating_add(STRADDLE_MARGIN));
+    let mut end = MAX_SHORT_STRING.min(s.len());
     while !s.is_char_boundary(end) {
         end -= 1;
     }
-    s.get(..end).unwrap_or_default().to_owned()
+    s.truncate(end);
+    s
 }
 
 /// A non-negative integer; also accepts integral floats (`50.0`) some clients send.
@@ -185,6 +193,11 @@ pub(crate) fn error_code(v: &Value) -> Option<String> {
 }
 
 pub(crate) fn sanitize_code(raw: &str) -> Option<String> {
+    // Checked before the charset mapping, which could hide a secret from the patterns. A code
+    // holding one is no code: `_OTHER`, so `error.type` stays a bounded value.
+    if matches!(Redactor::new().redact(raw), Cow::Owned(_)) {
+        return Some(error_type::OTHER.to_owned());
+    }
     let code: String = raw
         .trim()
         .chars()

@@ -237,14 +237,17 @@ fn parse_object(body: &[u8], call: &mut LlmCall) -> Result<Value, CodecError> {
 
 /// Reads a request body copy: model and parameters, the stream flag, and (when the policy
 /// captures content) input messages, system instructions and tool definitions — redacted and
-/// within budget.
+/// within budget. Every string field of `call` is redacted on return, parsed or not
+/// ([`LlmCall::redact_fields`]); so it is after [`parse_response`] and the `finish` methods.
 pub fn parse_request(
     api: Api,
     body: &[u8],
     policy: &CapturePolicy,
     call: &mut LlmCall,
 ) -> Result<(), CodecError> {
-    let v = parse_object(body, call)?;
+    let parsed = parse_object(body, call);
+    call.redact_fields(&policy.redactor);
+    let v = parsed?;
     match api {
         Api::OpenAiChat => openai_chat::request::parse(&v, policy, call),
         Api::OpenAiCompletions => openai_completions::parse_request(&v, policy, call),
@@ -253,6 +256,7 @@ pub fn parse_request(
         Api::AnthropicMessages => anthropic::request::parse(&v, policy, call),
         Api::GeminiGenerateContent => gemini::request::parse(&v, policy, call),
     }
+    call.redact_fields(&policy.redactor);
     Ok(())
 }
 
@@ -264,7 +268,9 @@ pub fn parse_response(
     policy: &CapturePolicy,
     call: &mut LlmCall,
 ) -> Result<(), CodecError> {
-    let v = parse_object(body, call)?;
+    let parsed = parse_object(body, call);
+    call.redact_fields(&policy.redactor);
+    let v = parsed?;
     if let Some(code) = common::error_code(&v) {
         call.error_type.get_or_insert(code);
     }
@@ -276,6 +282,7 @@ pub fn parse_response(
         Api::AnthropicMessages => anthropic::response::parse(&v, policy, call),
         Api::GeminiGenerateContent => gemini::response::parse(&v, policy, call),
     }
+    call.redact_fields(&policy.redactor);
     Ok(())
 }
 
@@ -570,6 +577,7 @@ impl StreamState {
         if decoder_errors {
             call.capture_error.get_or_insert(capture_error::INVALID_SSE);
         }
+        call.redact_fields(&policy.redactor);
     }
 }
 
