@@ -243,7 +243,7 @@ async fn calls_cut_by_the_end_of_the_grace_get_a_span_and_the_proxy_stops_at_the
         )
         .await?;
     let reader = tokio::spawn(async move {
-        let _ = http_body_util::BodyExt::collect(slow_response.into_body()).await;
+        let _ = llmtap_tests::stack::read_body(slow_response.into_body()).await;
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     let started = Instant::now();

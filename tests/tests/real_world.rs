@@ -371,7 +371,7 @@ async fn a_compressed_request_body_is_captured() -> Result<()> {
                 .body(Full::new(gz.clone()))?,
         )
         .await?;
-    let _ = response.into_body().collect().await?;
+    let _ = llmtap_tests::stack::read_body(response.into_body()).await?;
     // The upstream got the compressed bytes as sent.
     let forwarded = stack.mock.requests().pop().context("no request")?;
     ensure!(forwarded.body == gz);
