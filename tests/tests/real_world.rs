@@ -319,6 +319,33 @@ async fn a_compression_bomb_passes_through_and_its_capture_stays_within_the_budg
 }
 
 #[tokio::test]
+async fn a_response_head_past_the_limit_is_a_502_that_names_it() -> Result<()> {
+    let mut stack = Stack::start().await?;
+    let reply = stack
+        .post(
+            "/v1/chat/completions",
+            r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}"#,
+            &[("x-mock-scenario", "headers:600")],
+        )
+        .await?;
+    ensure!(reply.status == 502, "status {}", reply.status);
+    let body: Value = serde_json::from_slice(&reply.body)?;
+    assert_eq!(
+        body["error"]["code"],
+        sc::error_type::UPSTREAM_RESPONSE_HEAD_TOO_LARGE
+    );
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    ensure!(message.contains("512 headers"), "{message}");
+    let (_, spans) = stack.stop().await?;
+    ensure!(spans.len() == 1);
+    assert_eq!(
+        spans[0].attr_str(sc::ERROR_TYPE).as_deref(),
+        Some(sc::error_type::UPSTREAM_RESPONSE_HEAD_TOO_LARGE)
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn an_unknown_content_encoding_skips_capture_and_never_fails_the_call() -> Result<()> {
     let body = Bytes::from_static(b"\x00\x01 compressed with something exotic");
     let upstream = FixedUpstream::start_with_headers(
