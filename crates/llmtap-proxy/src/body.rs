@@ -43,6 +43,44 @@ pub(crate) struct BodyEnd {
     pub(crate) copies_lost: u64,
 }
 
+/// Fires once `timeout` has passed with no [`touch`](Self::touch): a body's silence limit. The
+/// timer is re-armed lazily from the last touch when it fires, instead of being reset on every
+/// frame (no timer-wheel work per chunk).
+#[derive(Debug)]
+struct IdleTimer {
+    sleep: Pin<Box<Sleep>>,
+    timeout: Duration,
+    last_activity: tokio::time::Instant,
+}
+
+impl IdleTimer {
+    fn new(timeout: Duration) -> Self {
+        Self {
+            sleep: Box::pin(tokio::time::sleep(timeout)),
+            timeout,
+            last_activity: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Something arrived: the silence starts again from now.
+    fn touch(&mut self) {
+        self.last_activity = tokio::time::Instant::now();
+    }
+
+    /// Ready once the silence has lasted `timeout`.
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            ready!(self.sleep.as_mut().poll(cx));
+            // The timer was armed from an older touch: re-arm from the last one.
+            let deadline = self.last_activity + self.timeout;
+            if deadline <= tokio::time::Instant::now() {
+                return Poll::Ready(());
+            }
+            self.sleep.as_mut().reset(deadline);
+        }
+    }
+}
+
 /// A chunk copy for the recorder.
 pub(crate) type ChunkCopy = Bytes;
 
@@ -58,11 +96,7 @@ pub(crate) struct TapBody {
     inner: Incoming,
     copies: Option<mpsc::Sender<ChunkCopy>>,
     end: Option<oneshot::Sender<BodyEnd>>,
-    idle: Pin<Box<Sleep>>,
-    idle_timeout: Duration,
-    /// When the last frame arrived. The idle timer is re-armed lazily from this when it fires,
-    /// instead of being reset on every frame (no timer-wheel work per chunk).
-    last_frame_at: tokio::time::Instant,
+    idle: IdleTimer,
     first_chunk_at: Option<Instant>,
     copies_lost: u64,
 }
@@ -78,9 +112,7 @@ impl TapBody {
             inner,
             copies: Some(copies),
             end: Some(end),
-            idle: Box::pin(tokio::time::sleep(idle_timeout)),
-            idle_timeout,
-            last_frame_at: tokio::time::Instant::now(),
+            idle: IdleTimer::new(idle_timeout),
             first_chunk_at: None,
             copies_lost: 0,
         }
@@ -124,7 +156,7 @@ impl Body for TapBody {
                         this.copies_lost += 1;
                     }
                 }
-                this.last_frame_at = tokio::time::Instant::now();
+                this.idle.touch();
                 if this.inner.is_end_stream() {
                     this.report(BodyOutcome::Completed);
                 }
@@ -139,17 +171,9 @@ impl Body for TapBody {
                 Poll::Ready(None)
             }
             Poll::Pending => {
-                loop {
-                    ready!(this.idle.as_mut().poll(cx));
-                    // The timer was armed from an older frame: re-arm from the last one.
-                    let deadline = this.last_frame_at + this.idle_timeout;
-                    if deadline <= tokio::time::Instant::now() {
-                        break;
-                    }
-                    this.idle.as_mut().reset(deadline);
-                }
+                ready!(this.idle.poll_expired(cx));
                 this.report(BodyOutcome::IdleTimeout);
-                Poll::Ready(Some(Err(Box::new(IdleTimeout(this.idle_timeout)))))
+                Poll::Ready(Some(Err(Box::new(IdleTimeout(this.idle.timeout)))))
             }
         }
     }
@@ -261,8 +285,7 @@ pub(crate) enum UploadError {
 #[derive(Debug)]
 pub(crate) struct StreamedRest {
     inner: Incoming,
-    idle: Pin<Box<Sleep>>,
-    timeout: Duration,
+    idle: IdleTimer,
     fate: Arc<UploadFate>,
 }
 
@@ -270,8 +293,7 @@ impl StreamedRest {
     pub(crate) fn new(inner: Incoming, timeout: Duration, fate: Arc<UploadFate>) -> Self {
         Self {
             inner,
-            idle: Box::pin(tokio::time::sleep(timeout)),
-            timeout,
+            idle: IdleTimer::new(timeout),
             fate,
         }
     }
@@ -279,8 +301,7 @@ impl StreamedRest {
     fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match Pin::new(&mut self.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
-                let deadline = tokio::time::Instant::now() + self.timeout;
-                self.idle.as_mut().reset(deadline);
+                self.idle.touch();
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(err))) => {
@@ -289,9 +310,9 @@ impl StreamedRest {
             }
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => {
-                ready!(self.idle.as_mut().poll(cx));
+                ready!(self.idle.poll_expired(cx));
                 self.fate.set(UploadFate::STALLED);
-                Poll::Ready(Some(Err(Box::new(UploadStalled(self.timeout)))))
+                Poll::Ready(Some(Err(Box::new(UploadStalled(self.idle.timeout)))))
             }
         }
     }
