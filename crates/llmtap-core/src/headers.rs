@@ -3,6 +3,11 @@
 
 /// Request header: agent name of the caller (→ `gen_ai.agent.name`).
 pub const HEADER_AGENT: &str = "x-llmtap-agent";
+/// Request header: the agent invocation's own id, when the caller has one (→ `gen_ai.agent.id`).
+pub const HEADER_AGENT_ID: &str = "x-llmtap-agent-id";
+/// Request header: the span id (16 hex digits) of the caller's own `invoke_agent` span for this
+/// agent — an SDK that records agent spans sends it, so the proxy adds no agent span of its own.
+pub const HEADER_AGENT_SPAN: &str = "x-llmtap-agent-span";
 /// Request header: session / conversation id of the caller (→ `gen_ai.conversation.id`).
 pub const HEADER_SESSION: &str = "x-llmtap-session";
 /// Request header prefix of free-form metadata (`x-llmtap-meta-<k>` → `llmtap.meta.<k>`, with

@@ -4,6 +4,7 @@
 //! to span name, kind and attributes, content capture policy, redaction, byte budgets, the
 //! incremental SSE decoder and the provider codecs.
 
+pub mod agent;
 pub mod budget;
 pub mod call;
 pub mod capture;
@@ -13,6 +14,7 @@ pub mod content_coding;
 pub mod env;
 pub mod headers;
 pub mod json_stream;
+pub mod lifecycle;
 pub mod redact;
 pub mod semconv;
 pub mod sse;

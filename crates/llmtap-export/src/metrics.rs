@@ -98,6 +98,12 @@ impl GenAiMetrics {
     }
 }
 
+impl llmtap_core::lifecycle::CallMetrics for GenAiMetrics {
+    fn record(&self, call: &LlmCall) {
+        GenAiMetrics::record(self, call);
+    }
+}
+
 /// Seconds per output chunk after the first of a streamed call: the time from the first chunk to
 /// the end of the stream over the chunks that followed it. One value per call, the mean of the
 /// gaps the semconv histogram would get one by one: the recorder sees the first and last chunk

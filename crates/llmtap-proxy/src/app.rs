@@ -28,6 +28,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 
+use crate::agents::AgentSpans;
 use crate::body::{
     BodyEnd, BufferLimits, ProxyBody, RequestBody, TapBody, UploadError, buffer_request,
 };
@@ -37,8 +38,9 @@ use crate::headers::{
     HEADER_TRACERESPONSE, HeaderExtractor, HeaderInjector, strip_hop_by_hop, take_agent_headers,
     traceresponse,
 };
-use crate::recorder::{CallRecorder, Outcome, RequestFacts, ResponseHead, header_text};
+use crate::recorder::{CallRecorder, Outcome, RequestFacts, header_text, response_head};
 use crate::stats::{Limit, ProxyStats, StatsSnapshot};
+use llmtap_core::lifecycle::ResponseHead;
 
 /// Instrumentation scope name of the proxy's spans.
 pub const SCOPE_NAME: &str = "llmtap-proxy";
@@ -106,6 +108,8 @@ struct State {
     capture_buffer: Arc<Semaphore>,
     /// Open client connections (permits are connections).
     connections: Arc<Semaphore>,
+    /// Open agent invocations and their `invoke_agent` spans.
+    agent_spans: Arc<AgentSpans>,
 }
 
 /// A built proxy, ready to serve.
@@ -139,6 +143,7 @@ impl App {
             .from_env(env)?
             .build()?;
         let tracer = pipeline.tracer(SCOPE_NAME);
+        let agent_spans = AgentSpans::new(tracer.clone(), config.agent_quiet);
         let metrics = pipeline.metrics();
         let client = upstream_client(&config);
         let capture_buffer = Arc::new(Semaphore::new(
@@ -159,6 +164,7 @@ impl App {
                 pipeline,
                 propagator: TraceContextPropagator::new(),
                 metrics,
+                agent_spans,
             }),
         })
     }
@@ -187,6 +193,7 @@ impl App {
     ) -> Result<ShutdownReport, ServeError> {
         let graceful = GracefulShutdown::new();
         let mut connections = JoinSet::new();
+        let agent_sweeper = tokio::spawn(end_quiet_agents(Arc::clone(&self.state.agent_spans)));
         let mut shutdown = std::pin::pin!(shutdown);
         let builder = connection_builder(&self.state.config);
         loop {
@@ -274,6 +281,10 @@ impl App {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let abandoned_calls = self.state.stats.in_flight();
+        // Every call has ended (or was counted abandoned): the agent spans end now, each at its
+        // last descendant's end.
+        agent_sweeper.abort();
+        self.state.agent_spans.end_all();
         let proxy = self.state.stats.snapshot();
         let state = Arc::clone(&self.state);
         let telemetry =
@@ -285,6 +296,16 @@ impl App {
             telemetry,
             abandoned_calls,
         })
+    }
+}
+
+/// Ends agent invocations once they have been quiet for the configured period.
+async fn end_quiet_agents(agents: Arc<AgentSpans>) {
+    let mut tick = tokio::time::interval(agents.sweep_interval());
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        agents.end_quiet();
     }
 }
 
@@ -442,11 +463,23 @@ fn health(state: &State) -> Response<ProxyBody> {
         status: &'a str,
         #[serde(flatten)]
         proxy: StatsSnapshot,
+        agent_invocations: AgentInvocations,
         sinks: PipelineStats,
+    }
+    /// Agent invocations with an open `invoke_agent` span, and those refused one because
+    /// too many were open.
+    #[derive(Serialize)]
+    struct AgentInvocations {
+        open: usize,
+        refused: u64,
     }
     let body = serde_json::to_vec(&Health {
         status: "ok",
         proxy: state.stats.snapshot(),
+        agent_invocations: AgentInvocations {
+            open: state.agent_spans.open(),
+            refused: state.agent_spans.refused(),
+        },
         sinks: state.pipeline.stats(),
     })
     .unwrap_or_else(|_| b"{\"status\":\"ok\"}".to_vec());
@@ -591,6 +624,7 @@ async fn forward_recorded(
             max_capture_bytes: state.config.max_capture_bytes,
             metrics: state.metrics.clone(),
             compat: state.config.compat,
+            agent_spans: &state.agent_spans,
         },
         &state.tracer,
         Arc::clone(&state.policy),
@@ -666,7 +700,7 @@ async fn forward_recorded(
             return response;
         }
     };
-    let _ = head_tx.send(Ok(ResponseHead::new(resp.status(), resp.headers())));
+    let _ = head_tx.send(Ok(response_head(resp.status(), resp.headers())));
     let (mut parts, body) = prepare_response(resp);
     if let Some(tr) = traceresponse {
         parts.headers.insert(HEADER_TRACERESPONSE, tr);

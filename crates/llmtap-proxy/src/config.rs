@@ -34,6 +34,9 @@ pub const DEFAULT_UPSTREAM_TIMEOUT_SECS: u64 = 600;
 pub const DEFAULT_STREAM_IDLE_TIMEOUT_SECS: u64 = 300;
 /// Time allowed to open a TCP (and TLS) connection to an upstream.
 pub const DEFAULT_CONNECT_TIMEOUT_SECS: u64 = 10;
+/// How long an agent invocation with nothing in flight stays open for the agent's next call
+/// before its `invoke_agent` span ends (ADR 0012).
+pub const DEFAULT_AGENT_QUIET_SECS: u64 = 10;
 /// Grace period for in-flight calls on SIGTERM/SIGINT.
 pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 30;
 /// Bytes of a request or non-streaming response body kept for parsing. Larger bodies still pass
@@ -140,6 +143,8 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// See [`DEFAULT_SHUTDOWN_GRACE_SECS`].
     pub shutdown_grace: Duration,
+    /// See [`DEFAULT_AGENT_QUIET_SECS`].
+    pub agent_quiet: Duration,
     /// See [`DEFAULT_MAX_CAPTURE_BYTES`].
     pub max_capture_bytes: usize,
     /// Default `service.name` for the exported resource.
@@ -200,6 +205,7 @@ impl Default for Config {
             stream_idle_timeout: Duration::from_secs(DEFAULT_STREAM_IDLE_TIMEOUT_SECS),
             connect_timeout: Duration::from_secs(DEFAULT_CONNECT_TIMEOUT_SECS),
             shutdown_grace: Duration::from_secs(DEFAULT_SHUTDOWN_GRACE_SECS),
+            agent_quiet: Duration::from_secs(DEFAULT_AGENT_QUIET_SECS),
             max_capture_bytes: DEFAULT_MAX_CAPTURE_BYTES,
             service_name: DEFAULT_SERVICE_NAME.to_owned(),
             compat: llmtap_core::compat::Compat::default(),
@@ -393,6 +399,7 @@ impl Config {
             stream_idle_timeout,
             connect_timeout: Duration::from_secs(DEFAULT_CONNECT_TIMEOUT_SECS),
             shutdown_grace,
+            agent_quiet: Duration::from_secs(DEFAULT_AGENT_QUIET_SECS),
             max_capture_bytes,
             service_name: DEFAULT_SERVICE_NAME.to_owned(),
             compat,

@@ -11,7 +11,8 @@ use opentelemetry::trace::SpanContext;
 
 /// The header names are defined once in `llmtap-core`, shared with the SDK that writes them.
 pub use llmtap_core::headers::{
-    HEADER_AGENT, HEADER_META_PREFIX, HEADER_PREFIX, HEADER_SESSION, HEADER_TRACERESPONSE,
+    HEADER_AGENT, HEADER_AGENT_ID, HEADER_AGENT_SPAN, HEADER_META_PREFIX, HEADER_PREFIX,
+    HEADER_SESSION, HEADER_TRACERESPONSE,
 };
 
 /// Longest llmtap header value recorded; longer ones are cut (they are labels, not payloads).
@@ -35,6 +36,9 @@ const HOP_BY_HOP: [&str; 8] = [
 #[derive(Debug, Default, Clone)]
 pub(crate) struct AgentHeaders {
     pub(crate) agent_name: Option<String>,
+    pub(crate) agent_id: Option<String>,
+    /// The caller records the agent's span itself (`x-llmtap-agent-span`): the proxy adds none.
+    pub(crate) agent_span_recorded: bool,
     pub(crate) session: Option<String>,
     pub(crate) meta: Vec<(String, String)>,
 }
@@ -43,6 +47,8 @@ pub(crate) struct AgentHeaders {
 pub(crate) fn take_agent_headers(headers: &mut HeaderMap) -> AgentHeaders {
     let mut out = AgentHeaders {
         agent_name: label(headers.get(HEADER_AGENT)),
+        agent_id: label(headers.get(HEADER_AGENT_ID)),
+        agent_span_recorded: headers.contains_key(HEADER_AGENT_SPAN),
         session: label(headers.get(HEADER_SESSION)),
         meta: Vec::new(),
     };

@@ -6,6 +6,7 @@
 //! only place its span ends. Request and response bytes are forwarded unchanged; parsing and
 //! decoding happen on refcounted copies in a per-call task, after the bytes are on their way.
 
+mod agents;
 mod app;
 mod body;
 pub mod config;

@@ -18,18 +18,18 @@ use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
-use llmtap_core::call::LlmCall;
 use llmtap_core::capture::CapturePolicy;
-use llmtap_core::codec::{self, Api, ResponseCapture, Route};
+use llmtap_core::codec::{self, Api, Route};
 use llmtap_core::compat::Compat;
 use llmtap_core::content_coding::{self, ContentCoding};
-use llmtap_core::headers::{RateLimit, rate_limit, upstream_request_id};
+use llmtap_core::lifecycle::{CallEnd, CallLifecycle, CallMetrics, ResponseHead};
 use opentelemetry::Context;
 use opentelemetry::trace::{Span as _, SpanContext, TraceContextExt as _, Tracer as _};
 use opentelemetry_sdk::trace::{SdkTracer, Span};
 
 use llmtap_export::GenAiMetrics;
 
+use crate::agents::{AgentCall, AgentLease, AgentSpans};
 use crate::body::{BodyEnd, BodyOutcome};
 use crate::error::ProxyError;
 use crate::headers::AgentHeaders;
@@ -43,9 +43,7 @@ use llmtap_core::semconv::capture_error::{
 };
 use llmtap_core::semconv::error_type::{
     CLIENT_DISCONNECTED as ERROR_CLIENT_DISCONNECTED, SHUTDOWN_GRACE_EXCEEDED as ERROR_SHUTDOWN,
-    STREAM_TRUNCATED as ERROR_STREAM_TRUNCATED, UPSTREAM_TIMEOUT as ERROR_UPSTREAM_TIMEOUT,
 };
-use llmtap_core::semconv::transport_end;
 
 /// How a call ended, as far as the span is concerned.
 #[derive(Debug)]
@@ -61,21 +59,20 @@ pub(crate) enum Outcome {
 #[derive(Debug)]
 struct Recording {
     span: Span,
-    call: LlmCall,
+    life: CallLifecycle,
     api: Api,
     policy: Arc<CapturePolicy>,
     stats: Arc<ProxyStats>,
-    started: Instant,
     status: Option<StatusCode>,
-    response: ResponseCapture,
     /// gen_ai metrics, recorded for every call whatever the sampler decided.
     metrics: Option<GenAiMetrics>,
-    /// Extra keys for other backends' conventions, and the wall-clock start they need.
+    /// Extra keys for other backends' conventions.
     compat: Compat,
-    started_wall: SystemTime,
     /// The request's `content-encoding`, undone on the copy before parsing.
     request_encoding: Option<String>,
     max_capture_bytes: usize,
+    /// The agent invocation this call belongs to (its span is the call span's parent).
+    agent: Option<AgentLease>,
 }
 
 /// One recorded call.
@@ -85,32 +82,14 @@ pub(crate) struct CallRecorder {
     span_context: SpanContext,
 }
 
-/// What the recorder keeps of the upstream response head (taken on the forwarding path, so the
+/// What the recorder keeps of the upstream response head, read on the forwarding path (so the
 /// header map itself is never copied).
-#[derive(Debug)]
-pub(crate) struct ResponseHead {
-    status: StatusCode,
-    content_type: Option<String>,
-    content_encoding: Option<String>,
-    upstream_request_id: Option<String>,
-    rate_limit: RateLimit,
-}
-
-impl ResponseHead {
-    pub(crate) fn new(status: StatusCode, headers: &HeaderMap) -> Self {
-        Self {
-            status,
-            content_type: headers
-                .get(http::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
-            content_encoding: header_text(headers, http::header::CONTENT_ENCODING),
-            upstream_request_id: upstream_request_id(|name| {
-                headers.get(name).and_then(|v| v.to_str().ok())
-            }),
-            rate_limit: rate_limit(|name| headers.get(name).and_then(|v| v.to_str().ok())),
-        }
-    }
+pub(crate) fn response_head(status: StatusCode, headers: &HeaderMap) -> ResponseHead {
+    ResponseHead::from_lookup(
+        status.as_u16(),
+        header_text(headers, http::header::CONTENT_ENCODING),
+        |name| headers.get(name).and_then(|v| v.to_str().ok()),
+    )
 }
 
 /// A header's value as text (an unreadable value counts as present but unknown: `"?"`, which no
@@ -141,6 +120,9 @@ pub(crate) struct RequestFacts<'a> {
     pub(crate) max_capture_bytes: usize,
     pub(crate) metrics: Option<GenAiMetrics>,
     pub(crate) compat: Compat,
+    /// Where agent invocations are kept: a call naming its agent gets its invocation's span as
+    /// parent (unless the caller records that span itself).
+    pub(crate) agent_spans: &'a Arc<AgentSpans>,
 }
 
 impl CallRecorder {
@@ -163,8 +145,24 @@ impl CallRecorder {
         let path = facts.route.upstream_path.as_str();
         call.route = Some(path.split_once('?').map_or(path, |(p, _)| p).to_owned());
         call.agent.agent_name = facts.agent.agent_name;
+        call.agent.agent_id = facts.agent.agent_id;
         call.agent.conversation_id = facts.agent.session;
         call.agent.meta = facts.agent.meta;
+        call.redact_fields(&policy.redactor);
+        let agent = match &call.agent.agent_name {
+            Some(name) if !facts.agent.agent_span_recorded => facts.agent_spans.enter(&AgentCall {
+                name,
+                id: call.agent.agent_id.as_deref(),
+                session: call.agent.conversation_id.as_deref(),
+                meta: &call.agent.meta,
+                parent: facts.parent,
+                started_at: facts.started_at,
+            }),
+            _ => None,
+        };
+        let parent = agent
+            .as_ref()
+            .map_or_else(|| facts.parent.clone(), AgentLease::parent_context);
         if call.request.model.is_none() && facts.content_encoding.is_none() {
             call.request.model = codec::peek_model(facts.body);
         }
@@ -174,23 +172,30 @@ impl CallRecorder {
             .with_kind(call.span_kind())
             .with_attributes(call.start_attributes())
             .with_start_time(facts.started_at)
-            .start_with_context(tracer, facts.parent);
+            .start_with_context(tracer, &parent);
         let span_context = span.span_context().clone();
+        if let Some(agent) = &agent {
+            agent.note_call(&span_context);
+        }
         Self {
             recording: Some(Recording {
                 span,
-                call,
+                life: CallLifecycle::new(
+                    api,
+                    call,
+                    facts.started_at,
+                    started,
+                    facts.max_capture_bytes,
+                ),
                 api,
                 policy,
                 stats,
-                started,
                 status: None,
-                response: ResponseCapture::new(facts.route.api, facts.max_capture_bytes),
                 metrics: facts.metrics,
                 compat: facts.compat,
-                started_wall: facts.started_at,
                 request_encoding: facts.content_encoding,
                 max_capture_bytes: facts.max_capture_bytes,
+                agent,
             }),
             span_context,
         }
@@ -202,7 +207,7 @@ impl CallRecorder {
         let Some(rec) = self.recording.as_mut() else {
             return;
         };
-        let call = &mut rec.call;
+        let call = rec.life.call_mut();
         if no_room {
             call.capture_error = Some(CAPTURE_BUFFER_FULL);
             return;
@@ -232,6 +237,7 @@ impl CallRecorder {
         }
         if peeked_model && call.request.model.is_some() {
             // The span started before the (encoded) body could be read: name it now.
+            call.redact_fields(&rec.policy.redactor);
             rec.span.update_name(call.span_name());
         }
     }
@@ -251,28 +257,17 @@ impl CallRecorder {
         let Some(rec) = self.recording.as_mut() else {
             return;
         };
-        rec.status = Some(head.status);
-        rec.call.http_status = Some(head.status.as_u16());
-        rec.call.response.upstream_request_id = head.upstream_request_id;
-        rec.call.response.rate_limit = head.rate_limit;
-        // SSE for every API; Gemini's streamed JSON array is `application/json`, so for it the
-        // route's stream flag decides.
-        rec.response.on_head(
-            head.status.as_u16(),
-            head.content_type.as_deref(),
-            rec.call.request.stream,
-            &rec.policy,
-        );
-        rec.response
-            .on_content_encoding(head.content_encoding.as_deref());
+        rec.status = StatusCode::from_u16(head.status).ok();
+        rec.life.on_response_head(head, &rec.policy);
     }
 
-    /// Phase 3: a copy of one body chunk, exactly as forwarded.
+    /// Phase 3: a copy of one body chunk, exactly as forwarded (its time is taken from the
+    /// forwarding path at the end, see [`BodyEnd::first_chunk_at`]).
     pub(crate) fn on_chunk(&mut self, chunk: &Bytes) {
         let Some(rec) = self.recording.as_mut() else {
             return;
         };
-        rec.response.on_chunk(chunk);
+        rec.life.on_chunk(chunk, Instant::now());
     }
 
     /// Phase 4: the one place the span ends.
@@ -292,92 +287,52 @@ impl Drop for CallRecorder {
 
 impl Recording {
     fn finish(mut self, outcome: Outcome) {
-        let ended_at = match &outcome {
-            Outcome::Body(end) => end.ended_at,
-            _ => Instant::now(),
-        };
-        let call = &mut self.call;
-        call.timings.duration = Some(ended_at.saturating_duration_since(self.started));
-
-        let body_outcome = match outcome {
-            Outcome::Body(end) => {
-                // Time to first chunk is a property of a streamed answer, not of an error body.
-                if let Some(first) = end.first_chunk_at
-                    && call.request.stream
-                    && self.response.is_stream()
-                {
-                    call.timings.time_to_first_chunk =
-                        Some(first.saturating_duration_since(self.started));
+        let (end, ended_at) = match outcome {
+            Outcome::Body(body) => {
+                self.life.first_chunk_at(body.first_chunk_at);
+                if body.copies_lost > 0 {
+                    let call = self.life.call_mut();
+                    call.capture_error.get_or_insert(CAPTURE_CHUNKS_LOST);
                 }
-                if end.copies_lost > 0 && call.capture_error.is_none() {
-                    call.capture_error = Some(CAPTURE_CHUNKS_LOST);
+                if self.status.is_some_and(|s| !s.is_success()) {
+                    self.stats.record_upstream_error();
                 }
-                Some(end.outcome)
+                let end = match body.outcome {
+                    BodyOutcome::Completed => CallEnd::Completed,
+                    BodyOutcome::UpstreamHangup => CallEnd::Truncated,
+                    BodyOutcome::IdleTimeout => CallEnd::TimedOut,
+                    BodyOutcome::ClientDisconnected => CallEnd::Cancelled,
+                };
+                (end, body.ended_at)
             }
             Outcome::Failed(err) => {
                 if err.is_upstream_fault() {
                     self.stats.record_upstream_error();
                 }
-                call.error_type = Some(err.error_type().to_owned());
-                None
+                (CallEnd::Failed(err.error_type().to_owned()), Instant::now())
             }
-            Outcome::Abandoned => {
-                call.error_type = Some(ERROR_CLIENT_DISCONNECTED.to_owned());
-                None
-            }
+            Outcome::Abandoned => (CallEnd::Cancelled, Instant::now()),
         };
-
-        if let Some(body_outcome) = body_outcome {
-            // The protocol decides, not the transport (ADR 0001): once the terminal event went to
-            // the client, the call is complete however the connection ends afterwards — real
-            // clients close right after `[DONE]`. Before it, the cut is the outcome.
-            let reached_end = body_outcome != BodyOutcome::Completed && self.response.reached_end();
-            let complete = body_outcome == BodyOutcome::Completed || reached_end;
-            let response = std::mem::replace(&mut self.response, ResponseCapture::new(self.api, 0));
-            response.finish(&self.policy, call, complete);
-            if self.status.is_some_and(|s| !s.is_success()) {
-                self.stats.record_upstream_error();
-            }
-            match (body_outcome, reached_end) {
-                (BodyOutcome::Completed, _) => {}
-                (BodyOutcome::UpstreamHangup, true) => {
-                    call.transport_end = Some(transport_end::UPSTREAM_CLOSED);
-                }
-                (BodyOutcome::IdleTimeout, true) => {
-                    call.transport_end = Some(transport_end::UPSTREAM_IDLE);
-                }
-                (BodyOutcome::ClientDisconnected, true) => {
-                    call.transport_end = Some(transport_end::CLIENT_CLOSED);
-                }
-                (BodyOutcome::UpstreamHangup, false) => {
-                    call.error_type = Some(ERROR_STREAM_TRUNCATED.to_owned());
-                }
-                (BodyOutcome::IdleTimeout, false) => {
-                    call.error_type = Some(ERROR_UPSTREAM_TIMEOUT.to_owned());
-                }
-                (BodyOutcome::ClientDisconnected, false) => {
-                    call.error_type = Some(ERROR_CLIENT_DISCONNECTED.to_owned());
-                }
-            }
-        }
-
+        let mut finished = self.life.finish(end, ended_at, &self.policy);
+        let call = &mut finished.call;
         // Closed by the end of the shutdown grace, not by the client: say so.
         if self.stats.grace_over() && call.error_type.as_deref() == Some(ERROR_CLIENT_DISCONNECTED)
         {
             call.error_type = Some(ERROR_SHUTDOWN.to_owned());
             self.stats.record_cut_by_shutdown();
         }
-
-        let mut span = self.span;
-        span.set_attributes(call.end_attributes());
-        if !self.compat.is_off() {
-            span.set_attributes(self.compat.attributes(call, self.started_wall));
+        let metrics = self.metrics.as_ref().map(|m| m as &dyn CallMetrics);
+        finished.emit(&mut self.span, self.compat, metrics);
+        if let Some(agent) = self.agent.take() {
+            let call = &finished.call;
+            agent.finish(
+                self.span.span_context(),
+                &call.usage,
+                &call.provider,
+                finished.ended_wall,
+            );
         }
-        span.set_status(call.status());
-        span.end();
-        if let Some(metrics) = &self.metrics {
-            metrics.record(call);
-        }
-        self.stats.record_call_finished(call.error_type.is_some());
+        self.stats
+            .record_call_finished(finished.call.error_type.is_some());
     }
 }

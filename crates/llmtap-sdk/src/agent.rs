@@ -21,6 +21,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use llmtap_core::agent::ProvidersSeen;
 use llmtap_core::call::Usage;
 use llmtap_core::semconv;
 use opentelemetry::trace::{
@@ -35,20 +36,7 @@ use crate::telemetry::Telemetry;
 use crate::tool::ToolBuilder;
 
 /// Sums of the usage of every model call under an agent (its subtree), as written on its span.
-/// A field is `None` until some call reported it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct UsageTotals {
-    /// Sum of `gen_ai.usage.input_tokens`.
-    pub input_tokens: Option<u64>,
-    /// Sum of `gen_ai.usage.output_tokens`.
-    pub output_tokens: Option<u64>,
-    /// Sum of `gen_ai.usage.cache_read.input_tokens`.
-    pub cache_read_input_tokens: Option<u64>,
-    /// Sum of `gen_ai.usage.cache_creation.input_tokens` (`cache_write` in the GenAI repository).
-    pub cache_write_input_tokens: Option<u64>,
-    /// Sum of `gen_ai.usage.reasoning.output_tokens`.
-    pub reasoning_output_tokens: Option<u64>,
-}
+pub use llmtap_core::agent::UsageTotals;
 
 /// One atomic sum and whether anything was ever added.
 #[derive(Debug, Default)]
@@ -101,36 +89,6 @@ impl Totals {
     }
 }
 
-impl UsageTotals {
-    /// The `llmtap.usage.total.*` attributes for the fields that are known.
-    pub fn attributes(&self) -> Vec<KeyValue> {
-        [
-            (semconv::LLMTAP_USAGE_TOTAL_INPUT_TOKENS, self.input_tokens),
-            (
-                semconv::LLMTAP_USAGE_TOTAL_OUTPUT_TOKENS,
-                self.output_tokens,
-            ),
-            (
-                semconv::LLMTAP_USAGE_TOTAL_CACHE_READ_INPUT_TOKENS,
-                self.cache_read_input_tokens,
-            ),
-            (
-                semconv::LLMTAP_USAGE_TOTAL_CACHE_CREATION_INPUT_TOKENS,
-                self.cache_write_input_tokens,
-            ),
-            (
-                semconv::LLMTAP_USAGE_TOTAL_REASONING_OUTPUT_TOKENS,
-                self.reasoning_output_tokens,
-            ),
-        ]
-        .into_iter()
-        .filter_map(|(key, value)| {
-            value.map(|n| KeyValue::new(key, i64::try_from(n).unwrap_or(i64::MAX)))
-        })
-        .collect()
-    }
-}
-
 /// A cloneable reference to a running agent: the parent for everything started under it, from
 /// any task, thread or process. Holding one does not keep the agent's span open.
 #[derive(Clone)]
@@ -152,16 +110,6 @@ struct AgentInner {
     providers_seen: Mutex<ProvidersSeen>,
     /// The nearest enclosing agent: where this agent's usage also goes.
     parent: Option<AgentHandle>,
-}
-
-/// Which providers an agent's own model calls went to.
-#[derive(Debug, Default)]
-enum ProvidersSeen {
-    #[default]
-    None,
-    One(String),
-    /// More than one: no single `gen_ai.provider.name` describes the agent.
-    Several,
 }
 
 impl std::fmt::Debug for AgentHandle {
@@ -269,16 +217,11 @@ impl AgentHandle {
     /// them used one provider, the agent span carries it too (semconv requires it on
     /// `invoke_agent` where known). The SDK's model calls do this themselves.
     pub fn note_provider(&self, provider: &str) {
-        let mut seen = self
-            .inner
+        self.inner
             .providers_seen
             .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        *seen = match std::mem::take(&mut *seen) {
-            ProvidersSeen::None => ProvidersSeen::One(provider.to_owned()),
-            ProvidersSeen::One(p) if p == provider => ProvidersSeen::One(p),
-            ProvidersSeen::One(_) | ProvidersSeen::Several => ProvidersSeen::Several,
-        };
+            .unwrap_or_else(PoisonError::into_inner)
+            .note(provider);
     }
 
     /// `gen_ai.provider.name` for the agent span: the one given to the builder, else the one
@@ -287,15 +230,12 @@ impl AgentHandle {
         if let Some(p) = &self.inner.provider {
             return Some(p.clone());
         }
-        match &*self
-            .inner
+        self.inner
             .providers_seen
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-        {
-            ProvidersSeen::One(p) => Some(p.clone()),
-            ProvidersSeen::None | ProvidersSeen::Several => None,
-        }
+            .single()
+            .map(str::to_owned)
     }
 
     /// The subtree totals so far.

@@ -74,8 +74,8 @@ pub use model::{CallEnd, CallTarget, ModelCall};
 pub use parent::Parent;
 pub use telemetry::{
     Builder, DEFAULT_JSONL, DEFAULT_MAX_CAPTURE_BYTES, DEFAULT_SERVICE_NAME,
-    DEFAULT_SHUTDOWN_TIMEOUT, ENV_JSONL, ENV_MAX_CAPTURE_BYTES, ENV_NO_CONTENT, Guard, SCOPE_NAME,
-    Telemetry, init,
+    DEFAULT_SHUTDOWN_TIMEOUT, ENV_COMPAT, ENV_JSONL, ENV_MAX_CAPTURE_BYTES, ENV_NO_CONTENT, Guard,
+    SCOPE_NAME, Telemetry, init,
 };
 pub use tool::{ToolBuilder, ToolSpan};
 

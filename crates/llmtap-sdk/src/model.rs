@@ -18,10 +18,11 @@ use std::time::{Instant, SystemTime};
 
 use http::HeaderMap;
 use llmtap_core::call::LlmCall;
-use llmtap_core::codec::{self, Api, ResponseCapture};
-use llmtap_core::headers::{HEADER_TRACERESPONSE, rate_limit, upstream_request_id};
-use llmtap_core::semconv::{capture_error, error_type, transport_end};
-use opentelemetry::trace::{Span as _, TraceId, Tracer as _};
+use llmtap_core::codec::{self, Api};
+use llmtap_core::headers::HEADER_TRACERESPONSE;
+use llmtap_core::lifecycle::{CallLifecycle, CallMetrics, ResponseHead};
+use llmtap_core::semconv::capture_error;
+use opentelemetry::trace::{TraceId, Tracer as _};
 
 use crate::parent::{Parent, parse_traceparent};
 use crate::telemetry::Telemetry;
@@ -70,35 +71,14 @@ impl CallTarget {
     }
 }
 
-/// How a call ended, as far as its span is concerned.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum CallEnd {
-    /// The whole response was received.
-    Completed,
-    /// The caller stopped reading (dropped the future or stream): `client_disconnected`.
-    Cancelled,
-    /// The server closed the response before its end: `stream_truncated`.
-    Truncated,
-    /// The server took too long: `upstream_timeout`.
-    TimedOut,
-    /// The server could not be reached: `upstream_unreachable`.
-    Unreachable,
-    /// Any other failure, with a low-cardinality `error.type`.
-    Failed(String),
-}
+/// How a call ended, as far as its span is concerned: the same outcomes as the proxy's.
+pub use llmtap_core::lifecycle::CallEnd;
 
 #[derive(Debug)]
 struct Recording {
     telemetry: Telemetry,
     parent: Parent,
-    call: LlmCall,
-    api: Api,
-    started_at: SystemTime,
-    started: Instant,
-    first_chunk: Option<Instant>,
-    status: Option<u16>,
-    response: ResponseCapture,
+    life: CallLifecycle,
     /// An llmtap proxy on the way recorded this call (its `traceresponse` is in our trace).
     recorded_upstream: bool,
 }
@@ -150,17 +130,18 @@ impl ModelCall {
             Some(_) => call.capture_error = Some(capture_error::BODY_OVER_BUDGET),
             None => {}
         }
+        let life = CallLifecycle::new(
+            api,
+            call,
+            SystemTime::now(),
+            Instant::now(),
+            telemetry.max_capture_bytes(),
+        );
         Self {
             recording: Some(Recording {
-                response: ResponseCapture::new(api, telemetry.max_capture_bytes()),
                 telemetry,
                 parent,
-                call,
-                api,
-                started_at: SystemTime::now(),
-                started: Instant::now(),
-                first_chunk: None,
-                status: None,
+                life,
                 recorded_upstream: false,
             }),
         }
@@ -174,7 +155,7 @@ impl ModelCall {
 
     /// The record as known so far (request fields after `start`).
     pub fn call(&self) -> Option<&LlmCall> {
-        self.recording.as_ref().map(|r| &r.call)
+        self.recording.as_ref().map(|r| r.life.call())
     }
 
     /// Phase 2: the response status and headers.
@@ -182,12 +163,6 @@ impl ModelCall {
         let Some(rec) = self.recording.as_mut() else {
             return;
         };
-        rec.status = Some(status);
-        rec.call.http_status = Some(status);
-        rec.call.response.upstream_request_id =
-            upstream_request_id(|name| headers.get(name).and_then(|v| v.to_str().ok()));
-        rec.call.response.rate_limit =
-            rate_limit(|name| headers.get(name).and_then(|v| v.to_str().ok()));
         if let Some(tr) = headers
             .get(HEADER_TRACERESPONSE)
             .and_then(|v| v.to_str().ok())
@@ -196,27 +171,23 @@ impl ModelCall {
             let sent: Option<TraceId> = rec.parent.span_context().map(|s| s.trace_id());
             rec.recorded_upstream = sent.is_none_or(|t| t == tr.trace_id());
         }
-        let content_type = headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok());
-        let stream_requested = rec.call.request.stream;
-        rec.response.on_head(
-            status,
-            content_type,
-            stream_requested,
-            rec.telemetry.policy(),
-        );
+        // An unreadable coding is passed on as such, so the copy is skipped, not misread.
+        let content_encoding = headers
+            .get(http::header::CONTENT_ENCODING)
+            .map(|v| v.to_str().unwrap_or("?").to_owned());
+        let head = ResponseHead::from_lookup(status, content_encoding, |name| {
+            headers.get(name).and_then(|v| v.to_str().ok())
+        });
+        rec.life.on_response_head(head, rec.telemetry.policy());
     }
 
-    /// Phase 3: one response body chunk, as received.
+    /// Phase 3: one response body chunk, as received (decoded or not: the head's
+    /// `content-encoding` says which).
     pub fn on_chunk(&mut self, chunk: &[u8]) {
         let Some(rec) = self.recording.as_mut() else {
             return;
         };
-        if rec.first_chunk.is_none() && !chunk.is_empty() {
-            rec.first_chunk = Some(Instant::now());
-        }
-        rec.response.on_chunk(chunk);
+        rec.life.on_chunk(chunk, Instant::now());
     }
 
     /// Phase 4: ends the span (once; later calls do nothing) and adds the usage to the agents.
@@ -239,67 +210,26 @@ impl Drop for ModelCall {
 }
 
 impl Recording {
-    fn finish(mut self, end: CallEnd) {
-        let ended = Instant::now();
-        let call = &mut self.call;
-        call.timings.duration = Some(ended.saturating_duration_since(self.started));
-        // The protocol decides (ADR 0001): a stream dropped or cut after its terminal event
-        // (`[DONE]`, `message_stop`, ...) is complete; the transport's end is only noted.
-        let reached_end = matches!(
-            end,
-            CallEnd::Cancelled | CallEnd::Truncated | CallEnd::TimedOut
-        ) && self.response.reached_end();
-        let complete = end == CallEnd::Completed || reached_end;
-        if call.request.stream
-            && self.response.is_stream()
-            && let Some(first) = self.first_chunk
-        {
-            call.timings.time_to_first_chunk = Some(first.saturating_duration_since(self.started));
-        }
-        let response = std::mem::replace(&mut self.response, ResponseCapture::new(self.api, 0));
-        response.finish(self.telemetry.policy(), call, complete);
-        // How the exchange ended wins over what the payload said.
-        match end {
-            CallEnd::Completed => {}
-            CallEnd::Cancelled if reached_end => {
-                call.transport_end = Some(transport_end::CLIENT_CLOSED);
-            }
-            CallEnd::Truncated if reached_end => {
-                call.transport_end = Some(transport_end::UPSTREAM_CLOSED);
-            }
-            CallEnd::TimedOut if reached_end => {
-                call.transport_end = Some(transport_end::UPSTREAM_IDLE);
-            }
-            CallEnd::Cancelled => call.error_type = Some(error_type::CLIENT_DISCONNECTED.into()),
-            CallEnd::Truncated => call.error_type = Some(error_type::STREAM_TRUNCATED.into()),
-            CallEnd::TimedOut => call.error_type = Some(error_type::UPSTREAM_TIMEOUT.into()),
-            CallEnd::Unreachable => {
-                call.error_type = Some(error_type::UPSTREAM_UNREACHABLE.into());
-            }
-            CallEnd::Failed(e) => call.error_type = Some(e),
-        }
-        call.redact_fields(&self.telemetry.policy().redactor);
-
+    fn finish(self, end: CallEnd) {
+        let policy = self.telemetry.policy();
+        let finished = self.life.finish(end, Instant::now(), policy);
         if let Some(agent) = self.parent.agent() {
-            agent.add_usage(&call.usage);
+            agent.add_usage(&finished.call.usage);
         }
         if self.recorded_upstream {
+            // The proxy's span is the model span, and the proxy recorded its metrics.
             return;
         }
+        let call = &finished.call;
         let tracer = self.telemetry.tracer();
         let mut span = tracer
             .span_builder(call.span_name())
             .with_kind(call.span_kind())
-            .with_start_time(self.started_at)
+            .with_start_time(finished.started_wall)
             .with_attributes(call.start_attributes())
             .start_with_context(tracer, &self.parent.otel_context());
-        span.set_attributes(call.end_attributes());
-        span.set_status(call.status());
-        let ended_at = self
-            .started_at
-            .checked_add(ended.saturating_duration_since(self.started))
-            .unwrap_or_else(SystemTime::now);
-        span.end_with_timestamp(ended_at);
+        let metrics = self.telemetry.metrics().map(|m| m as &dyn CallMetrics);
+        finished.emit(&mut span, self.telemetry.compat(), metrics);
     }
 }
 

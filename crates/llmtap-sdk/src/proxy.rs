@@ -19,8 +19,8 @@ use llmtap_core::call::{LlmCall, Usage};
 use llmtap_core::capture::CapturePolicy;
 use llmtap_core::codec::{self, StreamState};
 use llmtap_core::headers::{
-    HEADER_AGENT, HEADER_META_PREFIX, HEADER_SESSION, HEADER_TRACEPARENT, HEADER_TRACERESPONSE,
-    HEADER_TRACESTATE,
+    HEADER_AGENT, HEADER_AGENT_ID, HEADER_AGENT_SPAN, HEADER_META_PREFIX, HEADER_SESSION,
+    HEADER_TRACEPARENT, HEADER_TRACERESPONSE, HEADER_TRACESTATE,
 };
 
 use crate::parent::Parent;
@@ -47,6 +47,14 @@ pub fn inject_headers(parent: impl Into<Parent>, headers: &mut HeaderMap) {
     }
     if let Some(agent) = parent.agent() {
         set(HEADER_AGENT, agent.name());
+        if let Some(id) = agent.id() {
+            set(HEADER_AGENT_ID, id);
+        }
+        // This SDK records the agent's span itself: the proxy must not add another.
+        set(
+            HEADER_AGENT_SPAN,
+            &agent.span_context().span_id().to_string(),
+        );
         if let Some(session) = agent.conversation_id() {
             set(HEADER_SESSION, session);
         }
@@ -130,7 +138,14 @@ mod tests {
         assert_eq!(h[HEADER_SESSION], "s-42");
         assert_eq!(h["x-llmtap-meta-user-tier"], "gold");
         assert_eq!(h[HEADER_TRACEPARENT].to_str().unwrap(), agent.traceparent());
-        assert_eq!(h.len(), 4);
+        // The SDK records the agent span itself: it says so, and names it.
+        assert_eq!(
+            h[HEADER_AGENT_SPAN].to_str().unwrap(),
+            agent.span_context().span_id().to_string()
+        );
+        assert_eq!(h.len(), 5);
+        let with_id = t.agent("w").root().id("agent-7").start();
+        assert_eq!(headers(&*with_id)[HEADER_AGENT_ID], "agent-7");
         assert!(headers(Parent::root()).is_empty());
     }
 

@@ -6,12 +6,13 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use llmtap_core::capture::CapturePolicy;
+use llmtap_core::compat::Compat;
 use llmtap_core::env::{EnvSource, ProcessEnv, parse_bool, parse_bytes};
 use llmtap_export::jsonl::{
     DEFAULT_KEEP_FILES, DEFAULT_MAX_BYTES, ENV_JSONL_KEEP, ENV_JSONL_MAX_BYTES, parse_jsonl_path,
     parse_keep, parse_max_bytes,
 };
-use llmtap_export::{JsonlConfig, OtlpConfig, Pipeline, PipelineStats};
+use llmtap_export::{GenAiMetrics, JsonlConfig, OtlpConfig, Pipeline, PipelineStats};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 
@@ -36,6 +37,8 @@ pub const ENV_JSONL: &str = llmtap_export::jsonl::ENV_JSONL;
 pub const ENV_NO_CONTENT: &str = "LLMTAP_NO_CONTENT";
 /// `LLMTAP_MAX_CAPTURE_BYTES`: body bytes kept for decoding (same variable as the proxy).
 pub const ENV_MAX_CAPTURE_BYTES: &str = "LLMTAP_MAX_CAPTURE_BYTES";
+/// `LLMTAP_COMPAT`: extra keys for `openinference` / `langfuse` (same variable as the proxy).
+pub const ENV_COMPAT: &str = "LLMTAP_COMPAT";
 
 /// The telemetry every span of this SDK goes to: a tracer, the capture policy, and (when built by
 /// [`Builder`]) the export pipeline. Cheap to clone; every [`crate::AgentHandle`] carries one, so
@@ -51,6 +54,10 @@ struct TelemetryInner {
     provider: SdkTracerProvider,
     policy: Arc<CapturePolicy>,
     max_capture_bytes: usize,
+    /// Extra keys for other backends' conventions on model spans.
+    compat: Compat,
+    /// gen_ai metrics instruments, when metrics are exported.
+    metrics: Option<GenAiMetrics>,
     pipeline: Option<Pipeline>,
 }
 
@@ -74,6 +81,8 @@ impl Telemetry {
                 provider,
                 policy: Arc::new(CapturePolicy::no_content()),
                 max_capture_bytes: DEFAULT_MAX_CAPTURE_BYTES,
+                compat: Compat::default(),
+                metrics: None,
                 pipeline: None,
             }),
         }
@@ -107,6 +116,16 @@ impl Telemetry {
     /// Bytes of a non-streaming response body kept for decoding.
     pub fn max_capture_bytes(&self) -> usize {
         self.inner.max_capture_bytes
+    }
+
+    /// Which compatibility key sets model spans carry (`LLMTAP_COMPAT`).
+    pub fn compat(&self) -> Compat {
+        self.inner.compat
+    }
+
+    /// The gen_ai metric instruments, when metrics are exported.
+    pub fn metrics(&self) -> Option<&GenAiMetrics> {
+        self.inner.metrics.as_ref()
     }
 
     /// Per-sink span counters (`None` sinks are not configured).
@@ -158,6 +177,7 @@ static GLOBAL: RwLock<Option<Telemetry>> = RwLock::new(None);
 /// | `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`, `LLMTAP_NO_CONTENT` | content capture | on |
 /// | `LLMTAP_REDACT_PATTERNS`, `LLMTAP_MAX_CONTENT_BYTES` | redaction, content budget | built-in, 64 KiB |
 /// | `LLMTAP_MAX_CAPTURE_BYTES` | response body bytes kept for decoding | 8 MiB |
+/// | `LLMTAP_COMPAT` | `openinference`, `langfuse`: those backends' keys on model spans too | none |
 ///
 /// Keep the returned [`Guard`] alive until the end of `main`: dropping it flushes and stops both
 /// sinks. Malformed `LLMTAP_*` values are errors; an unusable `OTEL_*` value is logged once and
@@ -175,6 +195,7 @@ pub struct Builder {
     policy: Option<CapturePolicy>,
     content: Option<bool>,
     max_capture_bytes: Option<usize>,
+    compat: Option<Compat>,
     shutdown_timeout: Option<Duration>,
     env: Option<EnvLayer>,
 }
@@ -190,6 +211,7 @@ struct EnvLayer {
     policy: CapturePolicy,
     no_content: bool,
     max_capture_bytes: Option<usize>,
+    compat: Compat,
 }
 
 impl Builder {
@@ -240,6 +262,14 @@ impl Builder {
                     })?,
             ),
         };
+        let compat = match env.non_empty(ENV_COMPAT) {
+            None => Compat::default(),
+            Some(v) => Compat::parse(&v).map_err(|_| InitError::InvalidValue {
+                var: ENV_COMPAT,
+                value: v.clone(),
+                expected: "openinference, langfuse or none, comma-separated",
+            })?,
+        };
         self.env = Some(EnvLayer {
             pipeline: Pipeline::builder().from_env(env)?,
             jsonl,
@@ -248,6 +278,7 @@ impl Builder {
             policy: CapturePolicy::from_env(env)?,
             no_content,
             max_capture_bytes,
+            compat,
         });
         Ok(self)
     }
@@ -288,6 +319,13 @@ impl Builder {
         self
     }
 
+    /// Compatibility keys (`openinference`, `langfuse`) on model spans, whatever the environment
+    /// says.
+    pub fn compat(mut self, compat: Compat) -> Self {
+        self.compat = Some(compat);
+        self
+    }
+
     /// How long dropping the [`Guard`] waits for the sinks.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = Some(timeout);
@@ -298,24 +336,27 @@ impl Builder {
     /// libraries pass the [`Telemetry`] explicitly.
     pub fn build(self) -> Result<Guard, InitError> {
         CapturePolicy::check_redaction()?;
-        let (mut pipeline, env_jsonl, env_policy, no_content, env_max, rotation) = match self.env {
-            Some(env) => (
-                env.pipeline,
-                env.jsonl,
-                Some(env.policy),
-                env.no_content,
-                env.max_capture_bytes,
-                (env.jsonl_max_bytes, env.jsonl_keep),
-            ),
-            None => (
-                Pipeline::builder(),
-                None,
-                None,
-                false,
-                None,
-                (Some(DEFAULT_MAX_BYTES), DEFAULT_KEEP_FILES),
-            ),
-        };
+        let (mut pipeline, env_jsonl, env_policy, no_content, env_max, rotation, env_compat) =
+            match self.env {
+                Some(env) => (
+                    env.pipeline,
+                    env.jsonl,
+                    Some(env.policy),
+                    env.no_content,
+                    env.max_capture_bytes,
+                    (env.jsonl_max_bytes, env.jsonl_keep),
+                    env.compat,
+                ),
+                None => (
+                    Pipeline::builder(),
+                    None,
+                    None,
+                    false,
+                    None,
+                    (Some(DEFAULT_MAX_BYTES), DEFAULT_KEEP_FILES),
+                    Compat::default(),
+                ),
+            };
         let jsonl = self.jsonl.unwrap_or(env_jsonl);
         pipeline = pipeline
             .service_name(
@@ -344,6 +385,8 @@ impl Builder {
                     .max_capture_bytes
                     .or(env_max)
                     .unwrap_or(DEFAULT_MAX_CAPTURE_BYTES),
+                compat: self.compat.unwrap_or(env_compat),
+                metrics: pipeline.metrics(),
                 pipeline: Some(pipeline),
             }),
         };
