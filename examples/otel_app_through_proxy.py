@@ -8,6 +8,8 @@ model span a child of the agent span, in the same collector.
 - the app exports its spans over OTLP (`OTEL_EXPORTER_OTLP_ENDPOINT`, read by the SDK itself);
 - it sends the active span as W3C `traceparent` with each model call (`propagate.inject`), so
   the proxy parents its span under the app's;
+- it names its agent (`x-llmtap-agent`) and says it records that agent's span itself
+  (`x-llmtap-agent-span: <span id>`), so the proxy adds no `invoke_agent` span of its own;
 - the proxy exports to the same collector (start it with the same `OTEL_EXPORTER_OTLP_ENDPOINT`).
 
 Needs: pip install openai opentelemetry-sdk opentelemetry-exporter-otlp-proto-http
@@ -57,8 +59,12 @@ def main() -> None:
             "gen_ai.provider.name": "openai",
         },
     ) as agent_span:
-        # W3C trace context of the active span, so the proxy's span becomes its child.
-        headers = {"x-llmtap-agent": "researcher"}
+        # W3C trace context of the active span, so the proxy's span becomes its child; the
+        # agent span is ours, so the proxy records none.
+        headers = {
+            "x-llmtap-agent": "researcher",
+            "x-llmtap-agent-span": format(agent_span.get_span_context().span_id, "016x"),
+        }
         propagate.inject(headers)
         reply = client.chat.completions.create(
             model=MODEL,

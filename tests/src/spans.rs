@@ -238,19 +238,90 @@ pub fn status_name(code: status::StatusCode) -> &'static str {
     }
 }
 
-/// The spans whose `gen_ai.agent.name` is `agent`.
+/// Whether a span is a model call (not an `invoke_agent` or `execute_tool` span).
+pub fn is_model_call(span: &RecordedSpan) -> bool {
+    use llmtap_core::semconv::{GEN_AI_OPERATION_NAME, operation};
+    !matches!(
+        span.attr_str(GEN_AI_OPERATION_NAME).as_deref(),
+        Some(operation::INVOKE_AGENT | operation::EXECUTE_TOOL)
+    )
+}
+
+/// The model-call spans among `spans`.
+pub fn model_calls(spans: &[RecordedSpan]) -> Vec<&RecordedSpan> {
+    spans.iter().filter(|s| is_model_call(s)).collect()
+}
+
+/// The `invoke_agent` spans among `spans`.
+pub fn agent_spans(spans: &[RecordedSpan]) -> Vec<&RecordedSpan> {
+    spans.iter().filter(|s| !is_model_call(s)).collect()
+}
+
+/// The model calls whose `gen_ai.agent.name` is `agent`.
 pub fn by_agent<'a>(spans: &'a [RecordedSpan], agent: &str) -> Vec<&'a RecordedSpan> {
     spans
         .iter()
         .filter(|s| {
-            s.attr_str(llmtap_core::semconv::GEN_AI_AGENT_NAME)
-                .as_deref()
-                == Some(agent)
+            is_model_call(s)
+                && s.attr_str(llmtap_core::semconv::GEN_AI_AGENT_NAME)
+                    .as_deref()
+                    == Some(agent)
         })
         .collect()
 }
 
-/// The one span of `agent`; an error when there are none or several.
+/// Every model call that names an agent has, as its parent, an `invoke_agent` span of that agent
+/// in the same trace (the proxy's agent spans, ADR 0014); returns how many calls were checked.
+pub fn check_calls_under_their_agents(spans: &[RecordedSpan]) -> anyhow::Result<usize> {
+    use llmtap_core::semconv::GEN_AI_AGENT_NAME;
+    let mut checked = 0;
+    for call in spans.iter().filter(|s| is_model_call(s)) {
+        let Some(agent) = call.attr_str(GEN_AI_AGENT_NAME) else {
+            continue;
+        };
+        let parent_id = call.parent_span_id();
+        let parent = spans
+            .iter()
+            .find(|s| Some(s.span_id()) == parent_id)
+            .ok_or_else(|| anyhow::anyhow!("{}: its parent span is missing", call.name()))?;
+        anyhow::ensure!(
+            !is_model_call(parent) && parent.attr_str(GEN_AI_AGENT_NAME) == Some(agent.clone()),
+            "{} of {agent}: parent is {}",
+            call.name(),
+            parent.name()
+        );
+        anyhow::ensure!(parent.trace_id() == call.trace_id(), "{agent}: two traces");
+        checked += 1;
+    }
+    Ok(checked)
+}
+
+/// The model calls of `spans`, after checking that each one naming an agent sits under an
+/// `invoke_agent` span of that agent ([`check_calls_under_their_agents`]).
+pub fn checked_calls(spans: Vec<RecordedSpan>) -> anyhow::Result<Vec<RecordedSpan>> {
+    check_calls_under_their_agents(&spans)?;
+    Ok(spans.into_iter().filter(is_model_call).collect())
+}
+
+/// The one `invoke_agent` span of `agent`; an error when there are none or several.
+pub fn one_agent_span<'a>(
+    spans: &'a [RecordedSpan],
+    agent: &str,
+) -> anyhow::Result<&'a RecordedSpan> {
+    let found: Vec<&RecordedSpan> = spans
+        .iter()
+        .filter(|s| {
+            !is_model_call(s)
+                && s.attr_str(llmtap_core::semconv::GEN_AI_AGENT_NAME)
+                    .as_deref()
+                    == Some(agent)
+        })
+        .collect();
+    anyhow::ensure!(found.len() == 1, "{agent}: {} agent spans", found.len());
+    Ok(found[0])
+}
+
+/// The one model call of `agent`; an error when there are none or several.
 pub fn one_by_agent<'a>(
     spans: &'a [RecordedSpan],
     agent: &str,

@@ -12,7 +12,10 @@ use llmtap_core::semconv as sc;
 use llmtap_tests::RecordedSpan;
 use llmtap_tests::clients::run_client;
 use llmtap_tests::clients::{node_modules, python, repo_root, require_tool};
-use llmtap_tests::spans::{by_agent, one_by_agent as one};
+use llmtap_tests::spans::{
+    agent_spans, by_agent, check_calls_under_their_agents, model_calls, one_agent_span,
+    one_by_agent as one,
+};
 use llmtap_tests::stack::Stack;
 use serde_json::{Value, json};
 
@@ -109,7 +112,14 @@ async fn python_openai_create_stream_and_tools() -> Result<()> {
         .arg(stack.openai_base_url());
     let seen = run_client(command).await?;
     let (_, spans) = stack.stop().await?;
-    assert_eq!(spans.len(), 4, "create + stream + two tool turns");
+    assert_eq!(
+        model_calls(&spans).len(),
+        4,
+        "create + stream + two tool turns"
+    );
+    // No session, no hand-off: each call is an invocation of its agent of its own.
+    assert_eq!(agent_spans(&spans).len(), 4);
+    assert_eq!(check_calls_under_their_agents(&spans)?, 4);
 
     let create = one(&spans, "py-create")?;
     check_create(create, &seen["create"])?;
@@ -164,7 +174,8 @@ async fn node_openai_create_and_stream() -> Result<()> {
     command.arg(&local_script).arg(stack.openai_base_url());
     let seen = run_client(command).await?;
     let (_, spans) = stack.stop().await?;
-    assert_eq!(spans.len(), 2);
+    assert_eq!(model_calls(&spans).len(), 2);
+    assert_eq!(check_calls_under_their_agents(&spans)?, 2);
     let create = one(&spans, "node-create")?;
     check_create(create, &seen["create"])?;
     assert_superset_of_peer(create, "non_streaming")?;
@@ -225,8 +236,12 @@ async fn curl_stream_and_traceresponse_handoff() -> Result<()> {
     let (_, spans) = stack.stop().await?;
     let parent = one(&spans, "curl-parent")?;
     let child = one(&spans, "curl-child")?;
-    assert_eq!(child.parent_span_id(), Some(parent.span_id()));
+    // The child agent's invocation nests under the call whose traceresponse it was handed.
+    let child_agent = one_agent_span(&spans, "curl-child")?;
+    assert_eq!(child_agent.parent_span_id(), Some(parent.span_id()));
+    assert_eq!(child.parent_span_id(), Some(child_agent.span_id()));
     assert_eq!(child.trace_id(), parent.trace_id());
+    assert_eq!(check_calls_under_their_agents(&spans)?, 2);
     assert!(parent.attr_i64(sc::GEN_AI_USAGE_OUTPUT_TOKENS).unwrap_or(0) > 0);
     Ok(())
 }

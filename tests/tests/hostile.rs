@@ -116,9 +116,10 @@ x-llmtap-agent: staller\r\ncontent-length: 1000\r\n\r\n{\"model\":\"gpt-4o\",",
     let limits = limits(&stack).await?;
     assert_eq!(limits["body_timeouts"], 1);
     let (report, spans) = stack.stop().await?;
-    ensure!(spans.len() == 1, "{} spans", spans.len());
+    let calls = llmtap_tests::spans::model_calls(&spans);
+    ensure!(calls.len() == 1, "{} calls", calls.len());
     assert_eq!(
-        spans[0].attr_str(sc::ERROR_TYPE).as_deref(),
+        calls[0].attr_str(sc::ERROR_TYPE).as_deref(),
         Some(sc::error_type::CLIENT_BODY_TIMEOUT)
     );
     assert_eq!(report.proxy.upstream_errors, 0, "not the upstream's fault");
@@ -158,7 +159,12 @@ x-llmtap-agent: {agent}\r\ncontent-length: 1000000\r\n\r\n{{\"model\":\"gpt-4o-m
         );
     }
     let (report, spans) = stack.stop().await?;
-    ensure!(spans.len() == 2, "{} spans", spans.len());
+    let calls = llmtap_tests::spans::model_calls(&spans);
+    ensure!(calls.len() == 2, "{} calls", calls.len());
+    assert_eq!(
+        llmtap_tests::spans::check_calls_under_their_agents(&spans)?,
+        2
+    );
     assert_eq!(
         report.proxy.upstream_errors, 0,
         "a client's cut is not the upstream's fault"

@@ -50,6 +50,7 @@ async fn python_anthropic_create_stream_and_tools() -> Result<()> {
     command.arg(script("anthropic_py.py")).arg(stack.root_url());
     let seen = run_client(command).await?;
     let (_, spans) = stack.stop().await?;
+    let spans = llmtap_tests::spans::checked_calls(spans)?;
     assert_eq!(spans.len(), 4, "create, stream, two tool turns");
     for span in &spans {
         assert_eq!(span.status_code(), OtlpStatus::Unset);
@@ -164,6 +165,7 @@ async fn python_openai_responses_create_stream_and_tools() -> Result<()> {
         .arg(stack.openai_base_url());
     let seen = run_client(command).await?;
     let (_, spans) = stack.stop().await?;
+    let spans = llmtap_tests::spans::checked_calls(spans)?;
     assert_eq!(spans.len(), 4);
     for span in &spans {
         assert_eq!(span.status_code(), OtlpStatus::Unset);
@@ -267,6 +269,7 @@ async fn python_google_genai_create_stream_and_function_call() -> Result<()> {
     command.arg(script("gemini_py.py")).arg(stack.root_url());
     let seen = run_client(command).await?;
     let (_, spans) = stack.stop().await?;
+    let spans = llmtap_tests::spans::checked_calls(spans)?;
     assert_eq!(spans.len(), 3);
     let raw = std::fs::read_to_string(&stack.jsonl)?;
     assert!(!raw.contains("AIzaSy-e2e"), "the API key is never recorded");

@@ -132,6 +132,7 @@ async fn anthropic_create_records_normalised_usage_system_and_headers() -> Resul
     assert_eq!(upstream.body, Bytes::from(request.to_string()));
 
     let (_, spans) = stack.stop().await?;
+    let spans = llmtap_tests::spans::checked_calls(spans)?;
     let span = only(&spans);
     assert_eq!(span.name(), "chat claude-sonnet-4-5");
     assert_eq!(span.status_code(), OtlpStatus::Unset);
@@ -248,6 +249,7 @@ async fn anthropic_stream_matches_what_the_client_saw() -> Result<()> {
         thinking.push_str(e["delta"]["thinking"].as_str().unwrap_or(""));
     }
     let (_, spans) = stack.stop().await?;
+    let spans = llmtap_tests::spans::checked_calls(spans)?;
     let span = only(&spans);
     assert_eq!(span.status_code(), OtlpStatus::Unset);
     assert_eq!(span.attr(sc::GEN_AI_REQUEST_STREAM), Some(json!(true)));
@@ -310,6 +312,7 @@ async fn anthropic_tool_use_and_tool_result_round_trip() -> Result<()> {
         )
         .await?;
     let (_, spans) = stack.stop().await?;
+    let spans = llmtap_tests::spans::checked_calls(spans)?;
     assert_eq!(spans.len(), 3);
     for span in &spans[..2] {
         assert_eq!(
@@ -356,6 +359,7 @@ async fn responses_create_records_reasoning_cache_and_previous_id() -> Result<()
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     let body: Value = serde_json::from_slice(&reply.body)?;
     let (_, spans) = stack.stop().await?;
+    let spans = llmtap_tests::spans::checked_calls(spans)?;
     let span = only(&spans);
     assert_eq!(span.name(), "chat o4-mini");
     assert_eq!(
@@ -481,6 +485,7 @@ async fn responses_stream_and_incomplete_and_function_calls() -> Result<()> {
         .await?;
 
     let (_, spans) = stack.stop().await?;
+    let spans = llmtap_tests::spans::checked_calls(spans)?;
     assert_eq!(spans.len(), 4);
     let span = &spans[0];
     let u = &completed["response"]["usage"];
@@ -571,6 +576,7 @@ async fn gemini_generate_content_model_from_path_usage_and_no_key() -> Result<()
         "query forwarded untouched"
     );
     let (_, spans) = stack.stop().await?;
+    let spans = llmtap_tests::spans::checked_calls(spans)?;
     let span = only(&spans);
     assert_eq!(span.name(), "generate_content gemini-2.5-flash");
     assert_eq!(
@@ -693,6 +699,7 @@ async fn gemini_sse_and_json_array_streams_decode_alike() -> Result<()> {
         .filter_map(|p| p["text"].as_str().map(str::to_owned))
         .collect();
     let (_, spans) = stack.stop().await?;
+    let spans = llmtap_tests::spans::checked_calls(spans)?;
     assert_eq!(spans.len(), 2);
     for span in &spans {
         assert_eq!(span.status_code(), OtlpStatus::Unset);
@@ -771,6 +778,7 @@ async fn gemini_function_call_and_response() -> Result<()> {
         )
         .await?;
     let (_, spans) = stack.stop().await?;
+    let spans = llmtap_tests::spans::checked_calls(spans)?;
     assert_eq!(spans.len(), 2);
     let out = json_attr(&spans[0], sc::GEN_AI_OUTPUT_MESSAGES)?;
     assert_eq!(out[0]["finish_reason"], "tool_call");
@@ -882,6 +890,7 @@ async fn every_stream_outcome_for_every_provider() -> Result<()> {
             )
             .await;
         let (_, spans) = stack.stop().await?;
+        let spans = llmtap_tests::spans::checked_calls(spans)?;
         assert_eq!(spans.len(), 4, "{name}: one span per call");
         let by = |agent: &str| {
             spans
@@ -978,6 +987,7 @@ async fn client_disconnect_mid_stream_for_every_provider() -> Result<()> {
             case.name
         );
         let (report, spans) = stack.stop().await?;
+        let spans = llmtap_tests::spans::checked_calls(spans)?;
         assert_eq!(spans.len(), 1, "{}: ended exactly once", case.name);
         assert_eq!(report.abandoned_calls, 0);
     }
@@ -1040,6 +1050,7 @@ async fn provider_prefixes_and_default_upstreams() -> Result<()> {
         ]
     );
     let (_, spans) = stack.stop().await?;
+    let spans = llmtap_tests::spans::checked_calls(spans)?;
     assert_eq!(spans.len(), 5);
     assert_eq!(
         spans[2].attr_str(sc::ERROR_TYPE).as_deref(),
@@ -1084,6 +1095,7 @@ async fn anthropic_cache_write_follows_the_selected_convention() -> Result<()> {
             .await?;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
         let (_, spans) = stack.stop().await?;
+        let spans = llmtap_tests::spans::checked_calls(spans)?;
         let text = std::fs::read_to_string(&stack.jsonl)?;
         let line: Value = serde_json::from_str(text.lines().next().context("a line")?)?;
         Ok((line, only(&spans).clone()))

@@ -76,6 +76,7 @@ async fn non_streaming_chat_becomes_one_complete_span() -> Result<()> {
     let body: Value = serde_json::from_slice(&reply.body)?;
     let traceresponse = reply.traceresponse().context("traceresponse missing")?;
     let (_, spans) = stack.stop().await?;
+    let spans = llmtap_tests::spans::checked_calls(spans)?;
     let span = only(&spans);
 
     assert_eq!(span.name(), "chat gpt-4o-mini");
@@ -207,6 +208,7 @@ async fn streaming_with_usage_records_ttft_chunks_usage_and_output() -> Result<(
         }
     }
     let (_, spans) = stack.stop().await?;
+    let spans = llmtap_tests::spans::checked_calls(spans)?;
     let span = only(&spans);
     assert_eq!(span.attr(sc::GEN_AI_REQUEST_STREAM), Some(json!(true)));
     let ttft = span
@@ -247,6 +249,7 @@ async fn streaming_without_usage_still_ends_cleanly() -> Result<()> {
     assert_eq!(reply.status, StatusCode::OK);
     assert!(reply.text().contains("data: [DONE]"));
     let (_, spans) = stack.stop().await?;
+    let spans = llmtap_tests::spans::checked_calls(spans)?;
     let span = only(&spans);
     assert_eq!(span.status_code(), OtlpStatus::Unset);
     assert!(span.attr(sc::ERROR_TYPE).is_none());
@@ -283,6 +286,7 @@ async fn streamed_tool_call_arguments_are_assembled() -> Result<()> {
         }
     }
     let (_, spans) = stack.stop().await?;
+    let spans = llmtap_tests::spans::checked_calls(spans)?;
     let span = only(&spans);
     assert_eq!(
         span.attr(sc::GEN_AI_RESPONSE_FINISH_REASONS),
@@ -338,6 +342,7 @@ async fn n_choices_response_format_embeddings_and_completions() -> Result<()> {
     assert_eq!(completion_reply.status, StatusCode::OK);
     let completion_body: Value = serde_json::from_slice(&completion_reply.body)?;
     let (_, spans) = stack.stop().await?;
+    let spans = llmtap_tests::spans::checked_calls(spans)?;
     assert_eq!(spans.len(), 3);
     let by_op = |op: &str| {
         spans
@@ -386,6 +391,7 @@ async fn upstream_http_error_keeps_body_and_records_provider_code() -> Result<()
     let body: Value = serde_json::from_slice(&reply.body)?;
     assert_eq!(body["error"]["code"], "rate_limit_exceeded");
     let (report, spans) = stack.stop().await?;
+    let spans = llmtap_tests::spans::checked_calls(spans)?;
     let span = only(&spans);
     assert_eq!(span.status_code(), OtlpStatus::Error);
     assert_eq!(
@@ -409,6 +415,7 @@ async fn upstream_hangup_mid_stream_is_stream_truncated_with_partial_output() ->
         assert!(!String::from_utf8_lossy(&body).contains("[DONE]"));
     }
     let (_, spans) = stack.stop().await?;
+    let spans = llmtap_tests::spans::checked_calls(spans)?;
     let span = only(&spans);
     assert_eq!(span.status_code(), OtlpStatus::Error);
     assert_eq!(
@@ -451,6 +458,7 @@ async fn client_disconnect_mid_stream_ends_the_span_with_partial_output() -> Res
         "partial output kept"
     );
     let (report, spans) = stack.stop().await?;
+    let spans = llmtap_tests::spans::checked_calls(spans)?;
     assert_eq!(spans.len(), 1, "ended exactly once");
     assert_eq!(report.abandoned_calls, 0);
     Ok(())
@@ -478,6 +486,7 @@ async fn upstream_header_timeout_is_504_and_upstream_timeout() -> Result<()> {
             .starts_with("llmtap_")
     );
     let (_, spans) = stack.stop().await?;
+    let spans = llmtap_tests::spans::checked_calls(spans)?;
     let span = only(&spans);
     assert_eq!(
         span.attr_str(sc::ERROR_TYPE).as_deref(),
@@ -510,6 +519,7 @@ async fn unreachable_upstream_is_502_naming_it() -> Result<()> {
         "the message names the upstream: {message}"
     );
     let (_, spans) = stack.stop().await?;
+    let spans = llmtap_tests::spans::checked_calls(spans)?;
     let span = only(&spans);
     assert_eq!(
         span.attr_str(sc::ERROR_TYPE).as_deref(),
@@ -542,6 +552,7 @@ async fn malformed_json_and_sse_are_forwarded_unchanged_and_marked() -> Result<(
     let bad_request = stack.post(CHAT, "{not json", &[]).await?;
     assert_eq!(bad_request.status, StatusCode::BAD_REQUEST);
     let (_, spans) = stack.stop().await?;
+    let spans = llmtap_tests::spans::checked_calls(spans)?;
     assert_eq!(spans.len(), 3);
     assert_unique_ids(&spans);
     for span in &spans {
@@ -592,6 +603,7 @@ async fn bodies_are_byte_identical_to_calling_upstream_directly() -> Result<()> 
         let proxied = stack.post(CHAT, &chat("m", stream), &[]).await?;
         assert_eq!(proxied.body, direct, "{content_type} bodies differ");
         let (_, spans) = stack.stop().await?;
+        let spans = llmtap_tests::spans::checked_calls(spans)?;
         assert_eq!(only(&spans).status_code(), OtlpStatus::Unset);
     }
     Ok(())
@@ -645,7 +657,8 @@ async fn agent_headers_are_read_stripped_and_trace_context_flows() -> Result<()>
             "credentials forwarded"
         );
     }
-    let (_, spans) = stack.stop().await?;
+    let (_, all) = stack.stop().await?;
+    let spans = llmtap_tests::spans::checked_calls(all.clone())?;
     assert_eq!(spans.len(), 3);
     let find = |agent: &str| {
         spans
@@ -653,10 +666,23 @@ async fn agent_headers_are_read_stripped_and_trace_context_flows() -> Result<()>
             .find(|s| s.attr_str(sc::GEN_AI_AGENT_NAME).as_deref() == Some(agent))
             .with_context(|| format!("no span of {agent}"))
     };
+    let agent = |name: &str| llmtap_tests::spans::one_agent_span(&all, name);
     let (orch, res, chk) = (find("orchestrator")?, find("researcher")?, find("checker")?);
-    assert_eq!(orch.parent_span_id(), None);
-    assert_eq!(res.parent_span_id(), Some(orch.span_id()));
-    assert_eq!(chk.parent_span_id(), Some(res.span_id()));
+    // Each agent's invocation is the parent of its call, and nests under the call whose
+    // traceresponse it was handed.
+    let (orch_agent, res_agent, chk_agent) = (
+        agent("orchestrator")?,
+        agent("researcher")?,
+        agent("checker")?,
+    );
+    assert_eq!(orch_agent.parent_span_id(), None);
+    assert_eq!(orch.parent_span_id(), Some(orch_agent.span_id()));
+    assert_eq!(res_agent.parent_span_id(), Some(orch.span_id()));
+    assert_eq!(chk_agent.parent_span_id(), Some(res.span_id()));
+    assert_eq!(
+        orch_agent.attr_str(sc::GEN_AI_CONVERSATION_ID).as_deref(),
+        Some("sess-42")
+    );
     assert_eq!(res.trace_id(), orch.trace_id());
     assert_eq!(chk.trace_id(), orch.trace_id());
     assert_eq!(
@@ -717,6 +743,7 @@ async fn credentials_never_reach_jsonl_or_otlp() -> Result<()> {
     assert_eq!(reply.status, StatusCode::OK);
     let collector = stack.collector.take().context("collector")?;
     let (_, spans) = stack.stop().await?;
+    let spans = llmtap_tests::spans::checked_calls(spans)?;
     assert_eq!(spans.len(), 1);
     let file = std::fs::read_to_string(&stack.jsonl)?;
     let otlp = collector.wait_for_spans(1, Duration::from_secs(10)).await?;
@@ -773,6 +800,7 @@ async fn unknown_paths_pass_unrecorded_and_healthz_counts() -> Result<()> {
     assert!(health["uptime_secs"].is_number(), "{health}");
     assert!(health["sinks"]["jsonl"]["written"].is_number(), "{health}");
     let (_, spans) = stack.stop().await?;
+    let spans = llmtap_tests::spans::checked_calls(spans)?;
     assert_eq!(spans.len(), 2);
     Ok(())
 }
@@ -789,6 +817,7 @@ async fn spans_reach_the_collector_and_the_file_alike() -> Result<()> {
     }
     let collector = stack.collector.take().context("collector")?;
     let (report, spans) = stack.stop().await?;
+    let spans = llmtap_tests::spans::checked_calls(spans)?;
     let received = collector.wait_for_spans(5, Duration::from_secs(10)).await?;
     assert_eq!(spans.len(), 5);
     assert_eq!(received.len(), 5);
@@ -824,6 +853,7 @@ async fn big_request_bodies_pass_through_with_capture_skipped() -> Result<()> {
     );
     assert_eq!(forwarded[0].body, Bytes::from(body));
     let (_, spans) = stack.stop().await?;
+    let spans = llmtap_tests::spans::checked_calls(spans)?;
     let span = only(&spans);
     assert!(span.attr_str(sc::LLMTAP_CAPTURE_ERROR).is_some());
     assert!(span.attr(sc::GEN_AI_INPUT_MESSAGES).is_none());
@@ -850,6 +880,7 @@ async fn keep_alive_calls_do_not_stall() -> Result<()> {
         "median {median:?}: a stall"
     );
     let (_, spans) = stack.stop().await?;
+    let spans = llmtap_tests::spans::checked_calls(spans)?;
     assert_eq!(spans.len(), 21);
     assert_unique_ids(&spans);
     Ok(())
@@ -876,6 +907,7 @@ async fn shutdown_drains_in_flight_streams_and_ends_their_spans() -> Result<()> 
     });
     tokio::time::sleep(Duration::from_millis(120)).await;
     let (report, spans) = stack.stop().await?;
+    let spans = llmtap_tests::spans::checked_calls(spans)?;
     let body = in_flight.await??;
     assert!(
         String::from_utf8_lossy(&body).contains("[DONE]"),
@@ -924,10 +956,12 @@ async fn handoff_tree_reaches_a_real_collector_with_parents() -> Result<()> {
         )
         .await?;
     let (_, spans) = stack.stop().await?;
-    assert_eq!(spans.len(), 3);
+    assert_eq!(llmtap_tests::spans::checked_calls(spans.clone())?.len(), 3);
+    // Three calls under three agent invocations.
+    assert_eq!(spans.len(), 6);
     let trace_id = spans[0].trace_id();
     let at_rotel = rotel
-        .wait_for_trace(&trace_id, 3, Duration::from_secs(20))
+        .wait_for_trace(&trace_id, 6, Duration::from_secs(20))
         .await?;
     for ours in &spans {
         let theirs = at_rotel
@@ -960,7 +994,10 @@ async fn handoff_tree_reaches_a_real_collector_with_parents() -> Result<()> {
         .map(|s| depth(s.parent_span_id()))
         .max()
         .unwrap_or(0);
-    assert_eq!(deepest, 2, "three levels: root, child, grandchild");
+    assert_eq!(
+        deepest, 5,
+        "three levels of agents, each over its call: lead, worker, helper"
+    );
     Ok(())
 }
 
@@ -995,6 +1032,7 @@ async fn upstream_silent_mid_stream_ends_as_upstream_timeout() -> Result<()> {
         assert!(!reply.text().contains("[DONE]"));
     }
     let (_, spans) = stack.stop().await?;
+    let spans = llmtap_tests::spans::checked_calls(spans)?;
     let span = only(&spans);
     assert_eq!(span.status_code(), OtlpStatus::Error);
     assert_eq!(
@@ -1026,6 +1064,7 @@ async fn http2_clients_are_served_and_recorded() -> Result<()> {
     let body = read_body(response.into_body()).await?;
     assert!(String::from_utf8_lossy(&body).contains("[DONE]"));
     let (_, spans) = stack.stop().await?;
+    let spans = llmtap_tests::spans::checked_calls(spans)?;
     let span = only(&spans);
     assert_eq!(
         span.attr_str(sc::GEN_AI_AGENT_NAME).as_deref(),
@@ -1063,6 +1102,7 @@ async fn sampling_is_parent_based_and_configurable() -> Result<()> {
         .post(CHAT, &chat("gpt-4o", false), &[("traceparent", sampled)])
         .await?;
     let (_, spans) = stack.stop().await?;
+    let spans = llmtap_tests::spans::checked_calls(spans)?;
     assert_eq!(spans.len(), 1, "only the sampled caller's call is sampled");
     assert_eq!(spans[0].trace_id(), "4bf92f3577b34da6a3ce929d0e0e4737");
 
@@ -1126,6 +1166,7 @@ async fn gen_ai_metrics_match_the_spans() -> Result<()> {
         .await?;
     let collector = stack.collector.take().context("collector")?;
     let (_, spans) = stack.stop().await?;
+    let spans = llmtap_tests::spans::checked_calls(spans)?;
     assert_eq!(spans.len(), 4);
     // Shutdown flushed the last metrics; take the newest export of each metric (cumulative).
     collector
@@ -1332,6 +1373,7 @@ async fn a_busy_stream_outlives_the_idle_limit() -> Result<()> {
     );
     assert!(reply.text().contains("[DONE]"), "not cut: {}", reply.text());
     let (_, spans) = stack.stop().await?;
+    let spans = llmtap_tests::spans::checked_calls(spans)?;
     let span = only(&spans);
     assert!(span.attr(sc::ERROR_TYPE).is_none());
     assert_eq!(span.status_code(), OtlpStatus::Unset);
@@ -1366,6 +1408,7 @@ async fn always_off_sampler_keeps_every_call_in_the_file_and_forwards_none() -> 
     }
     let collector = stack.collector.take().context("collector")?;
     let (report, spans) = stack.stop().await?;
+    let spans = llmtap_tests::spans::checked_calls(spans)?;
     assert_eq!(spans.len(), 4, "the file is the local record");
     assert_eq!(report.proxy.calls_finished, 4);
     let otlp = report.telemetry.otlp.context("otlp sink")?;

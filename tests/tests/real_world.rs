@@ -185,6 +185,7 @@ async fn every_api_and_transport_passes_bytes_unchanged_and_records_the_call() -
         }
     }
     let (_, spans) = stack.stop().await?;
+    let spans = llmtap_tests::spans::checked_calls(spans)?;
     ensure!(spans.len() == expected.len(), "{} spans", spans.len());
     for agent in expected {
         let mine = by_agent(&spans, &agent);
@@ -246,6 +247,7 @@ async fn a_client_that_closes_right_after_the_terminal_event_completed_its_call(
         }
     }
     let (_, spans) = stack.stop().await?;
+    let spans = llmtap_tests::spans::checked_calls(spans)?;
     for agent in names {
         let mine = by_agent(&spans, &agent);
         ensure!(mine.len() == 1, "{agent}: {} spans", mine.len());
@@ -307,6 +309,7 @@ async fn a_compression_bomb_passes_through_and_its_capture_stays_within_the_budg
         .await?;
     ensure!(reply.body == bomb, "the bomb's bytes changed");
     let (_, spans) = stack.stop().await?;
+    let spans = llmtap_tests::spans::checked_calls(spans)?;
     ensure!(spans.len() == 1);
     let span = &spans[0];
     assert_eq!(
@@ -337,6 +340,7 @@ async fn a_response_head_past_the_limit_is_a_502_that_names_it() -> Result<()> {
     let message = body["error"]["message"].as_str().unwrap_or_default();
     ensure!(message.contains("512 headers"), "{message}");
     let (_, spans) = stack.stop().await?;
+    let spans = llmtap_tests::spans::checked_calls(spans)?;
     ensure!(spans.len() == 1);
     assert_eq!(
         spans[0].attr_str(sc::ERROR_TYPE).as_deref(),
@@ -372,6 +376,7 @@ async fn an_unknown_content_encoding_skips_capture_and_never_fails_the_call() ->
         .await?;
     ensure!(reply.status == 200 && reply.body == body);
     let (_, spans) = stack.stop().await?;
+    let spans = llmtap_tests::spans::checked_calls(spans)?;
     ensure!(spans.len() == 1);
     assert_eq!(
         spans[0].attr_str(sc::LLMTAP_CAPTURE_ERROR).as_deref(),
@@ -403,6 +408,7 @@ async fn a_compressed_request_body_is_captured() -> Result<()> {
     let forwarded = stack.mock.requests().pop().context("no request")?;
     ensure!(forwarded.body == gz);
     let (_, spans) = stack.stop().await?;
+    let spans = llmtap_tests::spans::checked_calls(spans)?;
     ensure!(spans.len() == 1);
     let span = &spans[0];
     assert_eq!(span.name(), "chat gpt-4o-mini");
@@ -482,6 +488,7 @@ async fn python_clients_record_every_call_truly() -> Result<()> {
         results.insert(*scenario, run_client(command).await?);
     }
     let (_, spans) = stack.stop().await?;
+    let spans = llmtap_tests::spans::checked_calls(spans)?;
     for (scenario, seen) in &results {
         let n = check_matrix(&spans, seen, scenario)?;
         // openai sync (create, stream, abandon) + async (create, stream) + anthropic (2) + gemini (2)
@@ -514,6 +521,7 @@ async fn node_openai_records_every_call_truly() -> Result<()> {
         results.insert(*scenario, run_client(command).await?);
     }
     let (_, spans) = stack.stop().await?;
+    let spans = llmtap_tests::spans::checked_calls(spans)?;
     for (scenario, seen) in &results {
         let n = check_matrix(&spans, seen, scenario)?;
         ensure!(n == 3, "{scenario}: {n} calls checked");
@@ -570,6 +578,7 @@ async fn curl_records_every_call_truly() -> Result<()> {
         }
     }
     let (_, spans) = stack.stop().await?;
+    let spans = llmtap_tests::spans::checked_calls(spans)?;
     for agent in agents {
         let mine = by_agent(&spans, &agent);
         ensure!(mine.len() == 1, "{agent}: {} spans", mine.len());

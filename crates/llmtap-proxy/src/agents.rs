@@ -1,4 +1,4 @@
-//! [`AgentSpans`]: the `invoke_agent {agent}` spans of proxy-only agent trees (ADR 0012).
+//! [`AgentSpans`]: the `invoke_agent {agent}` spans of proxy-only agent trees (ADR 0014).
 //!
 //! A call that names its agent (`x-llmtap-agent`) belongs to one *invocation* of that agent,
 //! keyed by what the call says about where it comes from:

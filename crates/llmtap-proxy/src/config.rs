@@ -35,7 +35,7 @@ pub const DEFAULT_STREAM_IDLE_TIMEOUT_SECS: u64 = 300;
 /// Time allowed to open a TCP (and TLS) connection to an upstream.
 pub const DEFAULT_CONNECT_TIMEOUT_SECS: u64 = 10;
 /// How long an agent invocation with nothing in flight stays open for the agent's next call
-/// before its `invoke_agent` span ends (ADR 0012).
+/// before its `invoke_agent` span ends (ADR 0014).
 pub const DEFAULT_AGENT_QUIET_SECS: u64 = 10;
 /// Grace period for in-flight calls on SIGTERM/SIGINT.
 pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 30;
