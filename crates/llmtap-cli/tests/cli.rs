@@ -64,33 +64,43 @@ fn demo_prints_the_agent_tree_and_writes_jsonl() -> Result<()> {
     let trees: Value = serde_json::from_slice(&tree.stdout)?;
     let traces = trees.as_array().context("array")?;
     assert_eq!(traces.len(), 1, "one trace for the whole run");
-    assert_eq!(traces[0]["span_count"], 7);
+    assert_eq!(
+        traces[0]["span_count"], 12,
+        "7 model calls under 5 agent spans"
+    );
     assert_eq!(traces[0]["errors"], 1);
     let roots = traces[0]["roots"].as_array().context("roots")?;
     assert_eq!(roots.len(), 1);
     let root = &roots[0];
     assert_eq!(root["agent"], "orchestrator");
-    let children: Vec<&str> = root["children"]
-        .as_array()
-        .context("children")?
-        .iter()
-        .filter_map(|c| c["agent"].as_str())
-        .collect();
+    assert_eq!(root["operation"], "invoke_agent");
+    let kids =
+        |node: &Value| -> Vec<Value> { node["children"].as_array().cloned().unwrap_or_default() };
+    // Agent → its calls → the agents each call handed off to.
+    let root_calls = kids(root);
+    assert_eq!(root_calls.len(), 1, "the orchestrator made one call");
+    assert_eq!(root_calls[0]["operation"], "chat");
+    let spawned = kids(&root_calls[0]);
+    let agent_named = |name: &str| -> Result<Value> {
+        spawned
+            .iter()
+            .find(|c| c["agent"] == name && c["operation"] == "invoke_agent")
+            .cloned()
+            .with_context(|| format!("no agent node {name}"))
+    };
+    assert_eq!(spawned.len(), 3, "{spawned:?}");
     assert_eq!(
-        children.iter().filter(|a| **a == "researcher-web").count(),
-        2
+        kids(&agent_named("researcher-web")?).len(),
+        2,
+        "two calls, one invocation"
     );
-    assert!(children.contains(&"researcher-papers"));
-    assert!(children.contains(&"writer"));
-    let papers = root["children"]
-        .as_array()
-        .context("children")?
-        .iter()
-        .find(|c| c["agent"] == "researcher-papers")
-        .context("papers")?;
-    let checks = papers["children"]
-        .as_array()
-        .context("fact-checker calls")?;
+    assert_eq!(kids(&agent_named("writer")?).len(), 1);
+    let papers = agent_named("researcher-papers")?;
+    let papers_call = &kids(&papers)[0];
+    let checker = &kids(papers_call)[0];
+    assert_eq!(checker["agent"], "fact-checker");
+    assert_eq!(checker["operation"], "invoke_agent");
+    let checks = kids(checker);
     assert_eq!(checks.len(), 2);
     assert!(checks.iter().all(|c| c["agent"] == "fact-checker"));
     let limited: Vec<&Value> = checks.iter().filter(|c| c["error"] == true).collect();

@@ -232,7 +232,9 @@ fn stats_on_demo_jsonl_matches_an_independent_computation() -> Result<()> {
     let spans = raw_calls(&file)?;
     let calls: Vec<&Value> = spans
         .iter()
-        .filter(|s| attr(s, "gen_ai.operation.name").is_some())
+        .filter(|s| {
+            attr(s, "gen_ai.operation.name").is_some_and(|v| v["stringValue"] != "invoke_agent")
+        })
         .collect();
     let mut latencies: Vec<f64> = calls
         .iter()
@@ -622,13 +624,17 @@ fn export_on_demo_jsonl() -> Result<()> {
                 .is_some_and(|s| s.starts_with("demo-"))
         );
     }
-    // Orchestrator is the root; everyone else has a parent.
-    let roots: Vec<&Value> = rows
+    // Every call has a parent: its agent's invoke_agent span (ADR 0014), which is not a call.
+    let call_ids: Vec<&Value> = rows.iter().map(|r| &r["span_id"]).collect();
+    for row in &rows {
+        assert!(!row["parent_span_id"].is_null(), "{row}");
+    }
+    let orchestrator: Vec<&Value> = rows
         .iter()
-        .filter(|r| r["parent_span_id"].is_null())
+        .filter(|r| r["agent"] == "orchestrator")
         .collect();
-    assert_eq!(roots.len(), 1);
-    assert_eq!(roots[0]["agent"], "orchestrator");
+    assert_eq!(orchestrator.len(), 1);
+    assert!(!call_ids.contains(&&orchestrator[0]["parent_span_id"]));
 
     // The demo captures content: every successful call is a fine-tuning example whose last
     // message is the assistant's answer.

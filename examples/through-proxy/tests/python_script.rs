@@ -1,5 +1,5 @@
 //! `examples/agent_tree_through_proxy.py` against the real proxy and the mock: the Python agents'
-//! calls form one tree through `traceresponse` → `traceparent` hand-offs. Needs the e2e Python
+//! calls form one tree through `traceresponse` → `traceparent` hand-offs, each agent a node. Needs the e2e Python
 //! venv (`scripts/test.sh`): SKIP outside CI when missing, FAIL in CI.
 
 use std::process::Stdio;
@@ -30,18 +30,32 @@ async fn python_agents_build_one_tree_through_the_proxy() -> anyhow::Result<()> 
         String::from_utf8_lossy(&output.stderr)
     );
     let (_report, spans) = stack.stop().await?;
+    // Each agent is a node (ADR 0014): its invocation span over its one model call.
+    let agent = |name: &str| {
+        serde_json::json!({
+            "name": format!("invoke_agent {name}"),
+            "kind": "internal",
+            "attributes": {"gen_ai.agent.name": name},
+            "children": [{"name": "chat gpt-4o-mini", "attributes": {"gen_ai.agent.name": name}}]
+        })
+    };
     let expected = ExpectedForest::from_json_str(
         &serde_json::json!({"roots": [{
-            "name": "chat gpt-4o-mini",
-            "kind": "client",
+            "name": "invoke_agent orchestrator",
+            "kind": "internal",
             "external_parent": false,
             "attributes": {"gen_ai.agent.name": "orchestrator"},
-            "children": [
-                {"name": "chat gpt-4o-mini", "attributes": {"gen_ai.agent.name": "researcher:rust async runtimes"}},
-                {"name": "chat gpt-4o-mini", "attributes": {"gen_ai.agent.name": "researcher:opentelemetry genai"}},
-                {"name": "chat gpt-4o-mini", "attributes": {"gen_ai.agent.name": "researcher:agent swarms"}},
-                {"name": "chat gpt-4o-mini", "attributes": {"gen_ai.agent.name": "writer"}}
-            ]
+            "children": [{
+                "name": "chat gpt-4o-mini",
+                "kind": "client",
+                "attributes": {"gen_ai.agent.name": "orchestrator"},
+                "children": [
+                    agent("researcher:rust async runtimes"),
+                    agent("researcher:opentelemetry genai"),
+                    agent("researcher:agent swarms"),
+                    agent("writer")
+                ]
+            }]
         }]})
         .to_string(),
     )?;
