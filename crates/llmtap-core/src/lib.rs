@@ -15,5 +15,6 @@ pub mod headers;
 pub mod json_stream;
 pub mod redact;
 pub mod semconv;
+pub mod settings;
 pub mod sse;
 pub mod userinfo;
