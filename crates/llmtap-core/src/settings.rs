@@ -658,7 +658,7 @@ pub const OTEL_TRACES_EXPORTER: Setting = otel(
 /// Generic protocol.
 pub const OTEL_EXPORTER_OTLP_PROTOCOL: Setting = otel(
     "OTEL_EXPORTER_OTLP_PROTOCOL",
-    Some("http/protobuf"),
+    Some("`http/protobuf`"),
     "`grpc`, `http/protobuf`, `http/json`",
 );
 /// Traces protocol.
@@ -676,7 +676,7 @@ pub const OTEL_EXPORTER_OTLP_TRACES_HEADERS: Setting =
 /// Generic timeout (ms).
 pub const OTEL_EXPORTER_OTLP_TIMEOUT: Setting = otel(
     "OTEL_EXPORTER_OTLP_TIMEOUT",
-    Some("10000"),
+    Some("`10000`"),
     "per-batch deadline, ms (`0`: no limit)",
 );
 /// Traces timeout (ms).
@@ -685,7 +685,7 @@ pub const OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: Setting =
 /// Generic compression.
 pub const OTEL_EXPORTER_OTLP_COMPRESSION: Setting = otel(
     "OTEL_EXPORTER_OTLP_COMPRESSION",
-    Some("none"),
+    Some("`none`"),
     "`gzip` or `none`",
 );
 /// Traces compression.
@@ -694,7 +694,7 @@ pub const OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: Setting =
 /// Generic gRPC "insecure".
 pub const OTEL_EXPORTER_OTLP_INSECURE: Setting = otel(
     "OTEL_EXPORTER_OTLP_INSECURE",
-    Some("false"),
+    Some("`false`"),
     "plain-text gRPC for an endpoint with no scheme",
 );
 /// Traces gRPC "insecure".
@@ -721,14 +721,14 @@ pub const OTEL_RESOURCE_ATTRIBUTES: Setting = otel_twin("OTEL_RESOURCE_ATTRIBUTE
 /// Every sink off.
 pub const OTEL_SDK_DISABLED: Setting = otel(
     "OTEL_SDK_DISABLED",
-    Some("false"),
+    Some("`false`"),
     "`true` turns every sink off, the JSONL file too: calls are forwarded, nothing is recorded \
      (only `true`, any case, is true)",
 );
 /// Which sampler.
 pub const OTEL_TRACES_SAMPLER: Setting = otel(
     "OTEL_TRACES_SAMPLER",
-    Some("parentbased_always_on"),
+    Some("`parentbased_always_on`"),
     "what is **forwarded** over OTLP: `always_on`, `always_off`, `traceidratio`, \
      `parentbased_*`; parent-based keeps agent trees whole",
 );
@@ -865,7 +865,7 @@ fn rows(settings: impl Iterator<Item = &'static Setting>) -> Vec<Row> {
 pub fn flag_help(s: &Setting) -> String {
     let mut out = format!("{} [env: {}]", plain(s.help), s.env);
     if let Some(default) = s.default_shown() {
-        out.push_str(&format!(" [default: {}]", plain(default)));
+        out.push_str(&format!(" [default: {}]", plain_default(default)));
     }
     out
 }
@@ -873,6 +873,11 @@ pub fn flag_help(s: &Setting) -> String {
 /// Help text without Markdown emphasis (`**`), which a terminal would print as is.
 fn plain(text: &str) -> String {
     text.replace("**", "")
+}
+
+/// A default as `--help` shows it: no Markdown at all (`[default: 10000]`).
+fn plain_default(text: &str) -> String {
+    plain(text).replace('`', "")
 }
 
 /// Column where `--help`'s environment section starts each setting's help.
@@ -901,7 +906,7 @@ pub fn env_help() -> String {
         }
         let mut help = plain(head.help);
         if let Some(default) = head.default_shown() {
-            help.push_str(&format!(" [default: {}]", plain(default)));
+            help.push_str(&format!(" [default: {}]", plain_default(default)));
         }
         let single = lines.len() == 1 && lines[0].len() + 2 < HELP_COLUMN - 2;
         for (i, names) in lines.iter().enumerate() {
