@@ -54,8 +54,7 @@ async fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> Result<(V
 #[tokio::test]
 async fn an_unfinished_header_block_and_an_idle_connection_are_closed() -> Result<()> {
     let stack = stack_with(
-        Overrides::new()
-            .with(&settings::HEADER_TIMEOUT_SECS, "1"),
+        Overrides::new().with(&settings::HEADER_TIMEOUT_SECS, "1"),
         &[],
     )
     .await?;
@@ -94,8 +93,7 @@ async fn an_unfinished_header_block_and_an_idle_connection_are_closed() -> Resul
 #[tokio::test]
 async fn a_stalled_upload_gets_408_and_one_span() -> Result<()> {
     let mut stack = stack_with(
-        Overrides::new()
-            .with(&settings::BODY_TIMEOUT_SECS, "0.5"),
+        Overrides::new().with(&settings::BODY_TIMEOUT_SECS, "0.5"),
         &[],
     )
     .await?;
@@ -215,8 +213,7 @@ async fn the_shared_capture_buffer_is_bounded_and_calls_still_pass() -> Result<(
 async fn calls_cut_by_the_end_of_the_grace_get_a_span_and_the_proxy_stops_at_the_grace()
 -> Result<()> {
     let mut stack = stack_with(
-        Overrides::new()
-            .with(&settings::SHUTDOWN_GRACE_SECS, "1"),
+        Overrides::new().with(&settings::SHUTDOWN_GRACE_SECS, "1"),
         &[],
     )
     .await?;
@@ -265,12 +262,7 @@ async fn calls_cut_by_the_end_of_the_grace_get_a_span_and_the_proxy_stops_at_the
 
 #[tokio::test]
 async fn past_the_connection_limit_accepting_waits_then_serves() -> Result<()> {
-    let stack = stack_with(
-        Overrides::new()
-            .with(&settings::MAX_CONNECTIONS, "2"),
-        &[],
-    )
-    .await?;
+    let stack = stack_with(Overrides::new().with(&settings::MAX_CONNECTIONS, "2"), &[]).await?;
     let mut first = TcpStream::connect(stack.proxy_addr).await?;
     let mut second = TcpStream::connect(stack.proxy_addr).await?;
     first

@@ -460,8 +460,7 @@ async fn client_disconnect_mid_stream_ends_the_span_with_partial_output() -> Res
 #[tokio::test]
 async fn upstream_header_timeout_is_504_and_upstream_timeout() -> Result<()> {
     let mut stack = Stack::start_with(StackOptions {
-        overrides: Overrides::new()
-     .with(&settings::UPSTREAM_TIMEOUT_SECS, "1"),
+        overrides: Overrides::new().with(&settings::UPSTREAM_TIMEOUT_SECS, "1"),
         ..Default::default()
     })
     .await?;
@@ -966,8 +965,7 @@ async fn handoff_tree_reaches_a_real_collector_with_parents() -> Result<()> {
 /// A stack whose proxy ends a call after `secs` of upstream silence mid-body.
 async fn stack_with_idle_limit_secs(secs: &str) -> Result<Stack> {
     Stack::start_with(StackOptions {
-        overrides: Overrides::new()
-     .with(&settings::STREAM_IDLE_TIMEOUT_SECS, secs),
+        overrides: Overrides::new().with(&settings::STREAM_IDLE_TIMEOUT_SECS, secs),
         ..Default::default()
     })
     .await

@@ -23,9 +23,18 @@ async fn jsonl_off_in_any_case_writes_no_file() -> Result<()> {
         assert!(reply.status.is_success(), "{off}: {}", reply.text());
         let (report, spans) = stack.stop().await?;
         assert_eq!(report.proxy.calls_finished, 1, "{off}");
-        assert!(report.telemetry.jsonl.is_none(), "{off}: the proxy's file is off");
-        assert!(spans.is_empty(), "{off}: nothing in the tempdir file either");
-        assert!(!Path::new(off).exists(), "the proxy wrote a file named {off}");
+        assert!(
+            report.telemetry.jsonl.is_none(),
+            "{off}: the proxy's file is off"
+        );
+        assert!(
+            spans.is_empty(),
+            "{off}: nothing in the tempdir file either"
+        );
+        assert!(
+            !Path::new(off).exists(),
+            "the proxy wrote a file named {off}"
+        );
     }
     Ok(())
 }

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::Full;
-use serde::Serialize;
 use llmtap_proxy::settings;
+use serde::Serialize;
 
 use crate::load::{self, HttpClient, Pcts, RateRun, StreamRun};
 

@@ -97,7 +97,10 @@ pub async fn run(args: &ProxyArgs) -> anyhow::Result<ExitCode> {
     let listener = match llmtap_proxy::listen::bind(listen) {
         Ok(listener) => listener,
         Err(err) => {
-            let msg = format!("cannot listen on {listen} ({}): {err}", settings::LISTEN.names());
+            let msg = format!(
+                "cannot listen on {listen} ({}): {err}",
+                settings::LISTEN.names()
+            );
             return Ok(fail(EXIT_UNAVAILABLE, &msg));
         }
     };

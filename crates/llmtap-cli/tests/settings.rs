@@ -237,7 +237,12 @@ fn setting_names_are_spelled_only_in_the_settings_table() -> Result<()> {
     let probe = "let a = \"x LLMTAP_JSONL\"; // \"OTEL_NOT\"\nlet b = r#\"OTEL_SDK_DISABLED\"#;";
     let found: Vec<String> = string_literals(probe)
         .iter()
-        .flat_map(|(_, l)| names_in(l).into_iter().map(str::to_owned).collect::<Vec<_>>())
+        .flat_map(|(_, l)| {
+            names_in(l)
+                .into_iter()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
         .collect();
     assert_eq!(found, ["LLMTAP_JSONL", "OTEL_SDK_DISABLED"]);
     Ok(())

@@ -23,7 +23,8 @@ use crate::redact::Redactor;
 use crate::settings::{self, SettingError};
 
 /// [`settings::OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`]'s variable.
-pub const ENV_CAPTURE_CONTENT: &str = settings::OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT.env;
+pub const ENV_CAPTURE_CONTENT: &str =
+    settings::OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT.env;
 /// [`settings::REDACT_PATTERNS`]'s variable.
 pub const ENV_REDACT_PATTERNS: &str = settings::REDACT_PATTERNS.env;
 /// [`settings::MAX_CONTENT_BYTES`]'s variable.

@@ -642,8 +642,11 @@ pub const OTEL_SEMCONV_STABILITY_OPT_IN: Setting = otel(
      instead of v1.41's",
 );
 /// Generic OTLP base endpoint.
-pub const OTEL_EXPORTER_OTLP_ENDPOINT: Setting =
-    otel("OTEL_EXPORTER_OTLP_ENDPOINT", None, "forwarding on when set");
+pub const OTEL_EXPORTER_OTLP_ENDPOINT: Setting = otel(
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    None,
+    "forwarding on when set",
+);
 /// Traces endpoint, used as-is.
 pub const OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: Setting =
     otel_twin("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
@@ -971,7 +974,10 @@ mod tests {
                     .replace('_', "-");
                 assert_eq!(flag, expected, "{}", s.env);
             }
-            assert_eq!(s.kind == Kind::Otel, s.env.starts_with("OTEL_") && s.kind != Kind::CaptureMode);
+            assert_eq!(
+                s.kind == Kind::Otel,
+                s.env.starts_with("OTEL_") && s.kind != Kind::CaptureMode
+            );
         }
         assert!(!ALL[0].help.is_empty(), "the first row has its own help");
     }
@@ -1057,7 +1063,10 @@ mod tests {
         let err = MAX_CONTENT_BYTES
             .read_size(None, &[(MAX_CONTENT_BYTES.env, "63")])
             .expect_err("under the minimum");
-        assert!(err.to_string().contains("for LLMTAP_MAX_CONTENT_BYTES:"), "{err}");
+        assert!(
+            err.to_string().contains("for LLMTAP_MAX_CONTENT_BYTES:"),
+            "{err}"
+        );
         let err = UPSTREAM_OPENAI.error("http://bob:hunter2@h", "no");
         assert!(!err.to_string().contains("hunter2"), "{err}");
     }
@@ -1073,7 +1082,10 @@ mod tests {
         for s in proxy_settings() {
             assert!(table.contains(&format!("`{}`", s.env)), "{}", s.env);
         }
-        assert!(!table.contains(PRICES.env), "other commands' settings are not the proxy's");
+        assert!(
+            !table.contains(PRICES.env),
+            "other commands' settings are not the proxy's"
+        );
         assert_eq!(
             flag_help(&LISTEN),
             "proxy address, `HOST:PORT`; the host may be a name (`localhost`) \

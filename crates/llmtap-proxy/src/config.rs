@@ -141,12 +141,8 @@ impl Config {
         let provider_openai = settings::PROVIDER_OPENAI
             .raw(flag(&settings::PROVIDER_OPENAI), env)
             .filter(|p| !p.is_empty());
-        let upstream_openai = parse_upstream(
-            &settings::UPSTREAM_OPENAI,
-            flags,
-            env,
-            provider_openai,
-        )?;
+        let upstream_openai =
+            parse_upstream(&settings::UPSTREAM_OPENAI, flags, env, provider_openai)?;
         let upstream_anthropic = parse_upstream(&settings::UPSTREAM_ANTHROPIC, flags, env, None)?;
         let upstream_gemini = parse_upstream(&settings::UPSTREAM_GEMINI, flags, env, None)?;
 
@@ -155,7 +151,8 @@ impl Config {
         let compat =
             llmtap_core::compat::Compat::parse(&raw).map_err(|e| s.error(&raw, e.to_string()))?;
 
-        let no_content = settings::NO_CONTENT.read_bool(flag(&settings::NO_CONTENT).is_some(), env)?;
+        let no_content =
+            settings::NO_CONTENT.read_bool(flag(&settings::NO_CONTENT).is_some(), env)?;
 
         let secs = |s: &'static Setting| s.read_secs(flags.get(s), env);
         let upstream_timeout = secs(&settings::UPSTREAM_TIMEOUT_SECS)?;
@@ -266,7 +263,10 @@ mod tests {
     #[test]
     fn defaults_parse() {
         let cfg = Config::load(&Overrides::default(), &[("", ""); 0]).expect("defaults");
-        assert_eq!(Some(cfg.listen.to_string().as_str()), settings::LISTEN.default);
+        assert_eq!(
+            Some(cfg.listen.to_string().as_str()),
+            settings::LISTEN.default
+        );
         assert_eq!(
             cfg.jsonl.as_deref(),
             Some(std::path::Path::new(settings::DEFAULT_JSONL_PATH))
@@ -291,8 +291,8 @@ mod tests {
                 settings::Kind::CompatList => "bogus",
                 _ => "",
             };
-            let err = Config::load(&Overrides::new().with(s, bad), &[("", ""); 0])
-                .expect_err(s.env);
+            let err =
+                Config::load(&Overrides::new().with(s, bad), &[("", ""); 0]).expect_err(s.env);
             assert!(err.to_string().contains(&s.names()), "{err}");
         }
     }
