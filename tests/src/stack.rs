@@ -15,6 +15,7 @@ use http_body_util::{BodyExt as _, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use llmtap_core::settings;
 use llmtap_mock::{MockConfig, MockUpstream};
 use llmtap_proxy::{App, Config, Overrides, ShutdownReport};
 use tempfile::TempDir;
@@ -33,7 +34,8 @@ pub struct StackOptions {
     pub mock: MockConfig,
     /// Forward spans over OTLP (http/protobuf) to a fake collector.
     pub collector: bool,
-    /// Flags for the proxy (listen, jsonl and upstream are filled in unless set here).
+    /// Flags for the proxy (listen, jsonl and upstream are filled in unless set here; jsonl also
+    /// when `env` sets `LLMTAP_JSONL`).
     pub overrides: Overrides,
     /// Extra environment (`OTEL_*`, `LLMTAP_*`) the proxy sees instead of the process's.
     pub env: Vec<(String, String)>,
@@ -135,40 +137,31 @@ impl Stack {
             None
         };
         let mut overrides = options.overrides.clone();
-        overrides.listen.get_or_insert_with(|| "127.0.0.1:0".into());
-        overrides
-            .jsonl
-            .get_or_insert_with(|| jsonl.display().to_string());
-        overrides.upstream_openai = Some(
-            options
-                .upstream_openai
-                .clone()
-                .unwrap_or_else(|| mock.base_url()),
-        );
+        overrides.set_default(&settings::LISTEN, "127.0.0.1:0");
+        // The JSONL goes to the tempdir unless the test sets it, as a flag or in the env.
+        if !options.env.iter().any(|(k, _)| k == settings::JSONL.env) {
+            overrides.set_default(&settings::JSONL, jsonl.display().to_string());
+        }
         // The mock speaks Anthropic Messages and Gemini too: every upstream defaults to it.
-        overrides.upstream_anthropic = Some(
-            options
-                .upstream_anthropic
-                .clone()
-                .unwrap_or_else(|| mock.base_url()),
-        );
-        overrides.upstream_gemini = Some(
-            options
-                .upstream_gemini
-                .clone()
-                .unwrap_or_else(|| mock.base_url()),
-        );
-        overrides
-            .shutdown_grace_secs
-            .get_or_insert_with(|| "5".into());
+        for (setting, url) in [
+            (&settings::UPSTREAM_OPENAI, &options.upstream_openai),
+            (&settings::UPSTREAM_ANTHROPIC, &options.upstream_anthropic),
+            (&settings::UPSTREAM_GEMINI, &options.upstream_gemini),
+        ] {
+            overrides.set(setting, url.clone().unwrap_or_else(|| mock.base_url()));
+        }
+        overrides.set_default(&settings::SHUTDOWN_GRACE_SECS, "5");
         let mut env = options.env.clone();
         if let Some(collector) = &collector {
             env.push((
-                "OTEL_EXPORTER_OTLP_ENDPOINT".into(),
+                settings::OTEL_EXPORTER_OTLP_ENDPOINT.env.into(),
                 collector.http_endpoint(),
             ));
-            env.push(("OTEL_EXPORTER_OTLP_PROTOCOL".into(), "http/protobuf".into()));
-            env.push(("OTEL_BSP_SCHEDULE_DELAY".into(), "50".into()));
+            env.push((
+                settings::OTEL_EXPORTER_OTLP_PROTOCOL.env.into(),
+                "http/protobuf".into(),
+            ));
+            env.push((settings::OTEL_BSP_SCHEDULE_DELAY.env.into(), "50".into()));
         }
         let env: HashMap<String, String> = env.into_iter().collect();
         let config = Config::load(&overrides, &env)?;

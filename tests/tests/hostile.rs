@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, ensure};
 use llmtap_core::semconv as sc;
+use llmtap_core::settings;
 use llmtap_proxy::Overrides;
 use llmtap_tests::stack::{Stack, StackOptions};
 use serde_json::{Value, json};
@@ -53,10 +54,7 @@ async fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> Result<(V
 #[tokio::test]
 async fn an_unfinished_header_block_and_an_idle_connection_are_closed() -> Result<()> {
     let stack = stack_with(
-        Overrides {
-            header_timeout_secs: Some("1".into()),
-            ..Default::default()
-        },
+        Overrides::new().with(&settings::HEADER_TIMEOUT_SECS, "1"),
         &[],
     )
     .await?;
@@ -95,10 +93,7 @@ async fn an_unfinished_header_block_and_an_idle_connection_are_closed() -> Resul
 #[tokio::test]
 async fn a_stalled_upload_gets_408_and_one_span() -> Result<()> {
     let mut stack = stack_with(
-        Overrides {
-            body_timeout_secs: Some("0.5".into()),
-            ..Default::default()
-        },
+        Overrides::new().with(&settings::BODY_TIMEOUT_SECS, "0.5"),
         &[],
     )
     .await?;
@@ -175,11 +170,9 @@ x-llmtap-agent: {agent}\r\ncontent-length: 1000000\r\n\r\n{{\"model\":\"gpt-4o-m
 #[tokio::test]
 async fn the_shared_capture_buffer_is_bounded_and_calls_still_pass() -> Result<()> {
     let mut stack = stack_with(
-        Overrides {
-            max_buffered_bytes: Some("20000".into()),
-            body_timeout_secs: Some("2".into()),
-            ..Default::default()
-        },
+        Overrides::new()
+            .with(&settings::MAX_BUFFERED_BYTES, "20000")
+            .with(&settings::BODY_TIMEOUT_SECS, "2"),
         &[],
     )
     .await?;
@@ -226,10 +219,7 @@ async fn the_shared_capture_buffer_is_bounded_and_calls_still_pass() -> Result<(
 async fn calls_cut_by_the_end_of_the_grace_get_a_span_and_the_proxy_stops_at_the_grace()
 -> Result<()> {
     let mut stack = stack_with(
-        Overrides {
-            shutdown_grace_secs: Some("1".into()),
-            ..Default::default()
-        },
+        Overrides::new().with(&settings::SHUTDOWN_GRACE_SECS, "1"),
         &[],
     )
     .await?;
@@ -278,14 +268,7 @@ async fn calls_cut_by_the_end_of_the_grace_get_a_span_and_the_proxy_stops_at_the
 
 #[tokio::test]
 async fn past_the_connection_limit_accepting_waits_then_serves() -> Result<()> {
-    let stack = stack_with(
-        Overrides {
-            max_connections: Some("2".into()),
-            ..Default::default()
-        },
-        &[],
-    )
-    .await?;
+    let stack = stack_with(Overrides::new().with(&settings::MAX_CONNECTIONS, "2"), &[]).await?;
     let mut first = TcpStream::connect(stack.proxy_addr).await?;
     let mut second = TcpStream::connect(stack.proxy_addr).await?;
     first

@@ -8,6 +8,7 @@ use anyhow::{Context as _, Result};
 use bytes::Bytes;
 use http::StatusCode;
 use llmtap_core::semconv as sc;
+use llmtap_core::settings;
 use llmtap_proxy::Overrides;
 use llmtap_tests::RecordedSpan;
 use llmtap_tests::stack::{FixedUpstream, Stack, StackOptions, hang_up_after, read_body};
@@ -467,10 +468,7 @@ async fn client_disconnect_mid_stream_ends_the_span_with_partial_output() -> Res
 #[tokio::test]
 async fn upstream_header_timeout_is_504_and_upstream_timeout() -> Result<()> {
     let mut stack = Stack::start_with(StackOptions {
-        overrides: Overrides {
-            upstream_timeout_secs: Some("1".into()),
-            ..Overrides::default()
-        },
+        overrides: Overrides::new().with(&settings::UPSTREAM_TIMEOUT_SECS, "1"),
         ..Default::default()
     })
     .await?;
@@ -1004,10 +1002,7 @@ async fn handoff_tree_reaches_a_real_collector_with_parents() -> Result<()> {
 /// A stack whose proxy ends a call after `secs` of upstream silence mid-body.
 async fn stack_with_idle_limit_secs(secs: &str) -> Result<Stack> {
     Stack::start_with(StackOptions {
-        overrides: Overrides {
-            stream_idle_timeout_secs: Some(secs.into()),
-            ..Overrides::default()
-        },
+        overrides: Overrides::new().with(&settings::STREAM_IDLE_TIMEOUT_SECS, secs),
         ..Default::default()
     })
     .await

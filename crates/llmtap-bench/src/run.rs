@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::Full;
+use llmtap_proxy::settings;
 use serde::Serialize;
 
 use crate::load::{self, HttpClient, Pcts, RateRun, StreamRun};
@@ -188,18 +189,18 @@ fn spawn_llmtap(
         .arg(jsonl)
         .arg("--upstream-openai")
         .arg(format!("http://127.0.0.1:{upstream}"))
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-        .env_remove("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT")
+        .env_remove(settings::OTEL_EXPORTER_OTLP_ENDPOINT.env)
+        .env_remove(settings::OTEL_EXPORTER_OTLP_TRACES_ENDPOINT.env)
+        .env_remove(settings::OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT.env)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     if let Some(sink) = otlp {
         cmd.env(
-            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            settings::OTEL_EXPORTER_OTLP_ENDPOINT.env,
             format!("http://127.0.0.1:{sink}"),
         )
-        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf");
+        .env(settings::OTEL_EXPORTER_OTLP_PROTOCOL.env, "http/protobuf");
     }
     Ok(cmd.spawn()?)
 }

@@ -21,7 +21,7 @@ use crate::spans::SpanRecord;
 /// The bundled table: a subset of LiteLLM's, its source and date in `sample_spec`.
 const BUNDLED_PRICES: &str = include_str!("../prices/litellm-prices.json");
 /// The environment variable naming a price table file.
-pub const PRICES_ENV: &str = "LLMTAP_PRICES";
+pub const PRICES_ENV: &str = llmtap_core::settings::PRICES.env;
 /// LiteLLM's documentation entry, not a model.
 const SAMPLE_SPEC: &str = "sample_spec";
 /// Picodollars per dollar.

@@ -18,6 +18,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use llmtap_core::env::{EnvSource, ProcessEnv};
+use llmtap_core::settings;
 use llmtap_mock::{MockConfig, MockUpstream, SCENARIO_HEADER};
 use llmtap_proxy::headers::{HEADER_AGENT, HEADER_SESSION, HEADER_TRACERESPONSE};
 use llmtap_proxy::{App, Config, Overrides, ShutdownReport};
@@ -98,9 +99,10 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     drop(scratch);
     if outcome.report.telemetry.jsonl.is_none() {
         println!(
-            "{} model calls ran through the proxy; no span was recorded (OTEL_SDK_DISABLED=true \
-             turns every sink off).",
-            outcome.calls
+            "{} model calls ran through the proxy; no span was recorded ({}=true turns every \
+             sink off).",
+            outcome.calls,
+            settings::OTEL_SDK_DISABLED.env
         );
         return Ok(ExitCode::SUCCESS);
     }
@@ -175,7 +177,8 @@ fn print_summary(outcome: &DemoOutcome, kept: bool) {
     }
     println!("  calls, tokens, cost: llmtap stats {path} --by agent");
     println!(
-        "  send to a collector: OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 llmtap push {path}"
+        "  send to a collector: {}=http://localhost:4318 llmtap push {path}",
+        settings::OTEL_EXPORTER_OTLP_ENDPOINT.env
     );
     println!(
         "  try the proxy:       llmtap mock, then llmtap proxy --upstream-openai http://127.0.0.1:8420"
@@ -218,13 +221,11 @@ pub async fn run_demo(jsonl: &Path, env: &impl EnvSource) -> anyhow::Result<Demo
     })
     .await
     .context("cannot start the mock upstream")?;
-    let overrides = Overrides {
-        listen: Some("127.0.0.1:0".to_owned()),
-        jsonl: Some(jsonl.display().to_string()),
-        upstream_openai: Some(mock.base_url()),
-        shutdown_grace_secs: Some("5".to_owned()),
-        ..Overrides::default()
-    };
+    let overrides = Overrides::new()
+        .with(&settings::LISTEN, "127.0.0.1:0")
+        .with(&settings::JSONL, jsonl.display().to_string())
+        .with(&settings::UPSTREAM_OPENAI, mock.base_url())
+        .with(&settings::SHUTDOWN_GRACE_SECS, "5");
     let config = Config::load(&overrides, env)?;
     let app = App::build_with_env(config, env).await?;
     let listener = llmtap_proxy::listen::bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))

@@ -454,7 +454,7 @@ impl Progress {
             label: label.to_owned(),
             total,
             enabled: std::io::stderr().is_terminal()
-                && std::env::var_os("LLMTAP_NO_PROGRESS").is_none(),
+                && std::env::var_os(llmtap_core::settings::NO_PROGRESS.env).is_none(),
             started: Instant::now(),
             last_draw: None,
             drawn: false,

@@ -52,7 +52,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the recording proxy: point any client's base_url here.
-    #[command(after_help = proxy_cmd::ENV_HELP)]
+    #[command(after_help = proxy_cmd::env_help())]
     Proxy(proxy_cmd::ProxyArgs),
     /// Run the built-in mock upstream (OpenAI, Anthropic, Gemini shapes): try the proxy with no key.
     Mock(mock_cmd::MockArgs),

@@ -13,31 +13,35 @@
 //!   replaced by `[REDACTED:custom]`. `;` was chosen because it is rare in secrets' regexes and
 //!   needs no shell quoting gymnastics; write a literal semicolon inside a pattern as `\x3B`.
 //! - `LLMTAP_MAX_CONTENT_BYTES`: byte budget per content attribute (each of input messages,
-//!   output messages, system instructions, tool definitions), default
-//!   [`DEFAULT_MAX_CONTENT_BYTES`], minimum [`MIN_CONTENT_BYTES`].
+//!   output messages, system instructions, tool definitions), a size like every other
+//!   (`65536`, `64KiB`), default [`DEFAULT_MAX_CONTENT_BYTES`], minimum [`MIN_CONTENT_BYTES`].
+//!
+//! Names, defaults and parsers come from [`crate::settings`].
 
 use crate::env::EnvSource;
 use crate::redact::Redactor;
+use crate::settings::{self, SettingError};
 
-pub const ENV_CAPTURE_CONTENT: &str = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT";
-pub const ENV_REDACT_PATTERNS: &str = "LLMTAP_REDACT_PATTERNS";
-pub const ENV_MAX_CONTENT_BYTES: &str = "LLMTAP_MAX_CONTENT_BYTES";
+/// [`settings::OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`]'s variable.
+pub const ENV_CAPTURE_CONTENT: &str =
+    settings::OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT.env;
+/// [`settings::REDACT_PATTERNS`]'s variable.
+pub const ENV_REDACT_PATTERNS: &str = settings::REDACT_PATTERNS.env;
+/// [`settings::MAX_CONTENT_BYTES`]'s variable.
+pub const ENV_MAX_CONTENT_BYTES: &str = settings::MAX_CONTENT_BYTES.env;
 
 /// 64 KiB per attribute: four attributes stay well under the 1 MiB line limit of the collector's
 /// `otlpjsonfile` receiver, while typical conversations fit whole.
-pub const DEFAULT_MAX_CONTENT_BYTES: usize = 64 * 1024;
+pub const DEFAULT_MAX_CONTENT_BYTES: usize = settings::DEFAULT_MAX_CONTENT_BYTES as usize;
 /// Smaller budgets could not hold even a truncation marker.
-pub const MIN_CONTENT_BYTES: usize = 64;
+pub const MIN_CONTENT_BYTES: usize = settings::MIN_CONTENT_BYTES as usize;
 
 /// A configuration value that can't be used. The message names the variable and the value.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{var}={value:?} is not valid: {expected}")]
-    InvalidValue {
-        var: &'static str,
-        value: String,
-        expected: &'static str,
-    },
+    /// A value its setting's parser refuses (names the variable, shows the value).
+    #[error(transparent)]
+    Setting(#[from] SettingError),
     #[error("{var} contains an invalid pattern {pattern:?}: {reason}")]
     InvalidPattern {
         var: &'static str,
@@ -103,26 +107,12 @@ impl CapturePolicy {
         Self::check_redaction()?;
         let content = match env.non_empty(ENV_CAPTURE_CONTENT) {
             None => true,
-            Some(value) => parse_capture_mode(&value).ok_or(ConfigError::InvalidValue {
-                var: ENV_CAPTURE_CONTENT,
-                value,
-                expected: "one of true, false, NO_CONTENT, SPAN_ONLY, EVENT_ONLY, SPAN_AND_EVENT",
+            Some(value) => parse_capture_mode(&value).ok_or_else(|| {
+                settings::OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT.invalid(&value)
             })?,
         };
 
-        let max_content_bytes = match env.non_empty(ENV_MAX_CONTENT_BYTES) {
-            None => DEFAULT_MAX_CONTENT_BYTES,
-            Some(value) => match value.parse::<usize>() {
-                Ok(n) if n >= MIN_CONTENT_BYTES => n,
-                _ => {
-                    return Err(ConfigError::InvalidValue {
-                        var: ENV_MAX_CONTENT_BYTES,
-                        value,
-                        expected: "a whole number of bytes, at least 64",
-                    });
-                }
-            },
-        };
+        let max_content_bytes = settings::MAX_CONTENT_BYTES.read_size(None, env)?;
 
         let mut redactor = Redactor::new();
         if let Some(patterns) = env.non_empty(ENV_REDACT_PATTERNS) {
@@ -200,6 +190,8 @@ mod tests {
     fn max_bytes() {
         let p = CapturePolicy::from_env(&[(ENV_MAX_CONTENT_BYTES, "4096")]).unwrap();
         assert_eq!(p.max_content_bytes, 4096);
+        let p = CapturePolicy::from_env(&[(ENV_MAX_CONTENT_BYTES, "8KiB")]).unwrap();
+        assert_eq!(p.max_content_bytes, 8192, "a size like every other");
         for bad in ["12", "-1", "lots", "1.5"] {
             let err = CapturePolicy::from_env(&[(ENV_MAX_CONTENT_BYTES, bad)]).unwrap_err();
             let msg = err.to_string();

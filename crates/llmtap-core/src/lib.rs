@@ -17,5 +17,6 @@ pub mod json_stream;
 pub mod lifecycle;
 pub mod redact;
 pub mod semconv;
+pub mod settings;
 pub mod sse;
 pub mod userinfo;

@@ -25,64 +25,75 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use llmtap_core::env::EnvSource;
+use llmtap_core::settings;
 use opentelemetry::KeyValue;
 use opentelemetry_sdk::Resource;
 
 use crate::error::ExportConfigError;
 
 /// `OTEL_SDK_DISABLED`: `true` turns off every sink.
-pub const OTEL_SDK_DISABLED: &str = "OTEL_SDK_DISABLED";
+pub const OTEL_SDK_DISABLED: &str = settings::OTEL_SDK_DISABLED.env;
 /// `OTEL_SERVICE_NAME`: wins over `service.name` in `OTEL_RESOURCE_ATTRIBUTES`.
-pub const OTEL_SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
+pub const OTEL_SERVICE_NAME: &str = settings::OTEL_SERVICE_NAME.env;
 /// `OTEL_RESOURCE_ATTRIBUTES`: `k=v,k2=v2`, values percent-decoded.
-pub const OTEL_RESOURCE_ATTRIBUTES: &str = "OTEL_RESOURCE_ATTRIBUTES";
+pub const OTEL_RESOURCE_ATTRIBUTES: &str = settings::OTEL_RESOURCE_ATTRIBUTES.env;
 /// `OTEL_TRACES_EXPORTER`: comma list; `none` disables OTLP forwarding.
-pub const OTEL_TRACES_EXPORTER: &str = "OTEL_TRACES_EXPORTER";
+pub const OTEL_TRACES_EXPORTER: &str = settings::OTEL_TRACES_EXPORTER.env;
 /// Generic base endpoint.
-pub const OTEL_EXPORTER_OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+pub const OTEL_EXPORTER_OTLP_ENDPOINT: &str = settings::OTEL_EXPORTER_OTLP_ENDPOINT.env;
 /// Traces endpoint, used verbatim.
-pub const OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
+pub const OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: &str =
+    settings::OTEL_EXPORTER_OTLP_TRACES_ENDPOINT.env;
 /// Generic protocol.
-pub const OTEL_EXPORTER_OTLP_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_PROTOCOL";
+pub const OTEL_EXPORTER_OTLP_PROTOCOL: &str = settings::OTEL_EXPORTER_OTLP_PROTOCOL.env;
 /// Traces protocol.
-pub const OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL";
+pub const OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: &str =
+    settings::OTEL_EXPORTER_OTLP_TRACES_PROTOCOL.env;
 /// Generic headers.
-pub const OTEL_EXPORTER_OTLP_HEADERS: &str = "OTEL_EXPORTER_OTLP_HEADERS";
+pub const OTEL_EXPORTER_OTLP_HEADERS: &str = settings::OTEL_EXPORTER_OTLP_HEADERS.env;
 /// Traces headers.
-pub const OTEL_EXPORTER_OTLP_TRACES_HEADERS: &str = "OTEL_EXPORTER_OTLP_TRACES_HEADERS";
+pub const OTEL_EXPORTER_OTLP_TRACES_HEADERS: &str = settings::OTEL_EXPORTER_OTLP_TRACES_HEADERS.env;
 /// Generic timeout (ms).
-pub const OTEL_EXPORTER_OTLP_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_TIMEOUT";
+pub const OTEL_EXPORTER_OTLP_TIMEOUT: &str = settings::OTEL_EXPORTER_OTLP_TIMEOUT.env;
 /// Traces timeout (ms).
-pub const OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT";
+pub const OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: &str = settings::OTEL_EXPORTER_OTLP_TRACES_TIMEOUT.env;
 /// Generic compression.
-pub const OTEL_EXPORTER_OTLP_COMPRESSION: &str = "OTEL_EXPORTER_OTLP_COMPRESSION";
+pub const OTEL_EXPORTER_OTLP_COMPRESSION: &str = settings::OTEL_EXPORTER_OTLP_COMPRESSION.env;
 /// Traces compression.
-pub const OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: &str = "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION";
+pub const OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: &str =
+    settings::OTEL_EXPORTER_OTLP_TRACES_COMPRESSION.env;
 /// Generic gRPC "insecure" (only for scheme-less gRPC endpoints).
-pub const OTEL_EXPORTER_OTLP_INSECURE: &str = "OTEL_EXPORTER_OTLP_INSECURE";
+pub const OTEL_EXPORTER_OTLP_INSECURE: &str = settings::OTEL_EXPORTER_OTLP_INSECURE.env;
 /// Traces gRPC "insecure".
-pub const OTEL_EXPORTER_OTLP_TRACES_INSECURE: &str = "OTEL_EXPORTER_OTLP_TRACES_INSECURE";
+pub const OTEL_EXPORTER_OTLP_TRACES_INSECURE: &str =
+    settings::OTEL_EXPORTER_OTLP_TRACES_INSECURE.env;
 /// `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`: full URL for metrics, used as-is.
-pub const OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT";
+pub const OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: &str =
+    settings::OTEL_EXPORTER_OTLP_METRICS_ENDPOINT.env;
 /// Metrics protocol.
-pub const OTEL_EXPORTER_OTLP_METRICS_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL";
+pub const OTEL_EXPORTER_OTLP_METRICS_PROTOCOL: &str =
+    settings::OTEL_EXPORTER_OTLP_METRICS_PROTOCOL.env;
 /// Metrics headers.
-pub const OTEL_EXPORTER_OTLP_METRICS_HEADERS: &str = "OTEL_EXPORTER_OTLP_METRICS_HEADERS";
+pub const OTEL_EXPORTER_OTLP_METRICS_HEADERS: &str =
+    settings::OTEL_EXPORTER_OTLP_METRICS_HEADERS.env;
 /// Metrics timeout (ms).
-pub const OTEL_EXPORTER_OTLP_METRICS_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT";
+pub const OTEL_EXPORTER_OTLP_METRICS_TIMEOUT: &str =
+    settings::OTEL_EXPORTER_OTLP_METRICS_TIMEOUT.env;
 /// Metrics compression.
-pub const OTEL_EXPORTER_OTLP_METRICS_COMPRESSION: &str = "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION";
+pub const OTEL_EXPORTER_OTLP_METRICS_COMPRESSION: &str =
+    settings::OTEL_EXPORTER_OTLP_METRICS_COMPRESSION.env;
 /// Metrics gRPC "insecure".
-pub const OTEL_EXPORTER_OTLP_METRICS_INSECURE: &str = "OTEL_EXPORTER_OTLP_METRICS_INSECURE";
+pub const OTEL_EXPORTER_OTLP_METRICS_INSECURE: &str =
+    settings::OTEL_EXPORTER_OTLP_METRICS_INSECURE.env;
 /// Batch processor schedule delay (ms).
-pub const OTEL_BSP_SCHEDULE_DELAY: &str = "OTEL_BSP_SCHEDULE_DELAY";
+pub const OTEL_BSP_SCHEDULE_DELAY: &str = settings::OTEL_BSP_SCHEDULE_DELAY.env;
 /// Batch processor queue size.
-pub const OTEL_BSP_MAX_QUEUE_SIZE: &str = "OTEL_BSP_MAX_QUEUE_SIZE";
+pub const OTEL_BSP_MAX_QUEUE_SIZE: &str = settings::OTEL_BSP_MAX_QUEUE_SIZE.env;
 /// Batch processor max batch size.
-pub const OTEL_BSP_MAX_EXPORT_BATCH_SIZE: &str = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE";
+pub const OTEL_BSP_MAX_EXPORT_BATCH_SIZE: &str = settings::OTEL_BSP_MAX_EXPORT_BATCH_SIZE.env;
 /// `LLMTAP_JSONL_SAMPLED`: `true` makes the JSONL file follow `OTEL_TRACES_SAMPLER` like the
 /// OTLP sink; by default the file keeps every call. An llmtap setting, so strict.
-pub const LLMTAP_JSONL_SAMPLED: &str = "LLMTAP_JSONL_SAMPLED";
+pub const LLMTAP_JSONL_SAMPLED: &str = settings::JSONL_SAMPLED.env;
 
 /// Spec default for HTTP protocols.
 pub const DEFAULT_HTTP_ENDPOINT: &str = "http://localhost:4318";
@@ -868,24 +879,18 @@ fn parse_compression(raw: &str) -> Option<OtlpCompression> {
     }
 }
 
-/// `LLMTAP_JSONL_SAMPLED`: `true`/`false` (any case), unset = `false`. Strict: an llmtap setting.
+/// `LLMTAP_JSONL_SAMPLED`: yes/no as every llmtap switch reads it, unset = `false`. Strict: an
+/// llmtap setting.
 pub fn jsonl_follows_sampler(env: &(impl EnvSource + ?Sized)) -> Result<bool, ExportConfigError> {
-    match env.non_empty(LLMTAP_JSONL_SAMPLED) {
-        None => Ok(false),
-        Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
-        Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
-        Some(v) => Err(ExportConfigError::invalid(
-            LLMTAP_JSONL_SAMPLED,
-            v,
-            "expected true or false",
-        )),
-    }
+    settings::JSONL_SAMPLED
+        .read_bool(false, env)
+        .map_err(|e| ExportConfigError::invalid(LLMTAP_JSONL_SAMPLED, e.value, e.reason))
 }
 
 /// `OTEL_TRACES_SAMPLER`: which sampler the tracer provider uses.
-pub const OTEL_TRACES_SAMPLER: &str = "OTEL_TRACES_SAMPLER";
+pub const OTEL_TRACES_SAMPLER: &str = settings::OTEL_TRACES_SAMPLER.env;
 /// `OTEL_TRACES_SAMPLER_ARG`: the ratio for the `traceidratio` samplers.
-pub const OTEL_TRACES_SAMPLER_ARG: &str = "OTEL_TRACES_SAMPLER_ARG";
+pub const OTEL_TRACES_SAMPLER_ARG: &str = settings::OTEL_TRACES_SAMPLER_ARG.env;
 
 /// A sampler named by `OTEL_TRACES_SAMPLER`, as the OTel SDK environment spec defines them.
 ///
@@ -1081,9 +1086,9 @@ mod sampler_tests {
 }
 
 /// `OTEL_METRICS_EXPORTER`: `none` turns the gen_ai metrics off.
-pub const OTEL_METRICS_EXPORTER: &str = "OTEL_METRICS_EXPORTER";
+pub const OTEL_METRICS_EXPORTER: &str = settings::OTEL_METRICS_EXPORTER.env;
 /// `OTEL_METRIC_EXPORT_INTERVAL`: milliseconds between metric exports.
-pub const OTEL_METRIC_EXPORT_INTERVAL: &str = "OTEL_METRIC_EXPORT_INTERVAL";
+pub const OTEL_METRIC_EXPORT_INTERVAL: &str = settings::OTEL_METRIC_EXPORT_INTERVAL.env;
 /// The spec's default export interval.
 const DEFAULT_METRIC_EXPORT_INTERVAL_MS: u64 = 60_000;
 

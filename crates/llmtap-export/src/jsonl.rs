@@ -27,52 +27,44 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
+use llmtap_core::settings;
+
 use crate::config::BatchSettings;
 use crate::error::JsonlError;
 use crate::otlp_json;
 
-/// Default file, relative to the working directory.
-pub const DEFAULT_JSONL_PATH: &str = ".llmtap/traces.jsonl";
-/// Default rotation threshold: 100 MiB.
-pub const DEFAULT_MAX_BYTES: u64 = 100 * 1024 * 1024;
-/// Default number of rotated files kept.
-pub const DEFAULT_KEEP_FILES: usize = 5;
+/// Default file, relative to the working directory ([`settings::DEFAULT_JSONL_PATH`]).
+pub const DEFAULT_JSONL_PATH: &str = settings::DEFAULT_JSONL_PATH;
+/// Default rotation threshold: 100 MiB ([`settings::JSONL_MAX_BYTES`]).
+pub const DEFAULT_MAX_BYTES: u64 = settings::DEFAULT_JSONL_MAX_BYTES;
+/// Default number of rotated files kept ([`settings::JSONL_KEEP`]).
+pub const DEFAULT_KEEP_FILES: usize = settings::DEFAULT_JSONL_KEEP as usize;
 /// Most rotated files [`parse_keep`] accepts: each rotation renames every kept file.
-pub const MAX_KEEP_FILES: usize = 1000;
+pub const MAX_KEEP_FILES: usize = settings::MAX_JSONL_KEEP as usize;
 /// `LLMTAP_JSONL`: the JSONL file, or `off` (see [`parse_jsonl_path`]).
-pub const ENV_JSONL: &str = "LLMTAP_JSONL";
+pub const ENV_JSONL: &str = settings::JSONL.env;
 /// `LLMTAP_JSONL_MAX_BYTES`: rotate before the file would pass this size (`off`: never).
-pub const ENV_JSONL_MAX_BYTES: &str = "LLMTAP_JSONL_MAX_BYTES";
+pub const ENV_JSONL_MAX_BYTES: &str = settings::JSONL_MAX_BYTES.env;
 /// `LLMTAP_JSONL_KEEP`: rotated files kept (`0`: the old file is discarded on rotation).
-pub const ENV_JSONL_KEEP: &str = "LLMTAP_JSONL_KEEP";
+pub const ENV_JSONL_KEEP: &str = settings::JSONL_KEEP.env;
 
 /// A path-or-off setting (`LLMTAP_JSONL`, `--jsonl`): `off`, `none` or `false` in any case mean
-/// no file; anything else is the path. The proxy, the SDK and the demo all read it here.
+/// no file; anything else is the path ([`settings::parse_path_or_off`]).
 pub fn parse_jsonl_path(raw: &str) -> Option<PathBuf> {
-    if llmtap_core::env::is_off(raw) {
-        None
-    } else {
-        Some(PathBuf::from(raw.trim()))
-    }
+    settings::parse_path_or_off(raw)
 }
 
 /// An `LLMTAP_JSONL_MAX_BYTES` value: `Some(None)` for `off` (never rotate), `Some(Some(n))`
 /// for a size of at least 1 byte (`100MiB`, `500MB`, `1048576`), `None` when unusable.
 pub fn parse_max_bytes(raw: &str) -> Option<Option<u64>> {
-    if llmtap_core::env::is_off(raw) {
-        return Some(None);
-    }
-    llmtap_core::env::parse_bytes(raw)
-        .filter(|n| *n > 0)
-        .map(Some)
+    settings::parse_size_or_off(raw)
 }
 
 /// An `LLMTAP_JSONL_KEEP` value: `0` to [`MAX_KEEP_FILES`]; `None` when unusable.
 pub fn parse_keep(raw: &str) -> Option<usize> {
-    raw.trim()
-        .parse::<usize>()
+    settings::JSONL_KEEP
+        .read_count(Some(raw), &[("", ""); 0])
         .ok()
-        .filter(|n| *n <= MAX_KEEP_FILES)
 }
 
 /// Line buffer capacity kept between batches (512 proxy spans with content, the most

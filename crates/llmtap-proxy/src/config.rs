@@ -1,100 +1,64 @@
 //! Proxy configuration: one precedence order (flag > `LLMTAP_*` env > default) and loud failures.
 //!
-//! Flags arrive as raw strings so a bad flag and a bad env value produce the same one-line error,
-//! which the binary turns into exit code 64 (EX_USAGE).
+//! Every setting's name, flag, default and parser come from [`llmtap_core::settings`]; flags
+//! arrive as raw strings so a bad flag and a bad env value produce the same one-line error, which
+//! the binary turns into exit code 64 (EX_USAGE).
 
+use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs as _};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use http::Uri;
-use llmtap_core::env::{EnvSource, parse_bool, parse_bytes};
+use llmtap_core::env::EnvSource;
+use llmtap_core::settings::{self, Setting};
 use llmtap_core::userinfo::mask_userinfo;
-use llmtap_export::jsonl::{
-    DEFAULT_KEEP_FILES, DEFAULT_MAX_BYTES, ENV_JSONL, ENV_JSONL_KEEP, ENV_JSONL_MAX_BYTES,
-    JsonlConfig, MAX_KEEP_FILES, parse_jsonl_path, parse_keep, parse_max_bytes,
-};
+use llmtap_export::jsonl::JsonlConfig;
 
-/// Default listen address: loopback only, so a fresh install never exposes an open relay.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:8421";
-/// Default JSONL path, relative to the working directory (the exporter's, so every writer
-/// and reader agrees on it).
-pub const DEFAULT_JSONL: &str = llmtap_export::jsonl::DEFAULT_JSONL_PATH;
-/// Default upstream for OpenAI-compatible paths.
-pub const DEFAULT_UPSTREAM_OPENAI: &str = "https://api.openai.com";
-/// Default upstream for Anthropic Messages paths.
-pub const DEFAULT_UPSTREAM_ANTHROPIC: &str = "https://api.anthropic.com";
-/// Default upstream for Gemini paths.
-pub const DEFAULT_UPSTREAM_GEMINI: &str = "https://generativelanguage.googleapis.com";
-/// Time allowed for the upstream to send response headers. Long non-streaming reasoning calls
-/// take minutes, so this is generous.
-pub const DEFAULT_UPSTREAM_TIMEOUT_SECS: u64 = 600;
-/// Time allowed between two body chunks of an upstream response before the call is ended as
-/// `upstream_timeout`.
-pub const DEFAULT_STREAM_IDLE_TIMEOUT_SECS: u64 = 300;
-/// Time allowed to open a TCP (and TLS) connection to an upstream.
+/// A configuration value that could not be used: names the flag and the variable, shows the
+/// value with any URL credentials masked (one line).
+pub use llmtap_core::settings::SettingError as ConfigError;
+
+/// Time allowed to open a TCP (and TLS) connection to an upstream (not a setting).
 pub const DEFAULT_CONNECT_TIMEOUT_SECS: u64 = 10;
-/// How long an agent invocation with nothing in flight stays open for the agent's next call
-/// before its `invoke_agent` span ends (ADR 0014).
-pub const DEFAULT_AGENT_QUIET_SECS: u64 = 10;
-/// Grace period for in-flight calls on SIGTERM/SIGINT.
-pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 30;
-/// Bytes of a request or non-streaming response body kept for parsing. Larger bodies still pass
-/// through untouched; only their capture is skipped and marked.
-pub const DEFAULT_MAX_CAPTURE_BYTES: usize = 8 * 1024 * 1024;
-/// Time a client has to send a complete request head, counted from when its connection starts
-/// waiting for one — so it also closes an idle keep-alive connection (slowloris, forgotten pools).
-pub const DEFAULT_HEADER_TIMEOUT_SECS: u64 = 30;
-/// Longest pause allowed between two reads of a request body (a stalled upload).
-pub const DEFAULT_BODY_TIMEOUT_SECS: u64 = 30;
-/// Open client connections; past it, accepting waits (the kernel's queue holds the rest).
-pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
-/// Request-body bytes held for capture across all connections at once; past it, bodies are
-/// forwarded without capture (marked), so many stalled uploads cannot grow memory.
-pub const DEFAULT_MAX_BUFFERED_BYTES: usize = 64 * 1024 * 1024;
 /// `service.name` when neither `OTEL_SERVICE_NAME` nor `OTEL_RESOURCE_ATTRIBUTES` set one.
 pub const DEFAULT_SERVICE_NAME: &str = "llmtap-proxy";
 
-/// Raw values from command-line flags; `None` means the flag was not given.
-#[derive(Debug, Clone, Default)]
+/// Raw values from command-line flags, by setting; a setting not here was not given. A switch
+/// (`--no-content`) given is the value `true`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Overrides {
-    /// `--listen`
-    pub listen: Option<String>,
-    /// `--jsonl` (a path or `off`)
-    pub jsonl: Option<String>,
-    /// `--upstream-openai`
-    pub upstream_openai: Option<String>,
-    /// `--upstream-anthropic`
-    pub upstream_anthropic: Option<String>,
-    /// `--upstream-gemini`
-    pub upstream_gemini: Option<String>,
-    /// `--provider-openai`: the `gen_ai.provider.name` for OpenAI-compatible upstreams.
-    pub provider_openai: Option<String>,
-    /// `--no-content`: turns content capture off whatever the OTel variable says.
-    pub no_content: bool,
-    /// `--upstream-timeout-secs`
-    pub upstream_timeout_secs: Option<String>,
-    /// `--stream-idle-timeout-secs`
-    pub stream_idle_timeout_secs: Option<String>,
-    /// `--shutdown-grace-secs`
-    pub shutdown_grace_secs: Option<String>,
-    /// `--compat`: extra keys for backends with their own conventions (`openinference`,
-    /// `langfuse`).
-    pub compat: Option<String>,
-    /// `--header-timeout-secs`
-    pub header_timeout_secs: Option<String>,
-    /// `--body-timeout-secs`
-    pub body_timeout_secs: Option<String>,
-    /// `--max-connections`
-    pub max_connections: Option<String>,
-    /// `--max-buffered-bytes`
-    pub max_buffered_bytes: Option<String>,
-    /// `--max-capture-bytes`
-    pub max_capture_bytes: Option<String>,
-    /// `--jsonl-max-bytes` (a size or `off`)
-    pub jsonl_max_bytes: Option<String>,
-    /// `--jsonl-keep`
-    pub jsonl_keep: Option<String>,
+    values: BTreeMap<&'static str, String>,
+}
+
+impl Overrides {
+    /// No flag given.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The same, with `setting`'s flag given as `value`.
+    pub fn with(mut self, setting: &Setting, value: impl Into<String>) -> Self {
+        self.set(setting, value);
+        self
+    }
+
+    /// Gives `setting`'s flag as `value`.
+    pub fn set(&mut self, setting: &Setting, value: impl Into<String>) {
+        self.values.insert(setting.env, value.into());
+    }
+
+    /// Gives `setting`'s flag as `value` unless it is given already.
+    pub fn set_default(&mut self, setting: &Setting, value: impl Into<String>) {
+        self.values
+            .entry(setting.env)
+            .or_insert_with(|| value.into());
+    }
+
+    /// The value given for `setting`'s flag.
+    pub fn get(&self, setting: &Setting) -> Option<&str> {
+        self.values.get(setting.env).map(String::as_str)
+    }
 }
 
 /// Where one family of API paths is forwarded.
@@ -116,271 +80,93 @@ impl std::fmt::Debug for Upstream {
     }
 }
 
-/// Everything the proxy needs to run.
+/// Everything the proxy needs to run. Each field's default, meaning and variable are those of
+/// the [`settings`] constant named after it.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Address to listen on.
+    /// [`settings::LISTEN`].
     pub listen: SocketAddr,
-    /// JSONL output path; `None` when turned off.
+    /// [`settings::JSONL`]; `None` when turned off.
     pub jsonl: Option<PathBuf>,
-    /// Rotate the JSONL file before it would pass this size; `None` never rotates.
+    /// [`settings::JSONL_MAX_BYTES`]; `None` never rotates.
     pub jsonl_max_bytes: Option<u64>,
-    /// Rotated JSONL files kept.
+    /// [`settings::JSONL_KEEP`].
     pub jsonl_keep: usize,
-    /// Upstream for OpenAI-compatible paths.
+    /// [`settings::UPSTREAM_OPENAI`] with [`settings::PROVIDER_OPENAI`].
     pub upstream_openai: Upstream,
-    /// Upstream for Anthropic paths.
+    /// [`settings::UPSTREAM_ANTHROPIC`].
     pub upstream_anthropic: Upstream,
-    /// Upstream for Gemini paths.
+    /// [`settings::UPSTREAM_GEMINI`].
     pub upstream_gemini: Upstream,
-    /// `--no-content` given: capture no message content.
+    /// [`settings::NO_CONTENT`]: capture no message content.
     pub no_content: bool,
-    /// See [`DEFAULT_UPSTREAM_TIMEOUT_SECS`].
+    /// [`settings::UPSTREAM_TIMEOUT_SECS`].
     pub upstream_timeout: Duration,
-    /// See [`DEFAULT_STREAM_IDLE_TIMEOUT_SECS`].
+    /// [`settings::STREAM_IDLE_TIMEOUT_SECS`].
     pub stream_idle_timeout: Duration,
     /// See [`DEFAULT_CONNECT_TIMEOUT_SECS`].
     pub connect_timeout: Duration,
-    /// See [`DEFAULT_SHUTDOWN_GRACE_SECS`].
+    /// [`settings::SHUTDOWN_GRACE_SECS`].
     pub shutdown_grace: Duration,
-    /// See [`DEFAULT_AGENT_QUIET_SECS`].
+    /// [`settings::AGENT_QUIET_SECS`]: an idle agent invocation's span ends after this (ADR 0014).
     pub agent_quiet: Duration,
-    /// See [`DEFAULT_MAX_CAPTURE_BYTES`].
+    /// [`settings::MAX_CAPTURE_BYTES`].
     pub max_capture_bytes: usize,
     /// Default `service.name` for the exported resource.
     pub service_name: String,
-    /// Compatibility key sets (off by default; gen_ai stays canonical).
+    /// [`settings::COMPAT`] (off by default; gen_ai stays canonical).
     pub compat: llmtap_core::compat::Compat,
-    /// See [`DEFAULT_HEADER_TIMEOUT_SECS`].
+    /// [`settings::HEADER_TIMEOUT_SECS`].
     pub header_timeout: Duration,
-    /// See [`DEFAULT_BODY_TIMEOUT_SECS`].
+    /// [`settings::BODY_TIMEOUT_SECS`].
     pub body_timeout: Duration,
-    /// See [`DEFAULT_MAX_CONNECTIONS`].
+    /// [`settings::MAX_CONNECTIONS`].
     pub max_connections: usize,
-    /// See [`DEFAULT_MAX_BUFFERED_BYTES`].
+    /// [`settings::MAX_BUFFERED_BYTES`].
     pub max_buffered_bytes: usize,
-}
-
-/// A configuration value that could not be used. The message names the flag and variable, and
-/// shows the value with any URL credentials masked.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "invalid value {:?} for {flag} / {env}: {}",
-    mask_userinfo(value),
-    mask_userinfo(reason)
-)]
-pub struct ConfigError {
-    /// The command-line flag.
-    pub flag: &'static str,
-    /// The environment variable.
-    pub env: &'static str,
-    /// The value as given.
-    pub value: String,
-    /// Why it was refused.
-    pub reason: String,
-}
-
-impl Default for Config {
-    /// The same values `load` gives with no flags and an empty environment (a unit test checks).
-    fn default() -> Self {
-        Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8421)),
-            jsonl: Some(PathBuf::from(DEFAULT_JSONL)),
-            jsonl_max_bytes: Some(DEFAULT_MAX_BYTES),
-            jsonl_keep: DEFAULT_KEEP_FILES,
-            upstream_openai: Upstream {
-                base: Uri::from_static(DEFAULT_UPSTREAM_OPENAI),
-                provider_override: None,
-            },
-            upstream_anthropic: Upstream {
-                base: Uri::from_static(DEFAULT_UPSTREAM_ANTHROPIC),
-                provider_override: None,
-            },
-            upstream_gemini: Upstream {
-                base: Uri::from_static(DEFAULT_UPSTREAM_GEMINI),
-                provider_override: None,
-            },
-            no_content: false,
-            upstream_timeout: Duration::from_secs(DEFAULT_UPSTREAM_TIMEOUT_SECS),
-            stream_idle_timeout: Duration::from_secs(DEFAULT_STREAM_IDLE_TIMEOUT_SECS),
-            connect_timeout: Duration::from_secs(DEFAULT_CONNECT_TIMEOUT_SECS),
-            shutdown_grace: Duration::from_secs(DEFAULT_SHUTDOWN_GRACE_SECS),
-            agent_quiet: Duration::from_secs(DEFAULT_AGENT_QUIET_SECS),
-            max_capture_bytes: DEFAULT_MAX_CAPTURE_BYTES,
-            service_name: DEFAULT_SERVICE_NAME.to_owned(),
-            compat: llmtap_core::compat::Compat::default(),
-            header_timeout: Duration::from_secs(DEFAULT_HEADER_TIMEOUT_SECS),
-            body_timeout: Duration::from_secs(DEFAULT_BODY_TIMEOUT_SECS),
-            max_connections: DEFAULT_MAX_CONNECTIONS,
-            max_buffered_bytes: DEFAULT_MAX_BUFFERED_BYTES,
-        }
-    }
-}
-
-/// Picks flag, then env, then default, remembering names for the error message.
-struct Setting<'a, E: EnvSource> {
-    env_source: &'a E,
-    flag: &'static str,
-    env: &'static str,
-}
-
-impl<E: EnvSource> Setting<'_, E> {
-    fn raw(&self, flag_value: Option<&String>, default: &str) -> String {
-        flag_value
-            .map(|v| v.trim().to_owned())
-            .or_else(|| self.env_source.non_empty(self.env))
-            .unwrap_or_else(|| default.to_owned())
-    }
-
-    fn error(&self, value: &str, reason: impl Into<String>) -> ConfigError {
-        ConfigError {
-            flag: self.flag,
-            env: self.env,
-            value: value.to_owned(),
-            reason: reason.into(),
-        }
-    }
-}
-
-fn setting<'a, E: EnvSource>(
-    env_source: &'a E,
-    flag: &'static str,
-    env: &'static str,
-) -> Setting<'a, E> {
-    Setting {
-        env_source,
-        flag,
-        env,
-    }
 }
 
 impl Config {
     /// Builds the configuration from flags and the environment.
     pub fn load(flags: &Overrides, env: &impl EnvSource) -> Result<Self, ConfigError> {
-        let s = setting(env, "--listen", "LLMTAP_LISTEN");
-        let raw = s.raw(flags.listen.as_ref(), DEFAULT_LISTEN);
+        let flag = |s: &Setting| flags.get(s);
+
+        let s = &settings::LISTEN;
+        let raw = s.raw(flag(s), env).unwrap_or_default();
         let listen = resolve_listen(&raw).map_err(|reason| s.error(&raw, reason))?;
 
-        let s = setting(env, "--jsonl", ENV_JSONL);
-        let raw = s.raw(flags.jsonl.as_ref(), DEFAULT_JSONL);
-        if raw.is_empty() {
-            return Err(s.error(&raw, "expected a file path or `off`"));
-        }
-        let jsonl = parse_jsonl_path(&raw);
+        let jsonl = settings::JSONL.read_path_or_off(flag(&settings::JSONL), env)?;
+        let jsonl_max_bytes =
+            settings::JSONL_MAX_BYTES.read_size_or_off(flag(&settings::JSONL_MAX_BYTES), env)?;
+        let jsonl_keep = settings::JSONL_KEEP.read_count(flag(&settings::JSONL_KEEP), env)?;
 
-        let s = setting(env, "--jsonl-max-bytes", ENV_JSONL_MAX_BYTES);
-        let raw = s.raw(
-            flags.jsonl_max_bytes.as_ref(),
-            &DEFAULT_MAX_BYTES.to_string(),
-        );
-        let jsonl_max_bytes = parse_max_bytes(&raw).ok_or_else(|| {
-            s.error(
-                &raw,
-                "expected a size such as 104857600, 100MiB or 500MB, or `off`",
-            )
-        })?;
+        let provider_openai = settings::PROVIDER_OPENAI
+            .raw(flag(&settings::PROVIDER_OPENAI), env)
+            .filter(|p| !p.is_empty());
+        let upstream_openai =
+            parse_upstream(&settings::UPSTREAM_OPENAI, flags, env, provider_openai)?;
+        let upstream_anthropic = parse_upstream(&settings::UPSTREAM_ANTHROPIC, flags, env, None)?;
+        let upstream_gemini = parse_upstream(&settings::UPSTREAM_GEMINI, flags, env, None)?;
 
-        let s = setting(env, "--jsonl-keep", ENV_JSONL_KEEP);
-        let raw = s.raw(flags.jsonl_keep.as_ref(), &DEFAULT_KEEP_FILES.to_string());
-        let jsonl_keep = parse_keep(&raw).ok_or_else(|| {
-            s.error(
-                &raw,
-                format!("expected a number of files from 0 to {MAX_KEEP_FILES}"),
-            )
-        })?;
+        let compat = llmtap_core::compat::Compat::read(flag(&settings::COMPAT), env)?;
 
-        let provider_openai = setting(env, "--provider-openai", "LLMTAP_PROVIDER_OPENAI")
-            .raw(flags.provider_openai.as_ref(), "");
-        let provider_openai = Some(provider_openai).filter(|p| !p.is_empty());
-        let upstream_openai = parse_upstream(
-            setting(env, "--upstream-openai", "LLMTAP_UPSTREAM_OPENAI"),
-            flags.upstream_openai.as_ref(),
-            DEFAULT_UPSTREAM_OPENAI,
-            provider_openai,
-        )?;
-        let upstream_anthropic = parse_upstream(
-            setting(env, "--upstream-anthropic", "LLMTAP_UPSTREAM_ANTHROPIC"),
-            flags.upstream_anthropic.as_ref(),
-            DEFAULT_UPSTREAM_ANTHROPIC,
-            None,
-        )?;
-        let upstream_gemini = parse_upstream(
-            setting(env, "--upstream-gemini", "LLMTAP_UPSTREAM_GEMINI"),
-            flags.upstream_gemini.as_ref(),
-            DEFAULT_UPSTREAM_GEMINI,
-            None,
-        )?;
+        let no_content =
+            settings::NO_CONTENT.read_bool(flag(&settings::NO_CONTENT).is_some(), env)?;
 
-        let s = setting(env, "--compat", "LLMTAP_COMPAT");
-        let raw = s.raw(flags.compat.as_ref(), "none");
-        let compat =
-            llmtap_core::compat::Compat::parse(&raw).map_err(|e| s.error(&raw, e.to_string()))?;
+        let secs = |s: &'static Setting| s.read_secs(flags.get(s), env);
+        let upstream_timeout = secs(&settings::UPSTREAM_TIMEOUT_SECS)?;
+        let stream_idle_timeout = secs(&settings::STREAM_IDLE_TIMEOUT_SECS)?;
+        let shutdown_grace = secs(&settings::SHUTDOWN_GRACE_SECS)?;
+        let agent_quiet = secs(&settings::AGENT_QUIET_SECS)?;
+        let header_timeout = secs(&settings::HEADER_TIMEOUT_SECS)?;
+        let body_timeout = secs(&settings::BODY_TIMEOUT_SECS)?;
 
-        let s = setting(env, "--no-content", "LLMTAP_NO_CONTENT");
-        let no_content = if flags.no_content {
-            true
-        } else {
-            let raw = s.raw(None, "false");
-            parse_bool(&raw).ok_or_else(|| s.error(&raw, "expected true or false"))?
-        };
-
-        let upstream_timeout = parse_secs(
-            setting(
-                env,
-                "--upstream-timeout-secs",
-                "LLMTAP_UPSTREAM_TIMEOUT_SECS",
-            ),
-            flags.upstream_timeout_secs.as_ref(),
-            DEFAULT_UPSTREAM_TIMEOUT_SECS,
-        )?;
-        let stream_idle_timeout = parse_secs(
-            setting(
-                env,
-                "--stream-idle-timeout-secs",
-                "LLMTAP_STREAM_IDLE_TIMEOUT_SECS",
-            ),
-            flags.stream_idle_timeout_secs.as_ref(),
-            DEFAULT_STREAM_IDLE_TIMEOUT_SECS,
-        )?;
-        let shutdown_grace = parse_secs(
-            setting(env, "--shutdown-grace-secs", "LLMTAP_SHUTDOWN_GRACE_SECS"),
-            flags.shutdown_grace_secs.as_ref(),
-            DEFAULT_SHUTDOWN_GRACE_SECS,
-        )?;
-
-        let s = setting(env, "--max-capture-bytes", "LLMTAP_MAX_CAPTURE_BYTES");
-        let raw = s.raw(
-            flags.max_capture_bytes.as_ref(),
-            &DEFAULT_MAX_CAPTURE_BYTES.to_string(),
-        );
-        let max_capture_bytes = parse_bytes(&raw)
-            .and_then(|n| usize::try_from(n).ok())
-            .ok_or_else(|| s.error(&raw, "expected a size such as 8388608, 8MiB or 10MB"))?;
-
-        let header_timeout = parse_secs(
-            setting(env, "--header-timeout-secs", "LLMTAP_HEADER_TIMEOUT_SECS"),
-            flags.header_timeout_secs.as_ref(),
-            DEFAULT_HEADER_TIMEOUT_SECS,
-        )?;
-        let body_timeout = parse_secs(
-            setting(env, "--body-timeout-secs", "LLMTAP_BODY_TIMEOUT_SECS"),
-            flags.body_timeout_secs.as_ref(),
-            DEFAULT_BODY_TIMEOUT_SECS,
-        )?;
-        let max_connections = parse_count(
-            setting(env, "--max-connections", "LLMTAP_MAX_CONNECTIONS"),
-            flags.max_connections.as_ref(),
-            DEFAULT_MAX_CONNECTIONS,
-        )?;
-        let s = setting(env, "--max-buffered-bytes", "LLMTAP_MAX_BUFFERED_BYTES");
-        let raw = s.raw(
-            flags.max_buffered_bytes.as_ref(),
-            &DEFAULT_MAX_BUFFERED_BYTES.to_string(),
-        );
-        let max_buffered_bytes = parse_bytes(&raw)
-            .and_then(|n| usize::try_from(n).ok())
-            .filter(|n| *n > 0)
-            .ok_or_else(|| s.error(&raw, "expected a size such as 67108864, 64MiB or 100MB"))?;
+        let max_capture_bytes =
+            settings::MAX_CAPTURE_BYTES.read_size(flag(&settings::MAX_CAPTURE_BYTES), env)?;
+        let max_connections =
+            settings::MAX_CONNECTIONS.read_count(flag(&settings::MAX_CONNECTIONS), env)?;
+        let max_buffered_bytes =
+            settings::MAX_BUFFERED_BYTES.read_size(flag(&settings::MAX_BUFFERED_BYTES), env)?;
 
         Ok(Self {
             header_timeout,
@@ -399,7 +185,7 @@ impl Config {
             stream_idle_timeout,
             connect_timeout: Duration::from_secs(DEFAULT_CONNECT_TIMEOUT_SECS),
             shutdown_grace,
-            agent_quiet: Duration::from_secs(DEFAULT_AGENT_QUIET_SECS),
+            agent_quiet,
             max_capture_bytes,
             service_name: DEFAULT_SERVICE_NAME.to_owned(),
             compat,
@@ -445,19 +231,19 @@ pub fn resolve_listen(raw: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("host {host:?} resolves to no address"))
 }
 
-fn parse_upstream<E: EnvSource>(
-    s: Setting<'_, E>,
-    flag: Option<&String>,
-    default: &str,
+fn parse_upstream(
+    s: &'static Setting,
+    flags: &Overrides,
+    env: &impl EnvSource,
     provider_override: Option<String>,
 ) -> Result<Upstream, ConfigError> {
-    let raw = s.raw(flag, default);
+    let raw = s.raw(flags.get(s), env).unwrap_or_default();
     let base = raw
         .parse::<Uri>()
         .map_err(|e| s.error(&raw, format!("not a URL ({e})")))?;
     match base.scheme_str() {
         Some("http" | "https") => {}
-        _ => return Err(s.error(&raw, "expected an http:// or https:// URL")),
+        _ => return Err(s.invalid(&raw)),
     }
     if base.host().is_none() {
         return Err(s.error(&raw, "the URL has no host"));
@@ -471,33 +257,6 @@ fn parse_upstream<E: EnvSource>(
     })
 }
 
-fn parse_secs<E: EnvSource>(
-    s: Setting<'_, E>,
-    flag: Option<&String>,
-    default: u64,
-) -> Result<Duration, ConfigError> {
-    let raw = s.raw(flag, &default.to_string());
-    let secs = raw
-        .parse::<f64>()
-        .ok()
-        .filter(|v| v.is_finite() && *v > 0.0 && *v < 1e9)
-        .ok_or_else(|| s.error(&raw, "expected a positive number of seconds"))?;
-    Ok(Duration::from_secs_f64(secs))
-}
-
-/// A positive whole number.
-fn parse_count<E: EnvSource>(
-    s: Setting<'_, E>,
-    flag: Option<&String>,
-    default: usize,
-) -> Result<usize, ConfigError> {
-    let raw = s.raw(flag, &default.to_string());
-    raw.parse::<usize>()
-        .ok()
-        .filter(|n| *n > 0 && *n <= (1 << 40))
-        .ok_or_else(|| s.error(&raw, "expected a positive whole number"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -505,15 +264,38 @@ mod tests {
     #[test]
     fn defaults_parse() {
         let cfg = Config::load(&Overrides::default(), &[("", ""); 0]).expect("defaults");
-        assert_eq!(cfg.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(
+            Some(cfg.listen.to_string().as_str()),
+            settings::LISTEN.default
+        );
         assert_eq!(
             cfg.jsonl.as_deref(),
-            Some(std::path::Path::new(DEFAULT_JSONL))
+            Some(std::path::Path::new(settings::DEFAULT_JSONL_PATH))
         );
         assert_eq!(cfg.upstream_openai.base.host(), Some("api.openai.com"));
         assert!(!cfg.no_content);
-        let def = Config::default();
-        assert_eq!(format!("{cfg:?}"), format!("{def:?}"));
+        assert_eq!(cfg.upstream_timeout, Duration::from_secs(600));
+        assert_eq!(cfg.max_capture_bytes, 8 << 20);
+        assert_eq!(cfg.max_buffered_bytes, 64 << 20);
+        assert_eq!(cfg.max_connections, 4096);
+        assert_eq!(cfg.jsonl_max_bytes, Some(100 << 20));
+        assert_eq!(cfg.jsonl_keep, 5);
+        assert!(cfg.compat.is_off());
+    }
+
+    #[test]
+    fn every_flag_is_read() {
+        // A value its parser refuses, given as each flag in turn, fails naming that flag.
+        for s in settings::proxy_flags() {
+            let bad = match s.kind {
+                settings::Kind::Bool | settings::Kind::Name => continue,
+                settings::Kind::CompatList => "bogus",
+                _ => "",
+            };
+            let err =
+                Config::load(&Overrides::new().with(s, bad), &[("", ""); 0]).expect_err(s.env);
+            assert!(err.to_string().contains(&s.names()), "{err}");
+        }
     }
 
     #[test]
@@ -528,11 +310,9 @@ mod tests {
         assert!(cfg.jsonl.is_none());
         assert_eq!(cfg.upstream_openai.base.path(), "/api");
 
-        let flags = Overrides {
-            listen: Some("127.0.0.1:9001".into()),
-            jsonl: Some("/tmp/x.jsonl".into()),
-            ..Overrides::default()
-        };
+        let flags = Overrides::new()
+            .with(&settings::LISTEN, "127.0.0.1:9001")
+            .with(&settings::JSONL, "/tmp/x.jsonl");
         let cfg = Config::load(&flags, &env).expect("flags");
         assert_eq!(cfg.listen.port(), 9001);
         assert_eq!(
@@ -586,10 +366,7 @@ mod tests {
     #[test]
     fn host_names_are_listen_hosts() {
         let cfg = Config::load(
-            &Overrides {
-                listen: Some("localhost:8498".into()),
-                ..Overrides::default()
-            },
+            &Overrides::new().with(&settings::LISTEN, "localhost:8498"),
             &[("", ""); 0],
         )
         .expect("localhost resolves");
@@ -602,10 +379,13 @@ mod tests {
 
     #[test]
     fn jsonl_off_in_any_case_and_rotation_settings() {
-        for off in ["OFF", "Off", "none", "FALSE"] {
+        for off in ["OFF", "Off", "off", "none", "None", "FALSE", " off "] {
             let cfg = Config::load(&Overrides::default(), &[("LLMTAP_JSONL", off)]).expect(off);
             assert!(cfg.jsonl.is_none(), "{off} turns the file off");
             assert!(cfg.jsonl_config().is_none());
+            let flags = Overrides::new().with(&settings::JSONL, off);
+            let cfg = Config::load(&flags, &[("", ""); 0]).expect(off);
+            assert!(cfg.jsonl.is_none(), "--jsonl {off} turns the file off");
         }
         let env = [
             ("LLMTAP_JSONL_MAX_BYTES", "1MiB"),

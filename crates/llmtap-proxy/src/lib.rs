@@ -19,4 +19,6 @@ mod stats;
 pub use app::{App, BuildError, SCOPE_NAME, ServeError, ShutdownReport};
 pub use config::{Config, ConfigError, Overrides, Upstream};
 pub use error::ProxyError;
+/// The settings table [`Overrides`] and [`Config::load`] read (names, flags, defaults, parsers).
+pub use llmtap_core::settings;
 pub use stats::{ProxyStats, StatsSnapshot};

@@ -5,16 +5,9 @@
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum InitError {
-    /// An `LLMTAP_*` value is malformed.
-    #[error("{var}={value:?} is not valid: expected {expected}")]
-    InvalidValue {
-        /// The variable.
-        var: &'static str,
-        /// The value as given.
-        value: String,
-        /// What would have been accepted.
-        expected: &'static str,
-    },
+    /// An `LLMTAP_*` value is malformed (the message names the variable).
+    #[error(transparent)]
+    Setting(#[from] llmtap_core::settings::SettingError),
     /// Content capture settings are malformed.
     #[error(transparent)]
     Capture(#[from] llmtap_core::capture::ConfigError),

@@ -7,11 +7,9 @@ use std::time::Duration;
 
 use llmtap_core::capture::CapturePolicy;
 use llmtap_core::compat::Compat;
-use llmtap_core::env::{EnvSource, ProcessEnv, parse_bool, parse_bytes};
-use llmtap_export::jsonl::{
-    DEFAULT_KEEP_FILES, DEFAULT_MAX_BYTES, ENV_JSONL_KEEP, ENV_JSONL_MAX_BYTES, parse_jsonl_path,
-    parse_keep, parse_max_bytes,
-};
+use llmtap_core::env::{EnvSource, ProcessEnv};
+use llmtap_core::settings;
+use llmtap_export::jsonl::{DEFAULT_KEEP_FILES, DEFAULT_MAX_BYTES};
 use llmtap_export::{GenAiMetrics, JsonlConfig, OtlpConfig, Pipeline, PipelineStats};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
@@ -24,21 +22,21 @@ pub const SCOPE_NAME: &str = "llmtap-sdk";
 /// names one.
 pub const DEFAULT_SERVICE_NAME: &str = "llmtap-sdk";
 /// Default JSONL file: the proxy's default, so `llmtap tree` shows both halves together.
-pub const DEFAULT_JSONL: &str = llmtap_export::jsonl::DEFAULT_JSONL_PATH;
+pub const DEFAULT_JSONL: &str = settings::DEFAULT_JSONL_PATH;
 /// Bytes of a non-streaming response body kept for decoding (the proxy's default).
-pub const DEFAULT_MAX_CAPTURE_BYTES: usize = 8 * 1024 * 1024;
+pub const DEFAULT_MAX_CAPTURE_BYTES: usize = settings::DEFAULT_MAX_CAPTURE_BYTES as usize;
 /// How long [`Guard`] waits for both sinks to flush when it is dropped.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// `LLMTAP_JSONL`: JSONL path, or `off`/`none`/`false` in any case (same variable and parser
-/// as the proxy).
-pub const ENV_JSONL: &str = llmtap_export::jsonl::ENV_JSONL;
-/// `LLMTAP_NO_CONTENT`: `true` turns content capture off (same variable as the proxy).
-pub const ENV_NO_CONTENT: &str = "LLMTAP_NO_CONTENT";
-/// `LLMTAP_MAX_CAPTURE_BYTES`: body bytes kept for decoding (same variable as the proxy).
-pub const ENV_MAX_CAPTURE_BYTES: &str = "LLMTAP_MAX_CAPTURE_BYTES";
-/// `LLMTAP_COMPAT`: extra keys for `openinference` / `langfuse` (same variable as the proxy).
-pub const ENV_COMPAT: &str = "LLMTAP_COMPAT";
+/// `LLMTAP_JSONL`: JSONL path, or `off`/`none`/`false` in any case ([`settings::JSONL`]: the
+/// proxy's variable and parser).
+pub const ENV_JSONL: &str = settings::JSONL.env;
+/// `LLMTAP_NO_CONTENT`: `true` turns content capture off ([`settings::NO_CONTENT`]).
+pub const ENV_NO_CONTENT: &str = settings::NO_CONTENT.env;
+/// `LLMTAP_MAX_CAPTURE_BYTES`: body bytes kept for decoding ([`settings::MAX_CAPTURE_BYTES`]).
+pub const ENV_MAX_CAPTURE_BYTES: &str = settings::MAX_CAPTURE_BYTES.env;
+/// `LLMTAP_COMPAT`: extra keys for `openinference` / `langfuse` ([`settings::COMPAT`]).
+pub const ENV_COMPAT: &str = settings::COMPAT.env;
 
 /// The telemetry every span of this SDK goes to: a tracer, the capture policy, and (when built by
 /// [`Builder`]) the export pipeline. Cheap to clone; every [`crate::AgentHandle`] carries one, so
@@ -222,54 +220,16 @@ impl Builder {
 
     /// Reads the variables listed at [`init`]. Malformed values are errors.
     pub fn from_env(mut self, env: &impl EnvSource) -> Result<Self, InitError> {
-        let jsonl = match env.non_empty(ENV_JSONL) {
-            None => Some(PathBuf::from(DEFAULT_JSONL)),
-            Some(v) => parse_jsonl_path(&v),
-        };
-        let jsonl_max_bytes = match env.non_empty(ENV_JSONL_MAX_BYTES) {
-            None => Some(DEFAULT_MAX_BYTES),
-            Some(v) => parse_max_bytes(&v).ok_or(InitError::InvalidValue {
-                var: ENV_JSONL_MAX_BYTES,
-                value: v,
-                expected: "a size such as 104857600, 100MiB or 500MB, or off",
-            })?,
-        };
-        let jsonl_keep = match env.non_empty(ENV_JSONL_KEEP) {
-            None => DEFAULT_KEEP_FILES,
-            Some(v) => parse_keep(&v).ok_or(InitError::InvalidValue {
-                var: ENV_JSONL_KEEP,
-                value: v,
-                expected: "a number of files from 0 to 1000",
-            })?,
-        };
-        let no_content = match env.non_empty(ENV_NO_CONTENT) {
-            None => false,
-            Some(v) => parse_bool(&v).ok_or(InitError::InvalidValue {
-                var: ENV_NO_CONTENT,
-                value: v,
-                expected: "true or false",
-            })?,
-        };
+        // The proxy's settings, read by the same parsers (no flags here).
+        let jsonl = settings::JSONL.read_path_or_off(None, env)?;
+        let jsonl_max_bytes = settings::JSONL_MAX_BYTES.read_size_or_off(None, env)?;
+        let jsonl_keep = settings::JSONL_KEEP.read_count(None, env)?;
+        let no_content = settings::NO_CONTENT.read_bool(false, env)?;
         let max_capture_bytes = match env.non_empty(ENV_MAX_CAPTURE_BYTES) {
             None => None,
-            Some(v) => Some(
-                parse_bytes(&v)
-                    .and_then(|n| usize::try_from(n).ok())
-                    .ok_or(InitError::InvalidValue {
-                        var: ENV_MAX_CAPTURE_BYTES,
-                        value: v.clone(),
-                        expected: "a size such as 8388608, 8MiB or 10MB",
-                    })?,
-            ),
+            Some(_) => Some(settings::MAX_CAPTURE_BYTES.read_size(None, env)?),
         };
-        let compat = match env.non_empty(ENV_COMPAT) {
-            None => Compat::default(),
-            Some(v) => Compat::parse(&v).map_err(|_| InitError::InvalidValue {
-                var: ENV_COMPAT,
-                value: v.clone(),
-                expected: "openinference, langfuse or none, comma-separated",
-            })?,
-        };
+        let compat = Compat::read(None, env)?;
         self.env = Some(EnvLayer {
             pipeline: Pipeline::builder().from_env(env)?,
             jsonl,
@@ -520,6 +480,16 @@ mod tests {
         let guard = Builder::new().from_env(&env).unwrap().build().unwrap();
         assert!(!guard.policy().content);
         assert_eq!(guard.stats(), PipelineStats::default());
+        for off in ["OFF", "Off", "none", "FALSE"] {
+            let guard = Builder::new()
+                .from_env(&[(ENV_JSONL, off)])
+                .unwrap()
+                .build()
+                .unwrap();
+            assert_eq!(guard.stats().jsonl, None, "{off}");
+            drop(guard);
+            assert!(!std::path::Path::new(off).exists(), "a file named {off}");
+        }
     }
 
     #[test]
@@ -550,6 +520,17 @@ mod tests {
             let env = [(var, value)];
             let err = Builder::new().from_env(&env).unwrap_err().to_string();
             assert!(err.contains(var) && err.contains(value), "{err}");
+        }
+        // The proxy's error for the same value, word for word: one table, one parser.
+        for (setting, bad) in [
+            (&settings::JSONL_MAX_BYTES, "lots"),
+            (&settings::JSONL_KEEP, "-1"),
+            (&settings::NO_CONTENT, "maybe"),
+            (&settings::MAX_CAPTURE_BYTES, "8 parsecs"),
+            (&settings::MAX_CONTENT_BYTES, "12"),
+        ] {
+            let err = Builder::new().from_env(&[(setting.env, bad)]).unwrap_err();
+            assert_eq!(err.to_string(), setting.invalid(bad).to_string());
         }
     }
 }

@@ -12,6 +12,7 @@
 
 use example_multi_agent::{DEFAULT_MODEL, Mode, Options, run, start_mock};
 use llmtap_core::env::ProcessEnv;
+use llmtap_core::settings;
 use llmtap_proxy::{App, Config, Overrides};
 
 #[tokio::main]
@@ -31,12 +32,10 @@ async fn main() -> anyhow::Result<()> {
     };
 
     let config = Config::load(
-        &Overrides {
-            listen: Some("127.0.0.1:0".into()),
-            jsonl: Some(".llmtap/proxy.jsonl".into()),
-            upstream_openai: Some(upstream.clone()),
-            ..Overrides::default()
-        },
+        &Overrides::new()
+            .with(&settings::LISTEN, "127.0.0.1:0")
+            .with(&settings::JSONL, ".llmtap/proxy.jsonl")
+            .with(&settings::UPSTREAM_OPENAI, upstream.clone()),
         &ProcessEnv,
     )?;
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
