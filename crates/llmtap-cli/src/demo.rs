@@ -24,11 +24,10 @@ use llmtap_proxy::{App, Config, Overrides, ShutdownReport};
 use serde_json::{Value, json};
 
 use crate::cost::PriceTable;
+use crate::paths::DEFAULT_DEMO_FILE;
 use crate::spans::read_file;
 use crate::tree::{TraceTree, TreeFilter, TreeNode, build_priced_trees, render, stdout_style};
 
-/// Where the demo writes unless told otherwise (next to the proxy's default file).
-pub const DEFAULT_DEMO_FILE: &str = ".llmtap/demo.jsonl";
 /// The model every demo agent asks for.
 const DEMO_MODEL: &str = "gpt-4o-mini";
 /// A credential-shaped key the demo sends on every call, to show it never reaches the file.
