@@ -81,7 +81,7 @@ pub struct DemoOutcome {
 pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let kept = match args.jsonl.as_deref() {
         None => Some(PathBuf::from(DEFAULT_DEMO_FILE)),
-        Some(raw) => llmtap_export::jsonl::parse_jsonl_path(raw),
+        Some(raw) => llmtap_export::parse_jsonl_path(raw),
     };
     // `--jsonl off` keeps no file; the tree is drawn from a private temporary one.
     let (jsonl, scratch) = match kept {

@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use llmtap_core::semconv;
-use llmtap_export::reader::{DEFAULT_MAX_LINE_BYTES, parse_line};
+use llmtap_export::{DEFAULT_MAX_LINE_BYTES, parse_line};
 use llmtap_export::{JsonlReader, ReadError};
 
 use crate::cost::{PriceArgs, PriceTable, format_usd};

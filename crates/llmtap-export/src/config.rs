@@ -33,87 +33,87 @@ mod resource;
 mod sampler;
 
 pub use batch::BatchSettings;
-pub use exporter_choice::{ExporterChoice, exporter_choice, sdk_disabled};
-pub use metrics::{MetricsConfig, OTEL_METRIC_EXPORT_INTERVAL, OTEL_METRICS_EXPORTER};
+pub(crate) use exporter_choice::{ExporterChoice, exporter_choice, sdk_disabled};
+pub(crate) use metrics::MetricsConfig;
+pub(crate) use otlp::Signal;
 pub use otlp::{
-    OtlpCompression, OtlpConfig, OtlpOverrides, OtlpProtocol, Signal, UnknownProtocol,
-    redact_secrets, redact_userinfo,
+    OtlpCompression, OtlpConfig, OtlpOverrides, OtlpProtocol, UnknownProtocol, redact_secrets,
+    redact_userinfo,
 };
-pub use resource::{build_resource, resource_attributes, resource_from_env};
-pub use sampler::{
-    OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG, SamplerChoice, jsonl_follows_sampler,
-    sampler_from_env, sampler_from_otel_env,
-};
+pub(crate) use resource::{build_resource, resource_attributes};
+pub(crate) use sampler::{SamplerChoice, jsonl_follows_sampler, sampler_from_otel_env};
 
 /// `OTEL_SDK_DISABLED`: `true` turns off every sink.
-pub const OTEL_SDK_DISABLED: &str = "OTEL_SDK_DISABLED";
+pub(crate) const OTEL_SDK_DISABLED: &str = "OTEL_SDK_DISABLED";
 /// `OTEL_SERVICE_NAME`: wins over `service.name` in `OTEL_RESOURCE_ATTRIBUTES`.
-pub const OTEL_SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
+pub(crate) const OTEL_SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
 /// `OTEL_RESOURCE_ATTRIBUTES`: `k=v,k2=v2`, values percent-decoded.
-pub const OTEL_RESOURCE_ATTRIBUTES: &str = "OTEL_RESOURCE_ATTRIBUTES";
+pub(crate) const OTEL_RESOURCE_ATTRIBUTES: &str = "OTEL_RESOURCE_ATTRIBUTES";
 /// `OTEL_TRACES_EXPORTER`: comma list; `none` disables OTLP forwarding.
-pub const OTEL_TRACES_EXPORTER: &str = "OTEL_TRACES_EXPORTER";
+pub(crate) const OTEL_TRACES_EXPORTER: &str = "OTEL_TRACES_EXPORTER";
 /// Generic base endpoint.
-pub const OTEL_EXPORTER_OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+pub(crate) const OTEL_EXPORTER_OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
 /// Traces endpoint, used verbatim.
-pub const OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
+pub(crate) const OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
 /// Generic protocol.
-pub const OTEL_EXPORTER_OTLP_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_PROTOCOL";
+pub(crate) const OTEL_EXPORTER_OTLP_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_PROTOCOL";
 /// Traces protocol.
-pub const OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL";
+pub(crate) const OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL";
 /// Generic headers.
-pub const OTEL_EXPORTER_OTLP_HEADERS: &str = "OTEL_EXPORTER_OTLP_HEADERS";
+pub(crate) const OTEL_EXPORTER_OTLP_HEADERS: &str = "OTEL_EXPORTER_OTLP_HEADERS";
 /// Traces headers.
-pub const OTEL_EXPORTER_OTLP_TRACES_HEADERS: &str = "OTEL_EXPORTER_OTLP_TRACES_HEADERS";
+pub(crate) const OTEL_EXPORTER_OTLP_TRACES_HEADERS: &str = "OTEL_EXPORTER_OTLP_TRACES_HEADERS";
 /// Generic timeout (ms).
-pub const OTEL_EXPORTER_OTLP_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_TIMEOUT";
+pub(crate) const OTEL_EXPORTER_OTLP_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_TIMEOUT";
 /// Traces timeout (ms).
-pub const OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT";
+pub(crate) const OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT";
 /// Generic compression.
-pub const OTEL_EXPORTER_OTLP_COMPRESSION: &str = "OTEL_EXPORTER_OTLP_COMPRESSION";
+pub(crate) const OTEL_EXPORTER_OTLP_COMPRESSION: &str = "OTEL_EXPORTER_OTLP_COMPRESSION";
 /// Traces compression.
-pub const OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: &str = "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION";
+pub(crate) const OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: &str =
+    "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION";
 /// Generic gRPC "insecure" (only for scheme-less gRPC endpoints).
-pub const OTEL_EXPORTER_OTLP_INSECURE: &str = "OTEL_EXPORTER_OTLP_INSECURE";
+pub(crate) const OTEL_EXPORTER_OTLP_INSECURE: &str = "OTEL_EXPORTER_OTLP_INSECURE";
 /// Traces gRPC "insecure".
-pub const OTEL_EXPORTER_OTLP_TRACES_INSECURE: &str = "OTEL_EXPORTER_OTLP_TRACES_INSECURE";
+pub(crate) const OTEL_EXPORTER_OTLP_TRACES_INSECURE: &str = "OTEL_EXPORTER_OTLP_TRACES_INSECURE";
 /// `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`: full URL for metrics, used as-is.
-pub const OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT";
+pub(crate) const OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT";
 /// Metrics protocol.
-pub const OTEL_EXPORTER_OTLP_METRICS_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL";
+pub(crate) const OTEL_EXPORTER_OTLP_METRICS_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL";
 /// Metrics headers.
-pub const OTEL_EXPORTER_OTLP_METRICS_HEADERS: &str = "OTEL_EXPORTER_OTLP_METRICS_HEADERS";
+pub(crate) const OTEL_EXPORTER_OTLP_METRICS_HEADERS: &str = "OTEL_EXPORTER_OTLP_METRICS_HEADERS";
 /// Metrics timeout (ms).
-pub const OTEL_EXPORTER_OTLP_METRICS_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT";
+pub(crate) const OTEL_EXPORTER_OTLP_METRICS_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT";
 /// Metrics compression.
-pub const OTEL_EXPORTER_OTLP_METRICS_COMPRESSION: &str = "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION";
+pub(crate) const OTEL_EXPORTER_OTLP_METRICS_COMPRESSION: &str =
+    "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION";
 /// Metrics gRPC "insecure".
-pub const OTEL_EXPORTER_OTLP_METRICS_INSECURE: &str = "OTEL_EXPORTER_OTLP_METRICS_INSECURE";
+pub(crate) const OTEL_EXPORTER_OTLP_METRICS_INSECURE: &str = "OTEL_EXPORTER_OTLP_METRICS_INSECURE";
 /// Batch processor schedule delay (ms).
-pub const OTEL_BSP_SCHEDULE_DELAY: &str = "OTEL_BSP_SCHEDULE_DELAY";
+pub(crate) const OTEL_BSP_SCHEDULE_DELAY: &str = "OTEL_BSP_SCHEDULE_DELAY";
 /// Batch processor queue size.
-pub const OTEL_BSP_MAX_QUEUE_SIZE: &str = "OTEL_BSP_MAX_QUEUE_SIZE";
+pub(crate) const OTEL_BSP_MAX_QUEUE_SIZE: &str = "OTEL_BSP_MAX_QUEUE_SIZE";
 /// Batch processor max batch size.
-pub const OTEL_BSP_MAX_EXPORT_BATCH_SIZE: &str = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE";
+pub(crate) const OTEL_BSP_MAX_EXPORT_BATCH_SIZE: &str = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE";
 /// `LLMTAP_JSONL_SAMPLED`: `true` makes the JSONL file follow `OTEL_TRACES_SAMPLER` like the
 /// OTLP sink; by default the file keeps every call. An llmtap setting, so strict.
-pub const LLMTAP_JSONL_SAMPLED: &str = "LLMTAP_JSONL_SAMPLED";
+pub(crate) const LLMTAP_JSONL_SAMPLED: &str = "LLMTAP_JSONL_SAMPLED";
 
 /// Spec default for HTTP protocols.
-pub const DEFAULT_HTTP_ENDPOINT: &str = "http://localhost:4318";
+pub(crate) const DEFAULT_HTTP_ENDPOINT: &str = "http://localhost:4318";
 /// Spec default for gRPC.
-pub const DEFAULT_GRPC_ENDPOINT: &str = "http://localhost:4317";
+pub(crate) const DEFAULT_GRPC_ENDPOINT: &str = "http://localhost:4317";
 /// Spec default per-batch timeout.
-pub const DEFAULT_OTLP_TIMEOUT_MS: u64 = 10_000;
+pub(crate) const DEFAULT_OTLP_TIMEOUT_MS: u64 = 10_000;
 /// What `OTEL_EXPORTER_OTLP_TIMEOUT=0` ("no limit") becomes: a year, because the HTTP client
 /// adds the timeout to the current instant and `Duration::MAX` would overflow there.
-pub const NO_LIMIT_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
+pub(crate) const NO_LIMIT_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
 /// Spec default batch schedule delay.
-pub const DEFAULT_BSP_SCHEDULE_DELAY_MS: u64 = 5_000;
+pub(crate) const DEFAULT_BSP_SCHEDULE_DELAY_MS: u64 = 5_000;
 /// Spec default queue size.
-pub const DEFAULT_BSP_MAX_QUEUE_SIZE: usize = 2_048;
+pub(crate) const DEFAULT_BSP_MAX_QUEUE_SIZE: usize = 2_048;
 /// Spec default batch size.
-pub const DEFAULT_BSP_MAX_EXPORT_BATCH_SIZE: usize = 512;
+pub(crate) const DEFAULT_BSP_MAX_EXPORT_BATCH_SIZE: usize = 512;
 
 const SERVICE_NAME_KEY: &str = "service.name";
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use http::Uri;
 use llmtap_core::env::{EnvSource, parse_bool, parse_bytes};
 use llmtap_core::userinfo::mask_userinfo;
-use llmtap_export::jsonl::{
+use llmtap_export::{
     DEFAULT_KEEP_FILES, DEFAULT_MAX_BYTES, ENV_JSONL, ENV_JSONL_KEEP, ENV_JSONL_MAX_BYTES,
     JsonlConfig, MAX_KEEP_FILES, parse_jsonl_path, parse_keep, parse_max_bytes,
 };
@@ -19,7 +19,7 @@ use llmtap_export::jsonl::{
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8421";
 /// Default JSONL path, relative to the working directory (the exporter's, so every writer
 /// and reader agrees on it).
-pub const DEFAULT_JSONL: &str = llmtap_export::jsonl::DEFAULT_JSONL_PATH;
+pub const DEFAULT_JSONL: &str = llmtap_export::DEFAULT_JSONL_PATH;
 /// Default upstream for OpenAI-compatible paths.
 pub const DEFAULT_UPSTREAM_OPENAI: &str = "https://api.openai.com";
 /// Default upstream for Anthropic Messages paths.

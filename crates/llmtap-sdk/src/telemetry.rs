@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use llmtap_core::capture::CapturePolicy;
 use llmtap_core::env::{EnvSource, ProcessEnv, parse_bool, parse_bytes};
-use llmtap_export::jsonl::{
+use llmtap_export::{
     DEFAULT_KEEP_FILES, DEFAULT_MAX_BYTES, ENV_JSONL_KEEP, ENV_JSONL_MAX_BYTES, parse_jsonl_path,
     parse_keep, parse_max_bytes,
 };
@@ -23,7 +23,7 @@ pub const SCOPE_NAME: &str = "llmtap-sdk";
 /// names one.
 pub const DEFAULT_SERVICE_NAME: &str = "llmtap-sdk";
 /// Default JSONL file: the proxy's default, so `llmtap tree` shows both halves together.
-pub const DEFAULT_JSONL: &str = llmtap_export::jsonl::DEFAULT_JSONL_PATH;
+pub const DEFAULT_JSONL: &str = llmtap_export::DEFAULT_JSONL_PATH;
 /// Bytes of a non-streaming response body kept for decoding (the proxy's default).
 pub const DEFAULT_MAX_CAPTURE_BYTES: usize = 8 * 1024 * 1024;
 /// How long [`Guard`] waits for both sinks to flush when it is dropped.
@@ -31,7 +31,7 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `LLMTAP_JSONL`: JSONL path, or `off`/`none`/`false` in any case (same variable and parser
 /// as the proxy).
-pub const ENV_JSONL: &str = llmtap_export::jsonl::ENV_JSONL;
+pub const ENV_JSONL: &str = llmtap_export::ENV_JSONL;
 /// `LLMTAP_NO_CONTENT`: `true` turns content capture off (same variable as the proxy).
 pub const ENV_NO_CONTENT: &str = "LLMTAP_NO_CONTENT";
 /// `LLMTAP_MAX_CAPTURE_BYTES`: body bytes kept for decoding (same variable as the proxy).

@@ -6,7 +6,7 @@ use super::*;
 
 /// `OTEL_SDK_DISABLED`: only `true` (any case) is true, as the spec says; another value that
 /// is not `false` is reported and read as `false`.
-pub fn sdk_disabled<E: EnvSource + ?Sized>(env: &OtelEnv<'_, E>) -> bool {
+pub(crate) fn sdk_disabled<E: EnvSource + ?Sized>(env: &OtelEnv<'_, E>) -> bool {
     match env.get(OTEL_SDK_DISABLED) {
         None => false,
         Some(v) if v.eq_ignore_ascii_case("true") => true,
@@ -25,7 +25,7 @@ pub fn sdk_disabled<E: EnvSource + ?Sized>(env: &OtelEnv<'_, E>) -> bool {
 
 /// What an `OTEL_{TRACES,METRICS}_EXPORTER` list asks of OTLP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExporterChoice {
+pub(crate) enum ExporterChoice {
     /// Unset, or only unknown names: the default (`otlp`), which llmtap turns on only when an
     /// endpoint is set.
     Default,
@@ -38,7 +38,7 @@ pub enum ExporterChoice {
 /// Reads an exporter list: `otlp` on; `none` off; the names llmtap does not implement — known
 /// ones (`console`, `zipkin`, `prometheus`, …) and unknown ones alike — are reported in one
 /// warning and ignored.
-pub fn exporter_choice<E: EnvSource + ?Sized>(
+pub(crate) fn exporter_choice<E: EnvSource + ?Sized>(
     env: &OtelEnv<'_, E>,
     var: &'static str,
 ) -> ExporterChoice {

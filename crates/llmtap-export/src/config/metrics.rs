@@ -8,15 +8,15 @@ use super::*;
 use crate::error::ExportConfigError;
 
 /// `OTEL_METRICS_EXPORTER`: `none` turns the gen_ai metrics off.
-pub const OTEL_METRICS_EXPORTER: &str = "OTEL_METRICS_EXPORTER";
+pub(crate) const OTEL_METRICS_EXPORTER: &str = "OTEL_METRICS_EXPORTER";
 /// `OTEL_METRIC_EXPORT_INTERVAL`: milliseconds between metric exports.
-pub const OTEL_METRIC_EXPORT_INTERVAL: &str = "OTEL_METRIC_EXPORT_INTERVAL";
+pub(crate) const OTEL_METRIC_EXPORT_INTERVAL: &str = "OTEL_METRIC_EXPORT_INTERVAL";
 /// The spec's default export interval.
 const DEFAULT_METRIC_EXPORT_INTERVAL_MS: u64 = 60_000;
 
 /// Where and how often the gen_ai metrics go.
 #[derive(Debug, Clone)]
-pub struct MetricsConfig {
+pub(crate) struct MetricsConfig {
     /// The metrics' own OTLP settings (`OTEL_EXPORTER_OTLP_METRICS_*`, else the generic ones).
     pub otlp: OtlpConfig,
     /// `OTEL_METRIC_EXPORT_INTERVAL`.
@@ -24,14 +24,6 @@ pub struct MetricsConfig {
 }
 
 impl MetricsConfig {
-    /// See [`from_otel_env`](Self::from_otel_env).
-    pub fn from_env(
-        env: &impl EnvSource,
-        traces_on: bool,
-    ) -> Result<Option<Self>, ExportConfigError> {
-        Self::from_otel_env(&OtelEnv::new(env), traces_on)
-    }
-
     /// Metrics are exported alongside OTLP trace forwarding (`traces_on`) unless
     /// `OTEL_METRICS_EXPORTER` leaves `otlp` out. The endpoint is
     /// `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` as-is, else `OTEL_EXPORTER_OTLP_ENDPOINT` with
@@ -39,7 +31,7 @@ impl MetricsConfig {
     /// the spec default; a traces-only endpoint alone does not turn metrics on. Protocol,
     /// headers, timeout and compression come from `OTEL_EXPORTER_OTLP_METRICS_*`, else the
     /// generic variables, never from `OTEL_EXPORTER_OTLP_TRACES_*`.
-    pub fn from_otel_env<E: EnvSource + ?Sized>(
+    pub(crate) fn from_otel_env<E: EnvSource + ?Sized>(
         env: &OtelEnv<'_, E>,
         traces_on: bool,
     ) -> Result<Option<Self>, ExportConfigError> {

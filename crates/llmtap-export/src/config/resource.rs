@@ -6,21 +6,10 @@ use opentelemetry_sdk::Resource;
 
 use super::*;
 
-/// The resource every span carries: `telemetry.sdk.*`, `OTEL_RESOURCE_ATTRIBUTES`, and
-/// `service.name` from `OTEL_SERVICE_NAME`, else from the attributes, else `default_service_name`.
-/// A malformed `OTEL_RESOURCE_ATTRIBUTES` is reported and discarded as a whole (spec).
-pub fn resource_from_env(env: &impl EnvSource, default_service_name: &str) -> Resource {
-    let env = OtelEnv::new(env);
-    build_resource(
-        resource_attributes(&env),
-        env.get(OTEL_SERVICE_NAME),
-        default_service_name,
-        None,
-    )
-}
-
 /// `OTEL_RESOURCE_ATTRIBUTES` parsed, or empty (and reported) when malformed.
-pub fn resource_attributes<E: EnvSource + ?Sized>(env: &OtelEnv<'_, E>) -> Vec<(String, String)> {
+pub(crate) fn resource_attributes<E: EnvSource + ?Sized>(
+    env: &OtelEnv<'_, E>,
+) -> Vec<(String, String)> {
     let Some(raw) = env.get(OTEL_RESOURCE_ATTRIBUTES) else {
         return Vec::new();
     };
@@ -39,7 +28,7 @@ pub fn resource_attributes<E: EnvSource + ?Sized>(env: &OtelEnv<'_, E>) -> Vec<(
 }
 
 /// The resource from parsed attributes, the service name rule and an optional schema URL.
-pub fn build_resource(
+pub(crate) fn build_resource(
     mut attrs: Vec<(String, String)>,
     service_name: Option<String>,
     default_service_name: &str,

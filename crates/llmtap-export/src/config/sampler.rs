@@ -6,7 +6,9 @@ use super::*;
 use crate::error::ExportConfigError;
 
 /// `LLMTAP_JSONL_SAMPLED`: `true`/`false` (any case), unset = `false`. Strict: an llmtap setting.
-pub fn jsonl_follows_sampler(env: &(impl EnvSource + ?Sized)) -> Result<bool, ExportConfigError> {
+pub(crate) fn jsonl_follows_sampler(
+    env: &(impl EnvSource + ?Sized),
+) -> Result<bool, ExportConfigError> {
     match env.non_empty(LLMTAP_JSONL_SAMPLED) {
         None => Ok(false),
         Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
@@ -20,9 +22,9 @@ pub fn jsonl_follows_sampler(env: &(impl EnvSource + ?Sized)) -> Result<bool, Ex
 }
 
 /// `OTEL_TRACES_SAMPLER`: which sampler the tracer provider uses.
-pub const OTEL_TRACES_SAMPLER: &str = "OTEL_TRACES_SAMPLER";
+pub(crate) const OTEL_TRACES_SAMPLER: &str = "OTEL_TRACES_SAMPLER";
 /// `OTEL_TRACES_SAMPLER_ARG`: the ratio for the `traceidratio` samplers.
-pub const OTEL_TRACES_SAMPLER_ARG: &str = "OTEL_TRACES_SAMPLER_ARG";
+pub(crate) const OTEL_TRACES_SAMPLER_ARG: &str = "OTEL_TRACES_SAMPLER_ARG";
 
 /// A sampler named by `OTEL_TRACES_SAMPLER`, as the OTel SDK environment spec defines them.
 ///
@@ -73,15 +75,10 @@ impl SamplerChoice {
     }
 }
 
-/// Reads `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG` (see [`sampler_from_otel_env`]).
-pub fn sampler_from_env(env: &impl EnvSource) -> SamplerChoice {
-    sampler_from_otel_env(&OtelEnv::new(env))
-}
-
 /// Unknown samplers (and `jaeger_remote`, `xray`, … which llmtap does not implement) are
 /// reported and replaced by `parentbased_always_on`; a ratio that is not a number in `[0, 1]`
 /// is reported and replaced by 1.0, as is a missing one (spec).
-pub fn sampler_from_otel_env<E: EnvSource + ?Sized>(env: &OtelEnv<'_, E>) -> SamplerChoice {
+pub(crate) fn sampler_from_otel_env<E: EnvSource + ?Sized>(env: &OtelEnv<'_, E>) -> SamplerChoice {
     const DEFAULT: SamplerChoice = SamplerChoice::ParentBasedAlwaysOn;
     let Some(name) = env.get(OTEL_TRACES_SAMPLER) else {
         return DEFAULT;
@@ -130,7 +127,10 @@ mod sampler_tests {
     #[test]
     fn sampler_defaults_to_parent_based_always_on() {
         let env: [(&str, &str); 0] = [];
-        assert_eq!(sampler_from_env(&env), SamplerChoice::ParentBasedAlwaysOn);
+        assert_eq!(
+            sampler_from_otel_env(&OtelEnv::new(&env)),
+            SamplerChoice::ParentBasedAlwaysOn
+        );
     }
 
     #[test]
