@@ -791,3 +791,46 @@ fn assert_otlp_json_rules(line: &Json) {
     }
     walk("", line);
 }
+
+/// The measurement behind docs/adr/0013-a-direct-otlp-json-encoder.md: a batch of 512
+/// llmtap-shaped spans encoded by `encode_batch` and by the proto path (`opentelemetry-proto`
+/// transform + `serde_json`), alternating, best of 7 rounds each. Not a test: run it with
+/// `cargo test -p llmtap-export --lib -- --ignored --nocapture encoder_cost` (add `--release`
+/// for the numbers that matter; a debug build slows both paths, not equally).
+#[test]
+#[ignore = "a measurement, run by hand"]
+fn encoder_cost() {
+    use std::time::Instant;
+    let shapes = llmtap_span_shapes();
+    let batch: Vec<SpanData> = shapes.iter().cycle().take(512).cloned().collect();
+    let resource = llmtap_resource();
+    let rounds = 7;
+    let reps = 20;
+    let (mut direct, mut proto) = (f64::MAX, f64::MAX);
+    let mut out = Vec::new();
+    let mut bytes = (0, 0);
+    for _ in 0..rounds {
+        let start = Instant::now();
+        for _ in 0..reps {
+            out.clear();
+            encode_batch(&batch, &resource, &mut out).expect("encodes");
+        }
+        direct = direct.min(start.elapsed().as_nanos() as f64 / f64::from(reps * 512));
+        bytes.0 = out.len();
+        // The SDK hands the exporter an owned batch: clone outside the clock.
+        let owned: Vec<Vec<SpanData>> = (0..reps).map(|_| batch.clone()).collect();
+        let start = Instant::now();
+        for batch in owned {
+            // What the exporter did before: build the proto structs, then serialise them.
+            let line = old_line(batch, &resource);
+            bytes.1 = line.len();
+        }
+        proto = proto.min(start.elapsed().as_nanos() as f64 / f64::from(reps * 512));
+    }
+    println!(
+        "direct: {direct:.0} ns/span, proto+serde: {proto:.0} ns/span ({:.2}x); {} vs {} bytes/span",
+        proto / direct,
+        bytes.0 / 512,
+        bytes.1 / 512
+    );
+}
