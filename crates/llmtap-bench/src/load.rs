@@ -15,7 +15,7 @@ use hyper_util::rt::TokioExecutor;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::upstream::unix_ns;
+use crate::clock::unix_ns;
 
 /// Reads a body to its end, dropping the bytes (bounded memory); false on a body error.
 pub(crate) async fn drain<B>(mut body: B) -> bool

@@ -1,6 +1,7 @@
 //! llmtap-bench: what `llmtap proxy` costs a call, side by side with no proxy and with nginx.
 //! Run through `scripts/bench.sh`; `llmtap-bench run --help` lists the knobs.
 
+mod clock;
 mod exporter;
 mod load;
 mod run;

@@ -648,7 +648,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
     eprintln!("sdk: {sdk}");
 
     let mut report = Report {
-        when_unix: crate::upstream::unix_ns() / 1_000_000_000,
+        when_unix: crate::clock::unix_ns() / 1_000_000_000,
         loadavg_before,
         loadavg_after: loadavg(),
         cpus,

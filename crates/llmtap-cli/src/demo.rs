@@ -25,11 +25,10 @@ use llmtap_proxy::{App, Config, Overrides, ShutdownReport};
 use serde_json::{Value, json};
 
 use crate::cost::PriceTable;
+use crate::paths::DEFAULT_DEMO_FILE;
 use crate::spans::read_file;
 use crate::tree::{TraceTree, TreeFilter, TreeNode, build_priced_trees, render, stdout_style};
 
-/// Where the demo writes unless told otherwise (next to the proxy's default file).
-pub const DEFAULT_DEMO_FILE: &str = ".llmtap/demo.jsonl";
 /// The model every demo agent asks for.
 const DEMO_MODEL: &str = "gpt-4o-mini";
 /// A credential-shaped key the demo sends on every call, to show it never reaches the file.
@@ -83,7 +82,7 @@ pub struct DemoOutcome {
 pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let kept = match args.jsonl.as_deref() {
         None => Some(PathBuf::from(DEFAULT_DEMO_FILE)),
-        Some(raw) => llmtap_export::jsonl::parse_jsonl_path(raw),
+        Some(raw) => llmtap_export::parse_jsonl_path(raw),
     };
     // `--jsonl off` keeps no file; the tree is drawn from a private temporary one.
     let (jsonl, scratch) = match kept {

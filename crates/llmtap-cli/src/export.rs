@@ -293,7 +293,7 @@ fn write_otlp(
         return Ok(());
     }
     summary.written += kept;
-    let line = llmtap_export::otlp_json::encode_line(&data).map_err(std::io::Error::other)?;
+    let line = llmtap_export::encode_line(&data).map_err(std::io::Error::other)?;
     out.write_all(&line)
 }
 

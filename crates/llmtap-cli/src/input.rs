@@ -15,9 +15,9 @@ use llmtap_core::semconv;
 use llmtap_export::proto::TracesData;
 use llmtap_export::{JsonlReader, ReadError};
 
+use crate::paths::{DEFAULT_DEMO_FILE, DEFAULT_TRACES_FILE};
 use crate::spans::SpanRecord;
 use crate::timefmt::{format_rfc3339_millis, now_nanos, parse_time};
-use crate::tree::DEFAULT_TRACES_FILE;
 use crate::{EXIT_DATA_ERR, EXIT_NO_INPUT};
 
 /// The files to read: those given, else the proxy's default file and its rotations
@@ -68,7 +68,7 @@ pub fn with_rotations(live: &Path) -> Vec<PathBuf> {
 
 /// A hint for a missing default file: the demo writes elsewhere.
 fn missing_default_hint(path: &Path) -> Option<String> {
-    let demo = Path::new(crate::demo::DEFAULT_DEMO_FILE);
+    let demo = Path::new(DEFAULT_DEMO_FILE);
     (path == Path::new(DEFAULT_TRACES_FILE) && demo.is_file()).then(|| {
         format!(
             " (the proxy writes there; `llmtap demo` wrote {}: name it, e.g. `llmtap tree {}`)",

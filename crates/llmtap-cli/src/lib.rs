@@ -19,6 +19,7 @@ pub mod export;
 pub mod hist;
 pub mod input;
 pub mod mock_cmd;
+pub mod paths;
 pub mod proxy_cmd;
 mod push;
 pub mod row;

@@ -17,8 +17,8 @@ use std::process::ExitCode;
 
 use llmtap_core::env::ProcessEnv;
 use llmtap_export::proto::ResourceSpans;
-use llmtap_export::resend::{OtlpSender, PushReport, SendErrorKind};
 use llmtap_export::{OtlpConfig, OtlpOverrides, OtlpProtocol, ReadStats};
+use llmtap_export::{OtlpSender, PushReport, SendErrorKind};
 
 use crate::EXIT_USAGE;
 use crate::export::retain_matching;
@@ -165,14 +165,14 @@ pub(crate) fn run(args: Args) -> ExitCode {
     report.push.read = sum_reads(&files);
     report.files = files;
     // The endpoint may carry `user:password@`: never printed.
-    let endpoint = llmtap_export::config::redact_userinfo(&config.endpoint);
+    let endpoint = llmtap_export::redact_userinfo(&config.endpoint);
     print_report(&report, &endpoint, args.json);
     if let Some(reason) = state.unreachable {
         return fail(
             EXIT_UNAVAILABLE,
             &format!(
                 "cannot reach OTLP collector at {endpoint}: {}",
-                llmtap_export::config::redact_secrets(&reason)
+                llmtap_export::redact_secrets(&reason)
             ),
         );
     }

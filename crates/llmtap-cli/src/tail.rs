@@ -14,15 +14,16 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use llmtap_core::semconv;
-use llmtap_export::reader::{DEFAULT_MAX_LINE_BYTES, parse_line};
+use llmtap_export::{DEFAULT_MAX_LINE_BYTES, parse_line};
 use llmtap_export::{JsonlReader, ReadError};
 
 use crate::cost::{PriceArgs, PriceTable, format_usd};
 use crate::input::FilterArgs;
 use crate::input::with_rotations;
+use crate::paths::DEFAULT_TRACES_FILE;
 use crate::row::CallRow;
 use crate::spans::{AttrValue, Content, SpanRecord, for_each_span};
-use crate::tree::{DEFAULT_TRACES_FILE, Style, format_call_tokens, format_ms, stdout_style};
+use crate::tree::{Style, format_call_tokens, format_ms, stdout_style};
 use crate::{EXIT_DATA_ERR, EXIT_NO_INPUT, EXIT_USAGE};
 
 /// Flags of `llmtap tail`.

@@ -15,9 +15,6 @@ use crate::cost::{CostSum, PriceArgs, PriceTable, format_usd};
 use crate::input::{resolve_files, scan};
 use crate::spans::{Content, SpanRecord, SpanStatus, Tokens, for_each_span};
 
-/// Default file read when none is given: where the proxy writes.
-pub const DEFAULT_TRACES_FILE: &str = llmtap_core::settings::DEFAULT_JSONL_PATH;
-
 /// Flags of `llmtap tree`.
 #[derive(Debug, clap::Args)]
 pub struct TreeArgs {

@@ -112,11 +112,7 @@ pub fn rate_limit<'a>(header: impl Fn(&str) -> Option<&'a str>) -> RateLimit {
 
 /// `text` cut at a char boundary to at most `max` bytes.
 fn bounded_copy(text: &str, max: usize) -> String {
-    let mut end = text.len().min(max);
-    while end > 0 && !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text.get(..end).unwrap_or_default().to_owned()
+    crate::utf8::prefix(text, max).to_owned()
 }
 
 #[cfg(test)]

@@ -479,12 +479,8 @@ impl Redactor {
                 self.redact_in_place(s);
                 return;
             }
-            while !s.is_char_boundary(end) {
-                end -= 1;
-            }
-            let Some(prefix) = s.get(..end) else {
-                return;
-            };
+            let prefix = crate::utf8::prefix(s, end);
+            end = prefix.len();
             let redacted = self.redact(prefix);
             if redacted.len() >= keep {
                 if let Cow::Owned(mut replaced) = redacted {

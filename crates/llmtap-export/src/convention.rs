@@ -12,7 +12,7 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
 /// Rewrites `attributes` (v1.41 names) into `convention`'s names and types, in place.
-pub fn apply(convention: Convention, attributes: &mut [KeyValue]) {
+pub(crate) fn apply(convention: Convention, attributes: &mut [KeyValue]) {
     if convention == Convention::V1_41 {
         return;
     }

@@ -6,31 +6,36 @@
 //! - [`Pipeline`]: an `SdkTracerProvider` with one batch processor per sink, so a dead collector
 //!   never delays the file, with written/dropped/failed counters per sink;
 //! - [`JsonlReader`]: streams a JSONL file back, skipping and counting torn or invalid lines;
-//! - [`resend::push_file`]: re-sends a JSONL file to any OTLP endpoint (`llmtap push`).
+//! - [`push_file`]: re-sends a JSONL file to any OTLP endpoint (`llmtap push`).
 
-pub mod config;
-pub mod convention;
-pub mod error;
-pub mod jsonl;
-pub mod metrics;
-pub mod otlp;
-pub mod otlp_json;
-pub mod pipeline;
-pub mod reader;
-pub mod resend;
-pub mod sink;
-pub mod summary;
+mod config;
+mod convention;
+mod error;
+mod jsonl;
+mod metrics;
+mod otlp;
+mod otlp_json;
+mod pipeline;
+mod reader;
+mod resend;
+mod sink;
+mod summary;
 
 pub use config::{
-    BatchSettings, EnvWarning, OtelEnv, OtlpCompression, OtlpConfig, OtlpOverrides, OtlpProtocol,
-    SamplerChoice,
+    BatchSettings, OtlpCompression, OtlpConfig, OtlpOverrides, OtlpProtocol, UnknownProtocol,
+    redact_secrets, redact_userinfo,
 };
 pub use error::{ExportConfigError, JsonlError, PipelineError, ReadError};
-pub use jsonl::{JsonlConfig, JsonlSpanExporter};
+pub use jsonl::{
+    DEFAULT_JSONL_PATH, DEFAULT_KEEP_FILES, DEFAULT_MAX_BYTES, ENV_JSONL, ENV_JSONL_KEEP,
+    ENV_JSONL_MAX_BYTES, JsonlConfig, JsonlSpanExporter, MAX_KEEP_FILES, parse_jsonl_path,
+    parse_keep, parse_max_bytes,
+};
 pub use metrics::GenAiMetrics;
-pub use otlp::{OtlpSpanExporter, build_span_exporter};
+pub use otlp_json::encode_line;
 pub use pipeline::{Pipeline, PipelineBuilder, PipelineStats};
-pub use reader::{JsonlReader, ReadStats};
+pub use reader::{DEFAULT_MAX_LINE_BYTES, JsonlReader, ReadStats, parse_line};
+pub use resend::{OtlpSender, PushError, PushOptions, PushReport, SendErrorKind, push_file};
 pub use sink::{SinkSnapshot, SinkStats};
 pub use summary::{JsonlSummary, OtlpSummary, PipelineSummary};
 

@@ -28,7 +28,7 @@ use crate::error::PipelineError;
 use crate::otlp::RuntimeGuard;
 
 /// Instrumentation scope of the metrics.
-pub const METER_NAME: &str = "llmtap";
+pub(crate) const METER_NAME: &str = "llmtap";
 
 /// The four gen_ai histograms.
 #[derive(Debug, Clone)]
@@ -108,7 +108,7 @@ impl llmtap_core::lifecycle::CallMetrics for GenAiMetrics {
 /// the end of the stream over the chunks that followed it. One value per call, the mean of the
 /// gaps the semconv histogram would get one by one: the recorder sees the first and last chunk
 /// and the count, not each gap (timing every chunk would cost the forwarding path).
-pub fn time_per_output_chunk(call: &LlmCall) -> Option<f64> {
+pub(crate) fn time_per_output_chunk(call: &LlmCall) -> Option<f64> {
     if !call.request.stream || call.timings.chunk_count < 2 {
         return None;
     }

@@ -23,10 +23,11 @@ use crate::error::{ExportConfigError, PipelineError};
 
 /// An OTLP span exporter plus, for gRPC, the runtime its connection lives on.
 #[derive(Debug)]
-pub struct OtlpSpanExporter {
-    // Declared before `runtime` so the client drops before its runtime.
+pub(crate) struct OtlpSpanExporter {
+    // Declared before `_runtime` so the client drops before its runtime.
     inner: opentelemetry_otlp::SpanExporter,
-    runtime: Option<RuntimeGuard>,
+    /// Held only to be dropped after `inner`.
+    _runtime: Option<RuntimeGuard>,
 }
 
 /// Owns a runtime and shuts it down without blocking, so dropping the exporter is safe
@@ -107,17 +108,10 @@ impl SpanExporter for OtlpSpanExporter {
     }
 }
 
-impl OtlpSpanExporter {
-    /// True when this exporter runs its own runtime (gRPC).
-    pub fn has_own_runtime(&self) -> bool {
-        self.runtime.is_some()
-    }
-}
-
 /// Builds the exporter for `config`. Callable from any thread, inside or outside a runtime.
 /// HTTPS needs TLS, which this build does not include: such endpoints are refused here with a
 /// clear message instead of failing on every export later.
-pub fn build_span_exporter(config: &OtlpConfig) -> Result<OtlpSpanExporter, PipelineError> {
+pub(crate) fn build_span_exporter(config: &OtlpConfig) -> Result<OtlpSpanExporter, PipelineError> {
     if config.endpoint.starts_with("https://") {
         return Err(ExportConfigError::Unsupported {
             var: "OTLP endpoint".to_owned(),
@@ -153,7 +147,7 @@ pub fn build_span_exporter(config: &OtlpConfig) -> Result<OtlpSpanExporter, Pipe
             let inner = guard.enter(|| builder.build().map_err(build_error))??;
             Ok(OtlpSpanExporter {
                 inner,
-                runtime: Some(guard),
+                _runtime: Some(guard),
             })
         }
         OtlpProtocol::HttpProtobuf | OtlpProtocol::HttpJson => {
@@ -176,7 +170,7 @@ pub fn build_span_exporter(config: &OtlpConfig) -> Result<OtlpSpanExporter, Pipe
             let inner = builder.build().map_err(build_error)?;
             Ok(OtlpSpanExporter {
                 inner,
-                runtime: None,
+                _runtime: None,
             })
         }
     }

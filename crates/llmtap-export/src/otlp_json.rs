@@ -41,7 +41,11 @@ pub fn encode_line(data: &TracesData) -> Result<Vec<u8>, serde_json::Error> {
 /// An empty batch still gives a line with no `scopeSpans` (callers skip empty batches).
 /// Writing into a `Vec` cannot fail; the `io::Result` only carries serde_json's number
 /// formatter signature.
-pub fn encode_batch(batch: &[SpanData], resource: &Resource, out: &mut Vec<u8>) -> io::Result<()> {
+pub(crate) fn encode_batch(
+    batch: &[SpanData],
+    resource: &Resource,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
     out.extend_from_slice(b"{\"resourceSpans\":[{\"resource\":{\"attributes\":[");
     for (i, (key, value)) in resource.iter().enumerate() {
         comma(out, i);

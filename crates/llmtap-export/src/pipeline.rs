@@ -63,7 +63,7 @@ struct EnvSettings {
 }
 
 /// Service name used when neither the caller nor the environment gives one.
-pub const DEFAULT_SERVICE_NAME: &str = "llmtap";
+pub(crate) const DEFAULT_SERVICE_NAME: &str = "llmtap";
 
 /// Version written on every instrumentation scope.
 const SCOPE_VERSION: &str = env!("CARGO_PKG_VERSION");

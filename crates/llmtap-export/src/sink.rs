@@ -80,7 +80,7 @@ impl SinkStats {
 
 /// Wraps an exporter to count written and failed spans, logging the first failure only.
 #[derive(Debug)]
-pub struct CountingExporter<E> {
+pub(crate) struct CountingExporter<E> {
     inner: E,
     stats: Arc<SinkStats>,
     sink_name: &'static str,
@@ -89,7 +89,7 @@ pub struct CountingExporter<E> {
 
 impl<E> CountingExporter<E> {
     /// Counts into `stats`; `sink_name` (`jsonl`, `otlp`) labels the log line.
-    pub fn new(inner: E, stats: Arc<SinkStats>, sink_name: &'static str) -> Self {
+    pub(crate) fn new(inner: E, stats: Arc<SinkStats>, sink_name: &'static str) -> Self {
         Self {
             inner,
             stats,
@@ -138,7 +138,7 @@ impl<E: SpanExporter> SpanExporter for CountingExporter<E> {
 
 /// The batch processor of one sink plus admission control and an idempotent shutdown.
 #[derive(Debug)]
-pub struct SinkProcessor {
+pub(crate) struct SinkProcessor {
     name: &'static str,
     batch: BatchSpanProcessor,
     stats: Arc<SinkStats>,
@@ -153,7 +153,7 @@ impl SinkProcessor {
     /// Wraps `exporter` (resource already set on it) in a counting exporter and a batch
     /// processor with `settings`. With `sampled_only`, spans the sampler did not sample are
     /// passed over (and counted as `sampled_out`).
-    pub fn new<E>(
+    pub(crate) fn new<E>(
         name: &'static str,
         exporter: E,
         settings: BatchSettings,
@@ -183,18 +183,18 @@ impl SinkProcessor {
     }
 
     /// This sink's counters.
-    pub fn stats(&self) -> &Arc<SinkStats> {
+    pub(crate) fn stats(&self) -> &Arc<SinkStats> {
         &self.stats
     }
 
     /// Flushes queued spans (bounded by the SDK's 5 s flush timeout).
-    pub fn force_flush(&self) -> OTelSdkResult {
+    pub(crate) fn force_flush(&self) -> OTelSdkResult {
         self.batch.force_flush()
     }
 
     /// Flushes and stops the sink. Only the first call does the work; later calls return
     /// `AlreadyShutdown` at once.
-    pub fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+    pub(crate) fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
         if self.shut_down.swap(true, Ordering::AcqRel) {
             return Err(OTelSdkError::AlreadyShutdown);
         }
@@ -230,7 +230,7 @@ impl SinkProcessor {
 /// The handle registered with the `SdkTracerProvider`; the pipeline keeps another `Arc` to
 /// the same [`SinkProcessor`] so it can shut sinks down in parallel and read their stats.
 #[derive(Debug)]
-pub struct SharedSink(pub Arc<SinkProcessor>);
+pub(crate) struct SharedSink(pub Arc<SinkProcessor>);
 
 impl SpanProcessor for SharedSink {
     fn on_start(&self, _span: &mut Span, _cx: &Context) {}

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use llmtap_export::proto::ExportTraceServiceRequest;
-use llmtap_export::resend::{PushError, PushOptions, push_file};
 use llmtap_export::{
     BatchSettings, JsonlConfig, OtlpConfig, OtlpOverrides, OtlpProtocol, Pipeline,
 };
+use llmtap_export::{PushError, PushOptions, push_file};
 use opentelemetry::trace::{Span as _, Tracer as _};
 use prost::Message as _;
 

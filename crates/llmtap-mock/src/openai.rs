@@ -547,13 +547,7 @@ pub(crate) fn tool_arguments(function: &Value, user_text: &str) -> String {
 
 /// Cuts `text` to at most `max_bytes` at a character boundary.
 pub(crate) fn truncate_at_char(text: &mut String, max_bytes: usize) {
-    if text.len() <= max_bytes {
-        return;
-    }
-    let mut cut = max_bytes;
-    while cut > 0 && !text.is_char_boundary(cut) {
-        cut -= 1;
-    }
+    let cut = text.floor_char_boundary(max_bytes);
     text.truncate(cut);
 }
 

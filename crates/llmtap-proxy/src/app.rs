@@ -438,10 +438,9 @@ fn upstream_label(base: &Uri) -> String {
 }
 
 fn default_port(base: &Uri) -> Option<u16> {
-    base.port_u16().or(match base.scheme_str() {
-        Some("https") => Some(443),
-        Some("http") => Some(80),
-        _ => None,
+    base.port_u16().or_else(|| {
+        base.scheme_str()
+            .and_then(llmtap_core::default_port::for_scheme)
     })
 }
 

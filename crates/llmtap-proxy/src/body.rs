@@ -90,10 +90,11 @@ pub(crate) type ChunkCopy = Bytes;
 #[error("upstream sent nothing for {0:?}")]
 pub(crate) struct IdleTimeout(Duration);
 
-/// Response body that forwards upstream frames and reports copies and the outcome.
+/// Response body that forwards upstream frames and reports copies and the outcome. Generic over
+/// the upstream body only so the unit tests below can drive it with an in-memory one.
 #[derive(Debug)]
-pub(crate) struct TapBody {
-    inner: Incoming,
+pub(crate) struct TapBody<B = Incoming> {
+    inner: B,
     copies: Option<mpsc::Sender<ChunkCopy>>,
     end: Option<oneshot::Sender<BodyEnd>>,
     idle: IdleTimer,
@@ -101,9 +102,9 @@ pub(crate) struct TapBody {
     copies_lost: u64,
 }
 
-impl TapBody {
+impl<B> TapBody<B> {
     pub(crate) fn new(
-        inner: Incoming,
+        inner: B,
         copies: mpsc::Sender<ChunkCopy>,
         end: oneshot::Sender<BodyEnd>,
         idle_timeout: Duration,
@@ -132,7 +133,11 @@ impl TapBody {
     }
 }
 
-impl Body for TapBody {
+impl<B> Body for TapBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
     type Data = Bytes;
     type Error = BoxError;
 
@@ -164,7 +169,7 @@ impl Body for TapBody {
             }
             Poll::Ready(Some(Err(err))) => {
                 this.report(BodyOutcome::UpstreamHangup);
-                Poll::Ready(Some(Err(Box::new(err))))
+                Poll::Ready(Some(Err(err.into())))
             }
             Poll::Ready(None) => {
                 this.report(BodyOutcome::Completed);
@@ -187,7 +192,7 @@ impl Body for TapBody {
     }
 }
 
-impl Drop for TapBody {
+impl<B> Drop for TapBody<B> {
     fn drop(&mut self) {
         // Dropped before its end: hyper only drops an unfinished body when the client is gone.
         self.report(BodyOutcome::ClientDisconnected);
@@ -508,4 +513,204 @@ pub(crate) async fn buffer_request(
         permit,
         fate,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    //! The response body's state machine, driven by an in-memory upstream body: one test per
+    //! outcome, and the idle timer's lazy re-arm. Time is paused, so the timers are exact.
+
+    use std::io;
+
+    use http_body_util::BodyExt as _;
+    use tokio::time::Instant as TokioInstant;
+
+    use super::*;
+
+    const IDLE: Duration = Duration::from_secs(10);
+
+    /// An upstream body fed through a channel: `Ok` bytes are data frames, `Err` breaks the body
+    /// off (as a reset connection does), and dropping the sender ends it.
+    struct ChannelBody(mpsc::UnboundedReceiver<io::Result<Bytes>>);
+
+    impl Body for ChannelBody {
+        type Data = Bytes;
+        type Error = io::Error;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+            self.0
+                .poll_recv(cx)
+                .map(|item| item.map(|r| r.map(Frame::data)))
+        }
+    }
+
+    struct Harness {
+        upstream: mpsc::UnboundedSender<io::Result<Bytes>>,
+        body: TapBody<ChannelBody>,
+        copies: mpsc::Receiver<ChunkCopy>,
+        end: oneshot::Receiver<BodyEnd>,
+    }
+
+    fn harness(copy_queue: usize) -> Harness {
+        let (upstream, rx) = mpsc::unbounded_channel();
+        let (copies_tx, copies) = mpsc::channel(copy_queue);
+        let (end_tx, end) = oneshot::channel();
+        Harness {
+            upstream,
+            body: TapBody::new(ChannelBody(rx), copies_tx, end_tx, IDLE),
+            copies,
+            end,
+        }
+    }
+
+    fn data(frame: Option<Result<Frame<Bytes>, BoxError>>) -> Bytes {
+        match frame {
+            Some(Ok(frame)) => frame.into_data().unwrap_or_default(),
+            Some(Err(e)) => panic!("unexpected error frame: {e}"),
+            None => panic!("unexpected end of body"),
+        }
+    }
+
+    fn drain_copies(copies: &mut mpsc::Receiver<ChunkCopy>) -> Vec<Bytes> {
+        let mut out = Vec::new();
+        while let Ok(copy) = copies.try_recv() {
+            out.push(copy);
+        }
+        out
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn completed_forwards_every_frame_and_copies_it() {
+        let mut h = harness(8);
+        h.upstream.send(Ok(Bytes::from_static(b"data: 1\n\n"))).ok();
+        h.upstream.send(Ok(Bytes::new())).ok();
+        h.upstream.send(Ok(Bytes::from_static(b"data: 2\n\n"))).ok();
+        drop(h.upstream);
+
+        assert_eq!(data(h.body.frame().await), "data: 1\n\n");
+        assert!(data(h.body.frame().await).is_empty());
+        assert_eq!(data(h.body.frame().await), "data: 2\n\n");
+        assert!(h.body.frame().await.is_none());
+        assert!(h.body.is_end_stream());
+
+        let end = h.end.await.expect("the outcome is reported");
+        assert_eq!(end.outcome, BodyOutcome::Completed);
+        assert!(end.first_chunk_at.is_some());
+        assert_eq!(end.copies_lost, 0);
+        // Every non-empty chunk was copied, and the copy channel is closed before the outcome.
+        assert_eq!(drain_copies(&mut h.copies), ["data: 1\n\n", "data: 2\n\n"]);
+        assert!(h.copies.recv().await.is_none());
+        // Ended bodies stay ended; the drop afterwards changes nothing.
+        assert!(h.body.frame().await.is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_copy_queue_loses_copies_not_frames() {
+        let mut h = harness(1);
+        for chunk in ["a", "b", "c"] {
+            h.upstream.send(Ok(Bytes::from(chunk))).ok();
+        }
+        drop(h.upstream);
+        for chunk in ["a", "b", "c"] {
+            assert_eq!(data(h.body.frame().await), chunk);
+        }
+        assert!(h.body.frame().await.is_none());
+        let end = h.end.await.expect("the outcome is reported");
+        assert_eq!(end.outcome, BodyOutcome::Completed);
+        assert_eq!(end.copies_lost, 2);
+        assert_eq!(drain_copies(&mut h.copies), ["a"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn upstream_hangup_is_an_error_frame_and_the_outcome() {
+        let mut h = harness(8);
+        h.upstream.send(Ok(Bytes::from_static(b"partial"))).ok();
+        h.upstream
+            .send(Err(io::Error::new(io::ErrorKind::ConnectionReset, "reset")))
+            .ok();
+
+        assert_eq!(data(h.body.frame().await), "partial");
+        let err = match h.body.frame().await {
+            Some(Err(e)) => e,
+            other => panic!("expected the upstream error, got {other:?}"),
+        };
+        assert!(err.to_string().contains("reset"), "{err}");
+        assert!(h.body.is_end_stream());
+        assert!(h.body.frame().await.is_none(), "nothing after the error");
+
+        let end = h.end.await.expect("the outcome is reported");
+        assert_eq!(end.outcome, BodyOutcome::UpstreamHangup);
+        assert!(end.first_chunk_at.is_some());
+        assert_eq!(drain_copies(&mut h.copies), ["partial"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_timeout_fires_after_the_silence_limit() {
+        let mut h = harness(8);
+        let start = TokioInstant::now();
+        let err = match h.body.frame().await {
+            Some(Err(e)) => e,
+            other => panic!("expected the idle timeout, got {other:?}"),
+        };
+        assert_eq!(start.elapsed(), IDLE);
+        assert!(err.is::<IdleTimeout>(), "{err}");
+        assert!(h.body.frame().await.is_none());
+
+        let end = h.end.await.expect("the outcome is reported");
+        assert_eq!(end.outcome, BodyOutcome::IdleTimeout);
+        assert!(end.first_chunk_at.is_none());
+        // The upstream is still open: the timeout, not its end, decided the outcome.
+        assert!(!h.upstream.is_closed());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn data_before_the_deadline_re_arms_the_timer_from_the_last_frame() {
+        let mut h = harness(8);
+        let start = TokioInstant::now();
+        let upstream = h.upstream.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(6)).await;
+            upstream.send(Ok(Bytes::from_static(b"late"))).ok();
+        });
+
+        assert_eq!(data(h.body.frame().await), "late");
+        assert_eq!(start.elapsed(), Duration::from_secs(6));
+        // The timer armed at 0 s fires at 10 s, finds the frame of 6 s and re-arms for 16 s.
+        let err = match h.body.frame().await {
+            Some(Err(e)) => e,
+            other => panic!("expected the idle timeout, got {other:?}"),
+        };
+        assert!(err.is::<IdleTimeout>(), "{err}");
+        assert_eq!(start.elapsed(), Duration::from_secs(6) + IDLE);
+
+        let end = h.end.await.expect("the outcome is reported");
+        assert_eq!(end.outcome, BodyOutcome::IdleTimeout);
+        assert!(end.first_chunk_at.is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn client_gone_is_the_drop_of_an_unfinished_body() {
+        let mut h = harness(8);
+        h.upstream.send(Ok(Bytes::from_static(b"first"))).ok();
+        assert_eq!(data(h.body.frame().await), "first");
+        drop(h.body);
+
+        let end = h.end.await.expect("the outcome is reported");
+        assert_eq!(end.outcome, BodyOutcome::ClientDisconnected);
+        assert!(end.first_chunk_at.is_some());
+        assert_eq!(drain_copies(&mut h.copies), ["first"]);
+        assert!(h.copies.recv().await.is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_dropped_before_its_first_frame_is_a_client_disconnect() {
+        let h = harness(8);
+        drop(h.body);
+        let end = h.end.await.expect("the outcome is reported");
+        assert_eq!(end.outcome, BodyOutcome::ClientDisconnected);
+        assert!(end.first_chunk_at.is_none());
+    }
 }

@@ -13,7 +13,7 @@ use http::Uri;
 use llmtap_core::env::EnvSource;
 use llmtap_core::settings::{self, Setting};
 use llmtap_core::userinfo::mask_userinfo;
-use llmtap_export::jsonl::JsonlConfig;
+use llmtap_export::JsonlConfig;
 
 /// A configuration value that could not be used: names the flag and the variable, shows the
 /// value with any URL credentials masked (one line).

@@ -63,7 +63,8 @@ pub(crate) fn take_agent_headers(headers: &mut HeaderMap) -> AgentHeaders {
             && !key.is_empty()
             && let Some(value) = label(headers.get(&name))
         {
-            out.meta.push((key.replace('-', "_"), value));
+            out.meta
+                .push((llmtap_core::meta::normalise_key(key), value));
         }
         headers.remove(&name);
     }
@@ -75,11 +76,7 @@ fn label(value: Option<&HeaderValue>) -> Option<String> {
     if text.is_empty() {
         return None;
     }
-    let mut end = text.len().min(MAX_LABEL_BYTES);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    Some(text[..end].to_owned())
+    Some(llmtap_core::utf8::prefix(text, MAX_LABEL_BYTES).to_owned())
 }
 
 /// Removes hop-by-hop headers, including any named by `Connection`.
@@ -104,13 +101,7 @@ pub(crate) fn traceresponse(span: &SpanContext) -> Option<HeaderValue> {
     if !span.is_valid() {
         return None;
     }
-    let value = format!(
-        "00-{}-{}-{:02x}",
-        span.trace_id(),
-        span.span_id(),
-        span.trace_flags().to_u8()
-    );
-    HeaderValue::from_str(&value).ok()
+    HeaderValue::from_str(&llmtap_core::trace_context::format_traceparent(span)).ok()
 }
 
 /// Lets the OTel propagator read a `HeaderMap`.

@@ -59,6 +59,7 @@
 mod agent;
 mod client;
 mod error;
+mod handle;
 mod layer;
 mod model;
 mod parent;
@@ -66,9 +67,10 @@ pub mod proxy;
 mod telemetry;
 mod tool;
 
-pub use agent::{Agent, AgentBuilder, AgentHandle, UsageTotals, agent, current_agent, spawn, tool};
+pub use agent::{Agent, AgentBuilder, agent, current_agent, spawn};
 pub use client::{ResponseError, TracedClient, TracedResponse, TracedStream};
 pub use error::{InitError, TraceparentError};
+pub use handle::{AgentHandle, UsageTotals};
 pub use layer::{TRACING_SCOPE_NAME, tracing_layer};
 pub use model::{CallEnd, CallTarget, ModelCall};
 pub use parent::Parent;
@@ -77,7 +79,7 @@ pub use telemetry::{
     DEFAULT_SHUTDOWN_TIMEOUT, ENV_COMPAT, ENV_JSONL, ENV_MAX_CAPTURE_BYTES, ENV_NO_CONTENT, Guard,
     SCOPE_NAME, Telemetry, init,
 };
-pub use tool::{ToolBuilder, ToolSpan};
+pub use tool::{ToolBuilder, ToolSpan, tool};
 
 /// Re-exports for callers that build records or headers themselves.
 pub use llmtap_core::call::Usage;

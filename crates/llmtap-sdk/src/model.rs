@@ -45,10 +45,9 @@ impl CallTarget {
     /// host.
     pub fn from_uri(uri: &http::Uri) -> Option<Self> {
         let host = uri.host()?.trim_start_matches('[').trim_end_matches(']');
-        let port = uri.port_u16().or(match uri.scheme_str() {
-            Some("https") => Some(443),
-            Some("http") => Some(80),
-            _ => None,
+        let port = uri.port_u16().or_else(|| {
+            uri.scheme_str()
+                .and_then(llmtap_core::default_port::for_scheme)
         });
         Some(Self {
             host: host.to_owned(),

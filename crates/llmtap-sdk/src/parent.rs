@@ -1,12 +1,13 @@
 //! [`Parent`]: where a new span hangs, as a plain value that can be passed anywhere.
 
+use llmtap_core::trace_context::format_traceparent;
 use opentelemetry::Context;
 use opentelemetry::trace::{
     SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
 };
 
-use crate::agent::AgentHandle;
 use crate::error::TraceparentError;
+use crate::handle::AgentHandle;
 use crate::telemetry::Telemetry;
 
 /// The parent of a new agent, tool or model-call span: a span context (ids) plus, when the
@@ -116,6 +117,13 @@ impl Parent {
     }
 }
 
+impl AgentHandle {
+    /// This agent as a [`Parent`].
+    pub fn as_parent(&self) -> Parent {
+        Parent::from(self)
+    }
+}
+
 impl From<&AgentHandle> for Parent {
     fn from(agent: &AgentHandle) -> Self {
         Self {
@@ -132,26 +140,10 @@ impl From<AgentHandle> for Parent {
     }
 }
 
-impl From<&crate::agent::Agent> for Parent {
-    fn from(agent: &crate::agent::Agent) -> Self {
-        Self::from(agent.handle())
-    }
-}
-
 impl From<&Parent> for Parent {
     fn from(p: &Parent) -> Self {
         p.clone()
     }
-}
-
-/// `00-<trace-id>-<span-id>-<flags>`.
-pub(crate) fn format_traceparent(span: &SpanContext) -> String {
-    format!(
-        "00-{}-{}-{:02x}",
-        span.trace_id(),
-        span.span_id(),
-        span.trace_flags().to_u8()
-    )
 }
 
 /// Parses a version-00 `traceparent` (or `traceresponse`) value into a remote span context.
@@ -185,11 +177,6 @@ pub(crate) fn parse_traceparent(value: &str) -> Result<SpanContext, TraceparentE
     if sc.is_valid() { Ok(sc) } else { Err(bad()) }
 }
 
-/// The proxy's reading of a metadata key: lower case, `-` as `_`.
-pub(crate) fn meta_key(key: &str) -> String {
-    key.trim().to_ascii_lowercase().replace('-', "_")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,11 +197,6 @@ mod tests {
         ] {
             assert!(parse_traceparent(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn meta_keys_read_like_the_proxy() {
-        assert_eq!(meta_key("User-Tier"), "user_tier");
     }
 
     #[test]

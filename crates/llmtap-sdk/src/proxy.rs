@@ -19,8 +19,8 @@ use llmtap_core::call::{LlmCall, Usage};
 use llmtap_core::capture::CapturePolicy;
 use llmtap_core::codec::{self, StreamState};
 use llmtap_core::headers::{
-    HEADER_AGENT, HEADER_AGENT_ID, HEADER_AGENT_SPAN, HEADER_META_PREFIX, HEADER_SESSION,
-    HEADER_TRACEPARENT, HEADER_TRACERESPONSE, HEADER_TRACESTATE,
+    HEADER_AGENT, HEADER_AGENT_ID, HEADER_AGENT_SPAN, HEADER_SESSION, HEADER_TRACEPARENT,
+    HEADER_TRACERESPONSE, HEADER_TRACESTATE,
 };
 
 use crate::parent::Parent;
@@ -39,7 +39,10 @@ pub fn inject_headers(parent: impl Into<Parent>, headers: &mut HeaderMap) {
         }
     };
     if let Some(span) = parent.span_context() {
-        set(HEADER_TRACEPARENT, &crate::parent::format_traceparent(span));
+        set(
+            HEADER_TRACEPARENT,
+            &llmtap_core::trace_context::format_traceparent(span),
+        );
         let state = span.trace_state().header();
         if !state.is_empty() {
             set(HEADER_TRACESTATE, &state);
@@ -59,7 +62,7 @@ pub fn inject_headers(parent: impl Into<Parent>, headers: &mut HeaderMap) {
             set(HEADER_SESSION, session);
         }
         for (k, v) in agent.meta() {
-            set(&format!("{HEADER_META_PREFIX}{}", k.replace('_', "-")), v);
+            set(&llmtap_core::meta::header_name(k), v);
         }
     }
 }

@@ -9,8 +9,10 @@ use llmtap_core::capture::CapturePolicy;
 use llmtap_core::compat::Compat;
 use llmtap_core::env::{EnvSource, ProcessEnv};
 use llmtap_core::settings;
-use llmtap_export::jsonl::{DEFAULT_KEEP_FILES, DEFAULT_MAX_BYTES};
-use llmtap_export::{GenAiMetrics, JsonlConfig, OtlpConfig, Pipeline, PipelineStats};
+use llmtap_export::{
+    DEFAULT_KEEP_FILES, DEFAULT_MAX_BYTES, GenAiMetrics, JsonlConfig, OtlpConfig, Pipeline,
+    PipelineStats,
+};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 

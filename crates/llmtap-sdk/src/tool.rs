@@ -9,9 +9,26 @@ use opentelemetry::trace::{Span as _, SpanContext, SpanKind, Status, Tracer as _
 use opentelemetry_sdk::trace::Span as SdkSpan;
 use serde_json::Value;
 
-use crate::agent::{AgentBuilder, AgentHandle};
+use crate::agent::{AgentBuilder, current_agent};
+use crate::handle::AgentHandle;
 use crate::parent::Parent;
 use crate::telemetry::Telemetry;
+
+/// A tool call of the ambient agent's telemetry (or the global one), a child of the ambient
+/// context: the current agent, or a `tracing` span entered inside it.
+pub fn tool(name: impl Into<String>) -> ToolBuilder {
+    let telemetry = current_agent()
+        .map(|a| a.telemetry().clone())
+        .unwrap_or_else(Telemetry::global);
+    ToolBuilder::new(telemetry, name.into())
+}
+
+impl AgentHandle {
+    /// A tool call of this agent.
+    pub fn tool(&self, name: impl Into<String>) -> ToolBuilder {
+        ToolBuilder::new(self.telemetry().clone(), name.into()).parent(self)
+    }
+}
 
 /// Configures a tool call before its span starts; the parent defaults to the ambient context.
 #[derive(Debug)]

@@ -33,11 +33,7 @@ pub(crate) fn bounded(s: &str) -> String {
     }
     let mut s = s.to_owned();
     Redactor::new().redact_prefix(&mut s, MAX_SHORT_STRING.saturating_add(STRADDLE_MARGIN));
-    let mut end = MAX_SHORT_STRING.min(s.len());
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s.truncate(end);
+    crate::utf8::truncate(&mut s, MAX_SHORT_STRING);
     s
 }
 
@@ -246,14 +242,9 @@ impl TextBudget {
             return;
         }
         self.truncated = true;
-        let mut end = room;
-        while end > 0 && !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        if let Some(prefix) = s.get(..end) {
-            buf.push_str(prefix);
-            self.left -= prefix.len();
-        }
+        let prefix = crate::utf8::prefix(s, room);
+        buf.push_str(prefix);
+        self.left -= prefix.len();
     }
 
     /// Appends to a field bounded by the per-field cap.

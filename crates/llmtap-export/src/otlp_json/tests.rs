@@ -60,6 +60,12 @@ fn fix_key_values(kvs: &mut [ProtoKv]) {
     }
 }
 
+/// The one known difference between `opentelemetry-proto`'s serde output and the OTLP/JSON spec,
+/// normalised here explicitly: OTLP/JSON follows the proto3 JSON mapping, where a non-finite
+/// `double` is the string `"NaN"`, `"Infinity"` or `"-Infinity"`; serde_json writes `null`
+/// instead, which reads back as an empty value. Every other rule (hex trace and span ids,
+/// 64-bit integers as decimal strings, enums as integers, lowerCamelCase keys) the serde
+/// output already follows, and [`assert_otlp_json_rules`] checks it on our lines.
 fn fix_any_value(v: &mut ProtoAnyValue) {
     match &mut v.value {
         Some(any_value::Value::DoubleValue(d)) if !d.is_finite() => {
@@ -542,4 +548,289 @@ proptest! {
         batch.push(span);
         assert_equivalent(&batch, &resource);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The span shapes llmtap emits, built the way the proxy and the SDK build them.
+
+/// A model call's span as the proxy and the SDK record it: name, kind, start + end attributes
+/// and status all from [`llmtap_core::call::LlmCall`].
+fn model_call_span(i: u64, call: &llmtap_core::call::LlmCall, parent: u64) -> SpanData {
+    let mut s = base_span(i, llmtap_scope());
+    s.name = Cow::Owned(call.span_name());
+    s.span_kind = call.span_kind();
+    s.attributes = call.all_attributes();
+    s.status = call.status();
+    s.parent_span_id = SpanId::from(parent);
+    s
+}
+
+fn llmtap_scope() -> InstrumentationScope {
+    InstrumentationScope::builder("llmtap-proxy")
+        .with_version("0.1.0")
+        .with_schema_url("https://opentelemetry.io/schemas/1.37.0")
+        .build()
+}
+
+fn llmtap_span_shapes() -> Vec<SpanData> {
+    use llmtap_core::call::LlmCall;
+    use llmtap_core::semconv::{self, operation, provider};
+
+    let mut spans = Vec::new();
+
+    // invoke_agent (the root), with subtree totals and metadata, as the SDK ends it.
+    let mut agent = base_span(200, llmtap_scope());
+    agent.name = Cow::Owned(semconv::agent_span_name(Some("planner")));
+    agent.attributes = vec![
+        KeyValue::new(semconv::GEN_AI_OPERATION_NAME, operation::INVOKE_AGENT),
+        KeyValue::new(semconv::GEN_AI_PROVIDER_NAME, provider::OPENAI),
+        KeyValue::new(semconv::GEN_AI_AGENT_NAME, "planner"),
+        KeyValue::new(semconv::GEN_AI_AGENT_ID, "agent-1"),
+        KeyValue::new(semconv::GEN_AI_AGENT_DESCRIPTION, "plans — ✓ « non-ASCII »"),
+        KeyValue::new(semconv::GEN_AI_CONVERSATION_ID, "sess-1"),
+        KeyValue::new(semconv::meta_key("user_tier"), "gold"),
+        KeyValue::new(semconv::LLMTAP_USAGE_TOTAL_INPUT_TOKENS, 1234_i64),
+        KeyValue::new(semconv::LLMTAP_USAGE_TOTAL_OUTPUT_TOKENS, i64::MAX),
+    ];
+    let agent_span_id = agent.span_context.span_id();
+    spans.push(agent);
+
+    // chat, not streamed, with content, under the agent.
+    let mut chat = LlmCall::new(operation::CHAT, provider::OPENAI);
+    chat.server_address = Some("api.openai.com".into());
+    chat.server_port = Some(443);
+    chat.route = Some("/v1/chat/completions".into());
+    chat.request.model = Some("gpt-4o-mini".into());
+    chat.request.temperature = Some(0.1);
+    chat.request.top_p = Some(1.0);
+    chat.request.max_tokens = Some(50);
+    chat.request.seed = Some(-7);
+    chat.request.stop_sequences = vec!["END".into(), "\n\n".into()];
+    chat.response.id = Some("chatcmpl-1".into());
+    chat.response.model = Some("gpt-4o-mini-2024-07-18".into());
+    chat.response.finish_reasons = vec!["stop".into()];
+    chat.usage.input_tokens = Some(9);
+    chat.usage.output_tokens = Some(40);
+    chat.usage.cache_read_input_tokens = Some(0);
+    chat.timings.duration = Some(Duration::from_millis(350));
+    chat.http_status = Some(200);
+    chat.agent.agent_name = Some("planner".into());
+    chat.agent.conversation_id = Some("sess-1".into());
+    chat.agent.meta = vec![("user_tier".into(), "gold".into())];
+    chat.content.input_messages = Some(
+        r#"[{"role":"user","parts":[{"type":"text","content":"Grüß \"dich\" 😀\n</script>"}]}]"#
+            .into(),
+    );
+    chat.content.output_messages = Some(
+        r#"[{"role":"assistant","parts":[{"type":"text","content":"ok"}],"finish_reason":"stop"}]"#
+            .into(),
+    );
+    chat.content.system_instructions = Some(r#"[{"type":"text","content":"be brief"}]"#.into());
+    // base_span(i) has span id i + 1: the agent is 201, this call 202.
+    spans.push(model_call_span(201, &chat, 201));
+
+    // chat, streamed: time to first chunk, reasoning tokens, tool calls, truncated capture.
+    let mut stream = chat.clone();
+    stream.request.stream = true;
+    stream.usage.reasoning_output_tokens = Some(12);
+    stream.timings.time_to_first_chunk = Some(Duration::from_micros(123_456));
+    stream.timings.chunk_count = 42;
+    stream.response.finish_reasons = vec!["tool_calls".into()];
+    stream.content.truncated = true;
+    spans.push(model_call_span(202, &stream, 201));
+
+    // A failed call: upstream hang-up mid-stream, and an HTTP error with no response.
+    let mut cut = stream.clone();
+    cut.error_type = Some("stream_truncated".into());
+    cut.transport_end = Some("upstream_hangup");
+    spans.push(model_call_span(203, &cut, 201));
+    let mut refused = LlmCall::new(operation::CHAT, provider::ANTHROPIC);
+    refused.request.model = Some("claude-sonnet-4-5".into());
+    refused.http_status = Some(429);
+    refused.error_type = Some("429".into());
+    spans.push(model_call_span(204, &refused, 0));
+
+    // embeddings.
+    let mut embed = LlmCall::new(operation::EMBEDDINGS, provider::OPENAI);
+    embed.request.model = Some("text-embedding-3-small".into());
+    embed.request.encoding_formats = vec!["float".into(), "base64".into()];
+    embed.response.embedding_dimensions = Some(1536);
+    embed.usage.input_tokens = Some(8);
+    spans.push(model_call_span(205, &embed, 0));
+
+    // execute_tool, with arguments and result, an error, an event and a link to the model
+    // call that asked for it (a remote span with trace state).
+    let mut tool = base_span(206, llmtap_scope());
+    tool.name = Cow::Owned(semconv::tool_span_name("web_search"));
+    tool.parent_span_id = agent_span_id;
+    tool.attributes = vec![
+        KeyValue::new(semconv::GEN_AI_OPERATION_NAME, operation::EXECUTE_TOOL),
+        KeyValue::new(semconv::GEN_AI_TOOL_NAME, "web_search"),
+        KeyValue::new(semconv::GEN_AI_TOOL_CALL_ID, "call_1"),
+        KeyValue::new(semconv::GEN_AI_TOOL_TYPE, "function"),
+        KeyValue::new(
+            semconv::GEN_AI_TOOL_CALL_ARGUMENTS,
+            r#"{"q":"naïve \"café\""}"#,
+        ),
+        KeyValue::new(semconv::GEN_AI_TOOL_CALL_RESULT, NASTY),
+        KeyValue::new(semconv::ERROR_TYPE, "timeout"),
+        KeyValue::new("llmtap.test.ratio", 0.25),
+        KeyValue::new("llmtap.test.flag", true),
+        KeyValue::new(
+            "llmtap.test.list",
+            Value::Array(Array::String(vec!["a".into(), "ü".into()])),
+        ),
+    ];
+    tool.status = Status::error("timeout");
+    tool.events = events(
+        vec![Event::new(
+            "exception",
+            t(1_700_000_000_200_000_000),
+            vec![KeyValue::new("exception.message", "timed out ⏱")],
+            0,
+        )],
+        0,
+    );
+    tool.links = links(
+        vec![Link::new(
+            ctx(
+                0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736,
+                0x00f0_67aa_0ba9_02b7,
+                TraceFlags::SAMPLED,
+                true,
+                TraceState::from_key_value([("llmtap", "x")]).expect("valid trace state"),
+            ),
+            vec![KeyValue::new("llmtap.link", "spawned_by")],
+            0,
+        )],
+        0,
+    );
+    spans.push(tool);
+    spans
+}
+
+/// The resource the proxy's spans carry: service name, `OTEL_RESOURCE_ATTRIBUTES`, a schema URL.
+fn llmtap_resource() -> Resource {
+    Resource::builder_empty()
+        .with_schema_url(
+            [
+                KeyValue::new("deployment.environment.name", "prod-é"),
+                KeyValue::new("host.cpus", 2_i64),
+            ],
+            "https://opentelemetry.io/schemas/1.37.0",
+        )
+        .with_service_name("llmtap")
+        .build()
+}
+
+#[test]
+fn llmtap_span_shapes_match_the_proto_path() {
+    let batch = llmtap_span_shapes();
+    let resource = llmtap_resource();
+    assert_equivalent(&batch, &resource);
+    let line: Json = serde_json::from_slice(&new_line(&batch, &resource)).expect("JSON");
+    assert_otlp_json_rules(&line);
+    // Each shape on its own line too (a batch of one is the common case at low traffic).
+    for span in &batch {
+        assert_equivalent(std::slice::from_ref(span), &resource);
+    }
+}
+
+#[test]
+fn corpus_follows_the_otlp_json_rules() {
+    let line: Json = serde_json::from_slice(&new_line(&corpus(), &resource_full())).expect("JSON");
+    assert_otlp_json_rules(&line);
+}
+
+/// The OTLP/JSON rules (`opentelemetry-proto` `docs/specification.md`, "JSON Protobuf
+/// Encoding"), checked on the value rather than trusted from the encoder: trace and span ids
+/// as lowercase hex (not base64), enums as integers, 64-bit integers as decimal strings, keys
+/// in lowerCamelCase.
+fn assert_otlp_json_rules(line: &Json) {
+    fn is_hex(s: &str, len: usize) -> bool {
+        s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    }
+    fn walk(path: &str, v: &Json) {
+        match v {
+            Json::Object(map) => {
+                for (k, v) in map {
+                    assert!(
+                        !k.contains('_')
+                            && k.chars().next().is_some_and(|c| c.is_ascii_lowercase()),
+                        "{path}.{k}: not lowerCamelCase"
+                    );
+                    let here = format!("{path}.{k}");
+                    match (k.as_str(), v) {
+                        ("traceId", Json::String(s)) => assert!(is_hex(s, 32), "{here}: {s}"),
+                        ("spanId", Json::String(s)) => assert!(is_hex(s, 16), "{here}: {s}"),
+                        ("parentSpanId", Json::String(s)) => {
+                            assert!(s.is_empty() || is_hex(s, 16), "{here}: {s}")
+                        }
+                        ("kind" | "code", n) => assert!(n.is_u64(), "{here}: enum not an int"),
+                        (
+                            "intValue" | "startTimeUnixNano" | "endTimeUnixNano" | "timeUnixNano",
+                            s,
+                        ) => {
+                            let text = s.as_str().unwrap_or_else(|| panic!("{here}: not a string"));
+                            assert!(text.parse::<i128>().is_ok(), "{here}: {text}");
+                        }
+                        ("traceId" | "spanId" | "parentSpanId", other) => {
+                            panic!("{here}: id is not a string: {other}")
+                        }
+                        _ => walk(&here, v),
+                    }
+                }
+            }
+            Json::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    walk(&format!("{path}[{i}]"), item);
+                }
+            }
+            _ => {}
+        }
+    }
+    walk("", line);
+}
+
+/// The measurement behind docs/adr/0013-a-direct-otlp-json-encoder.md: a batch of 512
+/// llmtap-shaped spans encoded by `encode_batch` and by the proto path (`opentelemetry-proto`
+/// transform + `serde_json`), alternating, best of 7 rounds each. Not a test: run it with
+/// `cargo test -p llmtap-export --lib -- --ignored --nocapture encoder_cost` (add `--release`
+/// for the numbers that matter; a debug build slows both paths, not equally).
+#[test]
+#[ignore = "a measurement, run by hand"]
+fn encoder_cost() {
+    use std::time::Instant;
+    let shapes = llmtap_span_shapes();
+    let batch: Vec<SpanData> = shapes.iter().cycle().take(512).cloned().collect();
+    let resource = llmtap_resource();
+    let rounds = 7;
+    let reps = 20;
+    let (mut direct, mut proto) = (f64::MAX, f64::MAX);
+    let mut out = Vec::new();
+    let mut bytes = (0, 0);
+    for _ in 0..rounds {
+        let start = Instant::now();
+        for _ in 0..reps {
+            out.clear();
+            encode_batch(&batch, &resource, &mut out).expect("encodes");
+        }
+        direct = direct.min(start.elapsed().as_nanos() as f64 / f64::from(reps * 512));
+        bytes.0 = out.len();
+        // The SDK hands the exporter an owned batch: clone outside the clock.
+        let owned: Vec<Vec<SpanData>> = (0..reps).map(|_| batch.clone()).collect();
+        let start = Instant::now();
+        for batch in owned {
+            // What the exporter did before: build the proto structs, then serialise them.
+            let line = old_line(batch, &resource);
+            bytes.1 = line.len();
+        }
+        proto = proto.min(start.elapsed().as_nanos() as f64 / f64::from(reps * 512));
+    }
+    println!(
+        "direct: {direct:.0} ns/span, proto+serde: {proto:.0} ns/span ({:.2}x); {} vs {} bytes/span",
+        proto / direct,
+        bytes.0 / 512,
+        bytes.1 / 512
+    );
 }
