@@ -125,8 +125,8 @@ fn main() -> anyhow::Result<()> {
         }
         Cmd::Rate { url, rps, seconds } => runtime()?.block_on(async move {
             let client = load::client();
-            let r = load::fixed_rate(&client, &url, &[], rps, Duration::from_secs(seconds), 2048)
-                    .await;
+            let r =
+                load::fixed_rate(&client, &url, &[], rps, Duration::from_secs(seconds), 2048).await;
             println!("{}", serde_json::to_string(&r)?);
             Ok(())
         }),

@@ -307,13 +307,8 @@ async fn wait_ready(
     let deadline = Instant::now() + Duration::from_secs(300);
     let mut child = child;
     loop {
-        let req = load::chat_request(
-            url,
-            Bytes::from_static(load::CHAT_BODY.as_bytes()),
-            headers,
-        )?;
-        let last = match tokio::time::timeout(Duration::from_secs(10), client.request(req)).await
-        {
+        let req = load::chat_request(url, Bytes::from_static(load::CHAT_BODY.as_bytes()), headers)?;
+        let last = match tokio::time::timeout(Duration::from_secs(10), client.request(req)).await {
             Ok(Ok(resp)) => {
                 let status = resp.status();
                 let _ = load::drain(resp.into_body()).await;
@@ -456,7 +451,10 @@ fn spawn_litellm(
 fn litellm_env(sink: u16) -> Vec<(&'static str, String)> {
     vec![
         ("OTEL_EXPORTER", "otlp_http".into()),
-        ("OTEL_ENDPOINT", format!("http://127.0.0.1:{sink}/v1/traces")),
+        (
+            "OTEL_ENDPOINT",
+            format!("http://127.0.0.1:{sink}/v1/traces"),
+        ),
         ("OTEL_SERVICE_NAME", "litellm-bench".into()),
         ("LITELLM_MASTER_KEY", LITELLM_KEY.into()),
         ("LITELLM_LOG", "ERROR".into()),
@@ -502,20 +500,22 @@ fn spawn_portkey(args: &RunArgs, script: &Path, dir: &Path, port: u16) -> anyhow
 /// The installed version of a peer, read from its package metadata.
 fn litellm_version(exe: &Path) -> String {
     let venv = exe.parent().and_then(Path::parent);
-    let found = venv.and_then(|v| std::fs::read_dir(v.join("lib")).ok()).and_then(|libs| {
-        libs.flatten().find_map(|py| {
-            std::fs::read_dir(py.path().join("site-packages"))
-                .ok()?
-                .flatten()
-                .find_map(|e| {
-                    let n = e.file_name().to_string_lossy().into_owned();
-                    n.strip_prefix("litellm-")?
-                        .strip_suffix(".dist-info")
-                        .filter(|v| v.starts_with(|c: char| c.is_ascii_digit()))
-                        .map(str::to_owned)
-                })
-        })
-    });
+    let found = venv
+        .and_then(|v| std::fs::read_dir(v.join("lib")).ok())
+        .and_then(|libs| {
+            libs.flatten().find_map(|py| {
+                std::fs::read_dir(py.path().join("site-packages"))
+                    .ok()?
+                    .flatten()
+                    .find_map(|e| {
+                        let n = e.file_name().to_string_lossy().into_owned();
+                        n.strip_prefix("litellm-")?
+                            .strip_suffix(".dist-info")
+                            .filter(|v| v.starts_with(|c: char| c.is_ascii_digit()))
+                            .map(str::to_owned)
+                    })
+            })
+        });
     found.unwrap_or_else(|| "unknown".into())
 }
 
@@ -854,7 +854,10 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
                 eprintln!("ready: litellm {version}");
             }
             Err(e) => {
-                let reason = format!("litellm: did not start: {e:#} (see {}/litellm-{p}.log)", dir.display());
+                let reason = format!(
+                    "litellm: did not start: {e:#} (see {}/litellm-{p}.log)",
+                    dir.display()
+                );
                 eprintln!("SKIP: {reason}");
                 skipped.push(reason);
             }
@@ -899,14 +902,21 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
                 eprintln!("ready: portkey {version}");
             }
             Err(e) => {
-                let reason = format!("portkey: did not start: {e:#} (see {}/portkey-{p}.log)", dir.display());
+                let reason = format!(
+                    "portkey: did not start: {e:#} (see {}/portkey-{p}.log)",
+                    dir.display()
+                );
                 eprintln!("SKIP: {reason}");
                 skipped.push(reason);
             }
         }
     }
+    // Warm-up calls, one at a time: 2,000 for the Rust and C paths, 300 for the peers (Node's
+    // JIT is warm well before; LiteLLM, at tens of milliseconds a call on a busy machine, would
+    // spend minutes here).
+    let warm_count = |r: &Route| if r.peer { 300 } else { 2000 };
     for r in &routes {
-        warm(&client, &r.url, &r.headers, 2000).await;
+        warm(&client, &r.url, &r.headers, warm_count(r)).await;
     }
 
     // Saturation first (it sets the fixed rates).
@@ -937,13 +947,15 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
         .filter(|(r, _)| !r.peer)
         .map(|(_, s)| s.rps)
         .fold(f64::INFINITY, f64::min);
-    eprintln!("fixed rates are fractions of {rate_base:.0} req/s (lowest saturation of direct, llmtap, nginx)");
+    eprintln!(
+        "fixed rates are fractions of {rate_base:.0} req/s (lowest saturation of direct, llmtap, nginx)"
+    );
     let fractions = [0.25, 0.5, 0.8];
     let long_body = Bytes::from(load::long_conversation_body());
     // Each rate for every path in turn (not all rates of one path, then the next path), so
     // drift over the run lands on every path alike.
     let mut all_rates: Vec<Vec<load::RateRun>> = routes.iter().map(|_| Vec::new()).collect();
-    let mut warm_calls: Vec<u64> = routes.iter().map(|_| 2000).collect();
+    let mut warm_calls: Vec<u64> = routes.iter().map(|r| warm_count(r) as u64).collect();
     for f in fractions {
         for ((r, rates), sent) in routes.iter().zip(all_rates.iter_mut()).zip(&mut warm_calls) {
             // One unmeasured second at the same rate first: connection pools on every hop grow
@@ -1272,13 +1284,19 @@ fn peer_rows(
     rows.push(row("added p99, concurrency 1".into(), "µs", false, &|p| {
         p.conc1.latency.p99_us - dc.p99_us
     }));
-    rows.push(row("peak RSS over the load phases".into(), "KiB", false, &|p| {
-        p.peak_rss_kib.unwrap_or(0) as f64
-    }));
+    rows.push(row(
+        "peak RSS over the load phases".into(),
+        "KiB",
+        false,
+        &|p| p.peak_rss_kib.unwrap_or(0) as f64,
+    ));
     let mem = |name: &str| memory.iter().find(|m| m.path == name);
     if let (Some(lm), Some(pm)) = (mem("llmtap"), mem(&peer.name)) {
         for (what, get) in [
-            ("RSS idle", (|m: &Memory| m.idle_rss_kib) as fn(&Memory) -> u64),
+            (
+                "RSS idle",
+                (|m: &Memory| m.idle_rss_kib) as fn(&Memory) -> u64,
+            ),
             ("peak RSS, 1,000 slow streams", |m: &Memory| {
                 m.peak_rss_slow_streams_kib
             }),
@@ -1734,12 +1752,7 @@ fn render(r: &mut Report) -> String {
         let _ = writeln!(
             o,
             "  {:<34} {:>11} {:>12} {:>11} {:>9} {:>9}  ahead",
-            "row",
-            "llmtap",
-            "llmtap+otlp",
-            peer.name,
-            "ratio",
-            "+otlp"
+            "row", "llmtap", "llmtap+otlp", peer.name, "ratio", "+otlp"
         );
         let show = |r: Option<f64>| r.map_or("n/a".to_owned(), |r| format!("{r:.3}×"));
         for row in &rows {

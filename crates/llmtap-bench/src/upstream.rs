@@ -6,9 +6,9 @@
 
 use std::convert::Infallible;
 use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -315,5 +315,4 @@ mod tests {
         assert_eq!(count_spans_protobuf(&[]), Some(0));
         assert_eq!(count_spans_protobuf(&[0x0a, 0x05, 1]), None);
     }
-
 }
