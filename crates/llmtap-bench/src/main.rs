@@ -78,7 +78,7 @@ enum Cmd {
         body: Option<PathBuf>,
     },
     /// The whole benchmark: starts everything, measures, prints the table, writes JSON.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -148,6 +148,6 @@ fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&r)?);
             Ok(())
         }),
-        Cmd::Run(args) => runtime()?.block_on(run::run(args)),
+        Cmd::Run(args) => runtime()?.block_on(run::run(*args)),
     }
 }

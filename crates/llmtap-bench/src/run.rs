@@ -1263,20 +1263,27 @@ fn peer_rows(
             rows.push(x);
         }
     }
-    let ds = direct.serial.ttfb.p50_us;
-    rows.push(row(
-        "added TTFB p50, streamed, serial".into(),
-        "µs",
-        false,
-        &|p| p.serial.ttfb.p50_us - ds,
-    ));
-    let dl = direct.long_prompt.ttfb.p50_us;
-    rows.push(row(
-        "added TTFB p50, long prompt".into(),
-        "µs",
-        false,
-        &|p| p.long_prompt.ttfb.p50_us - dl,
-    ));
+    // Streamed rows: a path whose calls failed has no TTFB to compare; more completed calls
+    // wins first.
+    let streamed = |what: &str, get: fn(&PathResult) -> &StreamRun| {
+        let d = get(direct).ttfb.p50_us;
+        let mut x = row(what.into(), "µs", false, &|p| get(p).ttfb.p50_us - d);
+        let done = |p: &PathResult| get(p).streams - get(p).errors;
+        let (l, p) = (done(ll), done(peer));
+        let lo_done = lo.map_or(l, done);
+        if l != get(ll).streams || p != get(peer).streams || lo_done != l {
+            x.note = format!(
+                "completed: llmtap {}, llmtap+otlp {lo_done}, {} {}",
+                get(ll).completed_of_total(),
+                peer.name,
+                get(peer).completed_of_total()
+            );
+            x.llmtap_ahead = (l > p && lo_done > p) || (l == p && lo_done == p && x.llmtap_ahead);
+        }
+        x
+    };
+    rows.push(streamed("added TTFB p50, streamed, serial", |p| &p.serial));
+    rows.push(streamed("added TTFB p50, long prompt", |p| &p.long_prompt));
     let dc = direct.conc1.latency;
     rows.push(row("added p50, concurrency 1".into(), "µs", false, &|p| {
         p.conc1.latency.p50_us - dc.p50_us
