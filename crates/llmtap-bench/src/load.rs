@@ -117,10 +117,37 @@ pub(crate) struct RateRun {
     pub(crate) latency: Pcts,
 }
 
+/// Longest wait for one non-streaming call (head and body) before it counts as an error: a peer
+/// that stops answering under overload must not hang the run.
+pub(crate) const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One non-streaming chat call, body drained; true on a 2xx answer read to its end in time.
+pub(crate) async fn one_call(
+    client: &HttpClient,
+    req: anyhow::Result<Request<Full<Bytes>>>,
+) -> bool {
+    let Ok(req) = req else {
+        return false;
+    };
+    let call = async {
+        match client.request(req).await {
+            Ok(resp) => {
+                let status = resp.status();
+                drain(resp.into_body()).await && status.is_success()
+            }
+            Err(_) => false,
+        }
+    };
+    tokio::time::timeout(CALL_TIMEOUT, call)
+        .await
+        .unwrap_or(false)
+}
+
 /// Open-loop: request i is due at `start + i/rate`; latency counts from that due time.
 pub(crate) async fn fixed_rate(
     client: &HttpClient,
     url: &str,
+    headers: &[(&'static str, String)],
     rate: f64,
     duration: Duration,
     max_in_flight: usize,
@@ -143,19 +170,10 @@ pub(crate) async fn fixed_rate(
         let client = client.clone();
         let tx = tx.clone();
         let in_flight = Arc::clone(&in_flight);
-        let req = chat_request(url, body.clone(), &[]);
+        let req = chat_request(url, body.clone(), headers);
         let due_std = due.into_std();
         tokio::spawn(async move {
-            let ok = match req {
-                Ok(req) => match client.request(req).await {
-                    Ok(resp) => {
-                        let status = resp.status();
-                        drain(resp.into_body()).await && status.is_success()
-                    }
-                    Err(_) => false,
-                },
-                Err(_) => false,
-            };
+            let ok = one_call(&client, req).await;
             let latency = due_std.elapsed().as_secs_f64() * 1e6;
             in_flight.fetch_sub(1, Ordering::Relaxed);
             let _ = tx.send(ok.then_some(latency));
@@ -179,6 +197,33 @@ pub(crate) async fn fixed_rate(
         latency: pcts(lat),
     }
 }
+
+/// Concurrency 1: `count` non-streaming calls one after another (the next leaves when the
+/// previous answer has been read), as the public proxy boards measure. Latency per call, µs, and
+/// the number of failed calls.
+pub(crate) async fn serial_calls(
+    client: &HttpClient,
+    url: &str,
+    headers: &[(&'static str, String)],
+    count: usize,
+) -> (Vec<f64>, usize) {
+    let body = Bytes::from_static(CHAT_BODY.as_bytes());
+    let mut lat = Vec::with_capacity(count);
+    let mut errors = 0;
+    for _ in 0..count {
+        let req = chat_request(url, body.clone(), headers);
+        let start = Instant::now();
+        if one_call(client, req).await {
+            lat.push(start.elapsed().as_secs_f64() * 1e6);
+        } else {
+            errors += 1;
+        }
+    }
+    (lat, errors)
+}
+
+/// Longest wait for one whole streamed call.
+const STREAM_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Timings of streamed calls.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -255,7 +300,9 @@ pub(crate) async fn stream_samples(
         let body = body.clone();
         tokio::spawn(async move {
             while next.fetch_add(1, Ordering::Relaxed) < count {
-                let _ = tx.send(one_stream(&client, &url, &body, &headers).await.ok());
+                let call = one_stream(&client, &url, &body, &headers);
+                let r = tokio::time::timeout(STREAM_TIMEOUT, call).await;
+                let _ = tx.send(r.ok().and_then(Result::ok));
             }
         });
     }

@@ -79,7 +79,7 @@ enum Cmd {
         body: Option<PathBuf>,
     },
     /// The whole benchmark: starts everything, measures, prints the table, writes JSON.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -126,7 +126,8 @@ fn main() -> anyhow::Result<()> {
         }
         Cmd::Rate { url, rps, seconds } => runtime()?.block_on(async move {
             let client = load::client();
-            let r = load::fixed_rate(&client, &url, rps, Duration::from_secs(seconds), 2048).await;
+            let r =
+                load::fixed_rate(&client, &url, &[], rps, Duration::from_secs(seconds), 2048).await;
             println!("{}", serde_json::to_string(&r)?);
             Ok(())
         }),
@@ -148,6 +149,6 @@ fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&r)?);
             Ok(())
         }),
-        Cmd::Run(args) => runtime()?.block_on(run::run(args)),
+        Cmd::Run(args) => runtime()?.block_on(run::run(*args)),
     }
 }

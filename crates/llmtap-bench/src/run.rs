@@ -11,7 +11,11 @@ use http_body_util::Full;
 use llmtap_proxy::settings;
 use serde::Serialize;
 
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
 use crate::load::{self, HttpClient, Pcts, RateRun, StreamRun};
+use crate::upstream::SinkStats;
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct RunArgs {
@@ -55,6 +59,23 @@ pub(crate) struct RunArgs {
     /// Skip nginx (when it is not installed).
     #[arg(long)]
     no_nginx: bool,
+    /// Non-streaming calls per path at concurrency 1 (one call at a time).
+    #[arg(long, default_value_t = 2000)]
+    serial_calls: usize,
+    /// Peer: the `litellm` executable of a venv with `litellm[proxy]` and the OpenTelemetry
+    /// OTLP/HTTP exporter (scripts/bench.sh installs it under target/bench/peers/venv).
+    #[arg(long)]
+    litellm: Option<PathBuf>,
+    /// Peer: Portkey's gateway entry point, `node_modules/@portkey-ai/gateway/build/start-server.js`
+    /// (scripts/bench.sh installs it under target/bench/peers/portkey).
+    #[arg(long)]
+    portkey: Option<PathBuf>,
+    /// The node binary that runs the Portkey gateway.
+    #[arg(long, default_value = "node")]
+    node: PathBuf,
+    /// A peer that could not be installed, as `name: reason` (printed as SKIP, kept in the report).
+    #[arg(long = "skipped")]
+    skipped: Vec<String>,
 }
 
 /// Rounds the streaming measurements are split into, every path once per round.
@@ -63,6 +84,9 @@ const STREAM_ROUNDS: usize = 4;
 #[derive(Debug, Clone, Serialize)]
 struct PathResult {
     name: String,
+    /// A gateway a user would pick instead of llmtap (LiteLLM, Portkey): run at the same absolute
+    /// rates as the others, not part of the rate base.
+    peer: bool,
     saturation: Saturation,
     rates: Vec<RateRun>,
     stream: StreamRun,
@@ -71,6 +95,42 @@ struct PathResult {
     serial: StreamRun,
     /// Streamed calls carrying a ~180 KB agent conversation, one at a time.
     long_prompt: StreamRun,
+    /// Non-streaming calls one at a time (concurrency 1).
+    conc1: Conc1,
+    /// RSS of the path's process tree after its load phases, and its peak (VmHWM) over them.
+    rss_after_load_kib: Option<u64>,
+    peak_rss_kib: Option<u64>,
+    /// What the path's OTLP sink received (paths that export OTLP).
+    otlp: Option<SinkReport>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+struct Conc1 {
+    calls: usize,
+    errors: usize,
+    latency: Pcts,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+struct SinkReport {
+    requests: u64,
+    bytes: u64,
+    spans: u64,
+    /// Trace bodies whose spans could not be counted (compressed or not OTLP).
+    undecoded: u64,
+    /// Requests to other OTLP paths (logs, metrics).
+    other_requests: u64,
+    /// Calls this harness sent through the path (approximate: wrk's in-flight calls at its end).
+    calls_sent: u64,
+}
+
+/// A gateway measured beside llmtap: how it was installed and started.
+#[derive(Debug, Clone, Serialize)]
+struct PeerSetup {
+    name: String,
+    version: String,
+    command: String,
+    config: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -99,15 +159,44 @@ struct Report {
     loadavg_after: String,
     cpus: usize,
     pinning: String,
-    /// Fixed rates are 25/50/80 % of this (the lowest saturation throughput of all paths).
+    /// Fixed rates are 25/50/80 % of this (the lowest saturation throughput of direct, llmtap,
+    /// llmtap+otlp and nginx; the peers run at the same absolute rates).
     rate_base: f64,
+    peers: Vec<PeerSetup>,
+    /// Peers that could not be installed or started: `name: reason`.
+    skipped: Vec<String>,
     upstream: String,
     paths: Vec<PathResult>,
     memory: Vec<Memory>,
     exporter: serde_json::Value,
     sdk: serde_json::Value,
     ratios: serde_json::Value,
+    /// llmtap against each peer, row by row.
+    peer_ratios: Vec<PeerRatio>,
     targets: Vec<Target>,
+}
+
+#[derive(Debug, Serialize)]
+struct PeerRatio {
+    peer: String,
+    rows: Vec<RatioRow>,
+}
+
+/// One comparison: llmtap (capture + JSONL), llmtap+otlp and the peer on the same measurement.
+#[derive(Debug, Clone, Serialize)]
+struct RatioRow {
+    what: String,
+    unit: &'static str,
+    higher_is_better: bool,
+    llmtap: f64,
+    llmtap_otlp: Option<f64>,
+    peer: f64,
+    /// llmtap / peer (None when the peer's value is ≤ 0: no meaningful ratio).
+    ratio: Option<f64>,
+    ratio_otlp: Option<f64>,
+    /// Both llmtap and llmtap+otlp better than the peer on this row.
+    llmtap_ahead: bool,
+    note: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -153,24 +242,95 @@ fn proc_kib(pid: u32, key: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Children of every process, from /proc/*/stat.
+fn descendants(root: u32) -> Vec<u32> {
+    let mut parent_of = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for e in entries.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u32>().ok());
+            if let Some(ppid) = ppid {
+                parent_of.push((pid, ppid));
+            }
+        }
+    }
+    let mut out = vec![root];
+    let mut i = 0;
+    while i < out.len() {
+        let p = out[i];
+        out.extend(parent_of.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
+        i += 1;
+    }
+    out
+}
+
+/// `key` (VmRSS:, VmHWM:) summed over a process and its descendants (LiteLLM and Node may run
+/// workers as children).
+fn tree_kib(pid: u32, key: &str) -> u64 {
+    descendants(pid).into_iter().map(|p| proc_kib(p, key)).sum()
+}
+
 fn pinned(cores: &str, program: &Path) -> Command {
     let mut c = Command::new("taskset");
     c.arg("-c").arg(cores).arg(program);
     c
 }
 
-async fn wait_ready(client: &HttpClient, url: &str) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(20);
+/// One way to the upstream: the URL, the headers this path needs on every call, and the process
+/// behind it.
+struct Route {
+    name: String,
+    url: String,
+    headers: Vec<(&'static str, String)>,
+    pid: Option<u32>,
+    peer: bool,
+    sink: Option<Arc<SinkStats>>,
+}
+
+/// Waits until a chat call through `url` answers 2xx (LiteLLM imports for tens of seconds, two
+/// minutes on a busy machine); fails with the last status or error after 5 minutes or when the
+/// process has exited.
+async fn wait_ready(
+    client: &HttpClient,
+    url: &str,
+    headers: &[(&'static str, String)],
+    child: Option<&mut Child>,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut child = child;
     loop {
-        let req = load::chat_request(url, Bytes::from_static(load::CHAT_BODY.as_bytes()), &[])?;
-        if let Ok(resp) = client.request(req).await
-            && resp.status().is_success()
+        let req = load::chat_request(url, Bytes::from_static(load::CHAT_BODY.as_bytes()), headers)?;
+        let last = match tokio::time::timeout(Duration::from_secs(10), client.request(req)).await {
+            Ok(Ok(resp)) => {
+                let status = resp.status();
+                let _ = load::drain(resp.into_body()).await;
+                if status.is_success() {
+                    return Ok(());
+                }
+                format!("status {status}")
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "timed out".to_owned(),
+        };
+        if let Some(c) = child.as_deref_mut()
+            && let Ok(Some(status)) = c.try_wait()
         {
-            let _ = load::drain(resp.into_body()).await;
-            return Ok(());
+            anyhow::bail!("{url}: the process exited ({status}); last answer: {last}");
         }
-        anyhow::ensure!(Instant::now() < deadline, "{url} never became ready");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{url} never became ready (last answer: {last})"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
@@ -234,6 +394,142 @@ fn spawn_nginx(args: &RunArgs, dir: &Path, port: u16, upstream: u16) -> anyhow::
     Ok(cmd.spawn()?)
 }
 
+/// LiteLLM's proxy config: one model, passed through to the bench upstream as an OpenAI
+/// provider, with LiteLLM's OpenTelemetry callback on.
+fn litellm_config(upstream: u16) -> String {
+    format!(
+        "model_list:\n\
+         \x20 - model_name: gpt-4o-mini\n\
+         \x20   litellm_params:\n\
+         \x20     model: openai/gpt-4o-mini\n\
+         \x20     api_base: http://127.0.0.1:{upstream}/v1\n\
+         \x20     api_key: sk-bench\n\
+         litellm_settings:\n\
+         \x20 callbacks: [\"otel\"]\n\
+         \x20 set_verbose: false\n\
+         \x20 request_timeout: 600\n\
+         general_settings:\n\
+         \x20 forward_client_headers_to_llm_api: true\n"
+    )
+}
+
+/// The proxy's master key: LiteLLM refuses to start without one (or an explicit "permit weak
+/// key" flag); the bench sends it as a bearer token, as a client of a real deployment would.
+const LITELLM_KEY: &str = "sk-llmtapbench-7f3a9c2e5b1d4f6a8c0e2b4d6f8a1c3e";
+
+fn litellm_headers() -> Vec<(&'static str, String)> {
+    vec![("authorization", format!("Bearer {LITELLM_KEY}"))]
+}
+
+/// LiteLLM proxy, one worker, pinned to the proxy core(s); its OTel callback exports OTLP/HTTP
+/// to `sink`. Its stderr goes to `dir/litellm.log`.
+fn spawn_litellm(
+    args: &RunArgs,
+    exe: &Path,
+    dir: &Path,
+    port: u16,
+    upstream: u16,
+    sink: u16,
+) -> anyhow::Result<Child> {
+    let config = dir.join("litellm.yaml");
+    std::fs::write(&config, litellm_config(upstream))?;
+    let log = std::fs::File::create(dir.join(format!("litellm-{port}.log")))?;
+    let mut cmd = pinned(&args.proxy_cores, exe);
+    cmd.arg("--config")
+        .arg(&config)
+        .arg("--host")
+        .arg("127.0.0.1")
+        .arg("--port")
+        .arg(port.to_string())
+        .arg("--num_workers")
+        .arg("1")
+        .envs(litellm_env(sink))
+        .stdout(Stdio::null())
+        .stderr(log);
+    Ok(cmd.spawn()?)
+}
+
+fn litellm_env(sink: u16) -> Vec<(&'static str, String)> {
+    vec![
+        ("OTEL_EXPORTER", "otlp_http".into()),
+        (
+            "OTEL_ENDPOINT",
+            format!("http://127.0.0.1:{sink}/v1/traces"),
+        ),
+        ("OTEL_SERVICE_NAME", "litellm-bench".into()),
+        ("LITELLM_MASTER_KEY", LITELLM_KEY.into()),
+        ("LITELLM_LOG", "ERROR".into()),
+        ("LITELLM_MODE", "PRODUCTION".into()),
+        ("LITELLM_TELEMETRY", "False".into()),
+        ("DISABLE_ADMIN_UI", "True".into()),
+        ("NO_DOCKER", "True".into()),
+    ]
+}
+
+/// The headers Portkey's gateway needs to pass a call through to an OpenAI-compatible host,
+/// and to forward the bench's per-request overrides to it.
+fn portkey_headers(upstream: u16) -> Vec<(&'static str, String)> {
+    vec![
+        ("x-portkey-provider", "openai".into()),
+        (
+            "x-portkey-custom-host",
+            format!("http://127.0.0.1:{upstream}/v1"),
+        ),
+        (
+            "x-portkey-forward-headers",
+            "x-bench-chunks,x-bench-chunk-delay-us,x-bench-delay-us".into(),
+        ),
+        ("authorization", "Bearer sk-bench".into()),
+    ]
+}
+
+/// Portkey's gateway (Node), headless, pinned to the proxy core(s). The loopback upstream has to
+/// be named trusted, or the gateway refuses it as a custom host.
+fn spawn_portkey(args: &RunArgs, script: &Path, dir: &Path, port: u16) -> anyhow::Result<Child> {
+    let log = std::fs::File::create(dir.join(format!("portkey-{port}.log")))?;
+    let mut cmd = pinned(&args.proxy_cores, &args.node);
+    cmd.arg(script)
+        .arg(format!("--port={port}"))
+        .arg("--headless")
+        .env("TRUSTED_CUSTOM_HOSTS", "127.0.0.1,localhost")
+        .env("NODE_ENV", "production")
+        .stdout(Stdio::null())
+        .stderr(log);
+    Ok(cmd.spawn()?)
+}
+
+/// The installed version of a peer, read from its package metadata.
+fn litellm_version(exe: &Path) -> String {
+    let venv = exe.parent().and_then(Path::parent);
+    let found = venv
+        .and_then(|v| std::fs::read_dir(v.join("lib")).ok())
+        .and_then(|libs| {
+            libs.flatten().find_map(|py| {
+                std::fs::read_dir(py.path().join("site-packages"))
+                    .ok()?
+                    .flatten()
+                    .find_map(|e| {
+                        let n = e.file_name().to_string_lossy().into_owned();
+                        n.strip_prefix("litellm-")?
+                            .strip_suffix(".dist-info")
+                            .filter(|v| v.starts_with(|c: char| c.is_ascii_digit()))
+                            .map(str::to_owned)
+                    })
+            })
+        });
+    found.unwrap_or_else(|| "unknown".into())
+}
+
+fn portkey_version(script: &Path) -> String {
+    script
+        .parent()
+        .and_then(Path::parent)
+        .and_then(|d| std::fs::read(d.join("package.json")).ok())
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["version"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".into())
+}
+
 /// A TTFB table block: one row per path, and the difference to the first path (direct).
 fn write_ttfb_rows(
     o: &mut String,
@@ -259,6 +555,23 @@ fn write_ttfb_rows(
             r.ttfb.p50_us - base
         );
     }
+}
+
+/// wrk's script: POST the chat body with the path's headers.
+fn wrk_lua(headers: &[(&'static str, String)]) -> anyhow::Result<String> {
+    let mut lua = format!(
+        "wrk.method = \"POST\"\nwrk.body = {}\nwrk.headers[\"Content-Type\"] = \"application/json\"\n",
+        serde_json::to_string(load::CHAT_BODY)?
+    );
+    for (k, v) in headers {
+        let _ = writeln!(
+            lua,
+            "wrk.headers[{}] = {}",
+            serde_json::to_string(k)?,
+            serde_json::to_string(v)?
+        );
+    }
+    Ok(lua)
 }
 
 /// The pid of the process taskset exec'd into is the child's pid (taskset execs, no fork).
@@ -306,14 +619,10 @@ fn dur_us(v: &str) -> f64 {
     }
 }
 
-async fn warm(client: &HttpClient, url: &str, n: usize) {
+async fn warm(client: &HttpClient, url: &str, headers: &[(&'static str, String)], n: usize) {
     for _ in 0..n {
-        if let Ok(req) =
-            load::chat_request(url, Bytes::from_static(load::CHAT_BODY.as_bytes()), &[])
-            && let Ok(resp) = client.request(req).await
-        {
-            let _ = load::drain(resp.into_body()).await;
-        }
+        let req = load::chat_request(url, Bytes::from_static(load::CHAT_BODY.as_bytes()), headers);
+        load::one_call(client, req).await;
     }
 }
 
@@ -324,29 +633,29 @@ async fn memory(
     name: &str,
     mut spawn: impl FnMut() -> anyhow::Result<Child>,
     url: &str,
+    headers: &[(&'static str, String)],
 ) -> anyhow::Result<Memory> {
     let client = load::client();
     let mut child = Procs(vec![spawn()?]);
     let pid = child.0[0].id();
-    wait_ready(&client, url).await?;
+    wait_ready(&client, url, headers, child.0.first_mut()).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let idle = proc_kib(pid, "VmRSS:");
+    let idle = tree_kib(pid, "VmRSS:");
     // Slow streams: 50 chunks, 100 ms apart (~5 s each), all open at once.
-    let headers = vec![
-        ("x-bench-chunks", "50".to_owned()),
-        ("x-bench-chunk-delay-us", "100000".to_owned()),
-    ];
+    let mut slow = headers.to_vec();
+    slow.push(("x-bench-chunks", "50".to_owned()));
+    slow.push(("x-bench-chunk-delay-us", "100000".to_owned()));
     let run = load::stream_samples(
         &client,
         url,
         Bytes::from_static(load::STREAM_BODY.as_bytes()),
         args.slow_streams,
         args.slow_streams,
-        headers,
+        slow,
     )
     .await
     .into_run(100_000.0);
-    let peak_streams = proc_kib(pid, "VmHWM:");
+    let peak_streams = tree_kib(pid, "VmHWM:");
     drop(child);
     drop(client);
 
@@ -354,23 +663,30 @@ async fn memory(
     let client = load::client();
     child = Procs(vec![spawn()?]);
     let pid = child.0[0].id();
-    wait_ready(&client, url).await?;
+    wait_ready(&client, url, headers, child.0.first_mut()).await?;
     let filler = "a".repeat(args.body_mb * 1024 * 1024);
     let body =
         format!(r#"{{"model":"gpt-4o-mini","messages":[{{"role":"user","content":"{filler}"}}]}}"#);
     drop(filler);
-    let req = hyper::Request::post(url)
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body)))?;
-    let status = match client.request(req).await {
-        Ok(resp) => {
-            let s = resp.status().as_u16();
-            let _ = load::drain(resp.into_body()).await;
-            s
+    let mut req = hyper::Request::post(url).header("content-type", "application/json");
+    for (k, v) in headers {
+        req = req.header(*k, v.as_str());
+    }
+    let req = req.body(Full::new(Bytes::from(body)))?;
+    let call = async {
+        match client.request(req).await {
+            Ok(resp) => {
+                let s = resp.status().as_u16();
+                let _ = load::drain(resp.into_body()).await;
+                s
+            }
+            Err(_) => 0,
         }
-        Err(_) => 0,
     };
-    let peak_body = proc_kib(pid, "VmHWM:");
+    let status = tokio::time::timeout(Duration::from_secs(120), call)
+        .await
+        .unwrap_or(0);
+    let peak_body = tree_kib(pid, "VmHWM:");
     drop(child);
     Ok(Memory {
         path: name.to_owned(),
@@ -417,10 +733,14 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
     });
     let me = std::env::current_exe()?;
     let pinning = format!(
-        "load generator + OTLP sink (this process) and upstream and wrk: cores {}; proxy under test (llmtap, nginx): cores {}; exporter/SDK micro-benchmarks: cores {}",
+        "load generator + OTLP sinks (this process) and upstream and wrk: cores {}; proxy under test (llmtap, nginx, LiteLLM, Portkey — all started at once, each measured alone): cores {}; exporter/SDK micro-benchmarks: cores {}",
         args.client_cores, args.proxy_cores, args.proxy_cores
     );
     eprintln!("pinning: {pinning}\nload average: {loadavg_before}");
+    let mut skipped = args.skipped.clone();
+    for s in &skipped {
+        eprintln!("SKIP: {s}");
+    }
 
     // Upstream.
     let up_port = free_port()?;
@@ -439,172 +759,351 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
             .stdout(Stdio::null())
             .spawn()?,
     );
-    // OTLP sink, in this process.
-    let sink = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let sink_port = sink.local_addr()?.port();
-    tokio::spawn(crate::upstream::serve_sink(sink));
+    // OTLP sinks, in this process: one per exporting path, so each path's spans are counted.
+    let sink = async || -> anyhow::Result<(u16, Arc<SinkStats>)> {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let port = l.local_addr()?.port();
+        let stats = Arc::new(SinkStats::default());
+        tokio::spawn(crate::upstream::serve_sink(l, Arc::clone(&stats)));
+        Ok((port, stats))
+    };
+    let route = |name: &str, port: u16, pid: Option<u32>| Route {
+        name: name.into(),
+        url: format!("http://127.0.0.1:{port}/v1/chat/completions"),
+        headers: Vec::new(),
+        pid,
+        peer: false,
+        sink: None,
+    };
 
-    let mut paths: Vec<(String, String)> = vec![(
-        "direct".into(),
-        format!("http://127.0.0.1:{up_port}/v1/chat/completions"),
-    )];
+    let mut routes = vec![route("direct", up_port, None)];
     let p = free_port()?;
-    procs.0.push(spawn_llmtap(
-        &args,
-        p,
-        up_port,
-        &dir.join("llmtap.jsonl"),
-        None,
-    )?);
-    paths.push((
-        "llmtap".into(),
-        format!("http://127.0.0.1:{p}/v1/chat/completions"),
-    ));
+    let child = spawn_llmtap(&args, p, up_port, &dir.join("llmtap.jsonl"), None)?;
+    routes.push(route("llmtap", p, Some(child.id())));
+    procs.0.push(child);
+    let (llmtap_sink, llmtap_stats) = sink().await?;
     let p = free_port()?;
-    procs.0.push(spawn_llmtap(
+    let child = spawn_llmtap(
         &args,
         p,
         up_port,
         &dir.join("llmtap-otlp.jsonl"),
-        Some(sink_port),
-    )?);
-    paths.push((
-        "llmtap+otlp".into(),
-        format!("http://127.0.0.1:{p}/v1/chat/completions"),
-    ));
+        Some(llmtap_sink),
+    )?;
+    routes.push(Route {
+        sink: Some(llmtap_stats),
+        ..route("llmtap+otlp", p, Some(child.id()))
+    });
+    procs.0.push(child);
     if !args.no_nginx {
         let p = free_port()?;
-        procs.0.push(spawn_nginx(&args, &dir, p, up_port)?);
-        paths.push((
-            "nginx".into(),
-            format!("http://127.0.0.1:{p}/v1/chat/completions"),
-        ));
+        let child = spawn_nginx(&args, &dir, p, up_port)?;
+        routes.push(route("nginx", p, Some(child.id())));
+        procs.0.push(child);
     }
     let client = load::client();
-    for (name, url) in &paths {
-        wait_ready(&client, url).await?;
-        warm(&client, url, 2000).await;
-        eprintln!("ready: {name} {url}");
+    for r in &routes {
+        wait_ready(&client, &r.url, &r.headers, None).await?;
+        eprintln!("ready: {} {}", r.name, r.url);
     }
-    let lua = dir.join("post.lua");
-    std::fs::write(
-        &lua,
-        format!(
-            "wrk.method = \"POST\"\nwrk.body = {}\nwrk.headers[\"Content-Type\"] = \"application/json\"\n",
-            serde_json::to_string(load::CHAT_BODY)?
-        ),
-    )?;
 
-    // Saturation first (direct's sets the fixed rates).
+    // The peers: started, checked, and skipped (visibly) when they do not answer.
+    let mut peers = Vec::new();
+    let (litellm_sink, litellm_stats) = sink().await?;
+    if let Some(exe) = &args.litellm {
+        let p = free_port()?;
+        let version = litellm_version(exe);
+        let started = match spawn_litellm(&args, exe, &dir, p, up_port, litellm_sink) {
+            Ok(mut child) => {
+                let url = route("", p, None).url;
+                match wait_ready(&client, &url, &litellm_headers(), Some(&mut child)).await {
+                    Ok(()) => Ok(child),
+                    Err(e) => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        Err(e)
+                    }
+                }
+            }
+            Err(e) => Err(e),
+        };
+        match started {
+            Ok(child) => {
+                routes.push(Route {
+                    peer: true,
+                    headers: litellm_headers(),
+                    sink: Some(Arc::clone(&litellm_stats)),
+                    ..route("litellm", p, Some(child.id()))
+                });
+                procs.0.push(child);
+                let env: Vec<String> = litellm_env(litellm_sink)
+                    .into_iter()
+                    .map(|(k, v)| match k {
+                        "LITELLM_MASTER_KEY" => format!("{k}=<bench key>"),
+                        _ => format!("{k}={v}"),
+                    })
+                    .collect();
+                peers.push(PeerSetup {
+                    name: "litellm".into(),
+                    version: format!("litellm[proxy]=={version} (PyPI)"),
+                    command: format!(
+                        "{} litellm --config litellm.yaml --host 127.0.0.1 --port PORT --num_workers 1",
+                        env.join(" ")
+                    ),
+                    config: litellm_config(up_port),
+                });
+                eprintln!("ready: litellm {version}");
+            }
+            Err(e) => {
+                let reason = format!(
+                    "litellm: did not start: {e:#} (see {}/litellm-{p}.log)",
+                    dir.display()
+                );
+                eprintln!("SKIP: {reason}");
+                skipped.push(reason);
+            }
+        }
+    }
+    if let Some(script) = &args.portkey {
+        let p = free_port()?;
+        let version = portkey_version(script);
+        let headers = portkey_headers(up_port);
+        let started = match spawn_portkey(&args, script, &dir, p) {
+            Ok(mut child) => {
+                let url = route("", p, None).url;
+                match wait_ready(&client, &url, &headers, Some(&mut child)).await {
+                    Ok(()) => Ok(child),
+                    Err(e) => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        Err(e)
+                    }
+                }
+            }
+            Err(e) => Err(e),
+        };
+        match started {
+            Ok(child) => {
+                let shown: Vec<String> = headers.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+                routes.push(Route {
+                    peer: true,
+                    headers,
+                    ..route("portkey", p, Some(child.id()))
+                });
+                procs.0.push(child);
+                peers.push(PeerSetup {
+                    name: "portkey".into(),
+                    version: format!("@portkey-ai/gateway@{version} (npm)"),
+                    command: format!(
+                        "TRUSTED_CUSTOM_HOSTS=127.0.0.1,localhost NODE_ENV=production node {} --port=PORT --headless",
+                        script.display()
+                    ),
+                    config: format!("per-call headers: {}", shown.join("; ")),
+                });
+                eprintln!("ready: portkey {version}");
+            }
+            Err(e) => {
+                let reason = format!(
+                    "portkey: did not start: {e:#} (see {}/portkey-{p}.log)",
+                    dir.display()
+                );
+                eprintln!("SKIP: {reason}");
+                skipped.push(reason);
+            }
+        }
+    }
+    // Warm-up calls, one at a time: 2,000 for the Rust and C paths, 300 for the peers (Node's
+    // JIT is warm well before; LiteLLM, at tens of milliseconds a call on a busy machine, would
+    // spend minutes here).
+    let warm_count = |r: &Route| if r.peer { 300 } else { 2000 };
+    for r in &routes {
+        warm(&client, &r.url, &r.headers, warm_count(r)).await;
+    }
+
+    // Saturation first (it sets the fixed rates).
     let mut sats = Vec::new();
-    for (name, url) in &paths {
-        let s = wrk(&args, url, &lua)?;
-        eprintln!("saturation {name}: {:.0} req/s", s.rps);
+    for r in &routes {
+        let lua = dir.join(format!("post-{}.lua", r.name.replace('+', "-")));
+        std::fs::write(&lua, wrk_lua(&r.headers)?)?;
+        let s = match wrk(&args, &r.url, &lua) {
+            Ok(s) => s,
+            Err(e) if r.peer => {
+                eprintln!("saturation {}: {e:#}", r.name);
+                Saturation::default()
+            }
+            Err(e) => return Err(e),
+        };
+        eprintln!("saturation {}: {:.0} req/s", r.name, s.rps);
         sats.push(s);
     }
     // Fixed rates: fractions of a saturation every path can actually carry. With the proxy on
     // one core, direct's saturation (wrk + upstream only) is several times what any proxy, nginx
     // included, can forward, so rates taken from it would measure queueing, not overhead. The
-    // base is therefore the lowest saturation of all paths (reported as `rate_base`).
-    let rate_base = sats.iter().map(|s| s.rps).fold(f64::INFINITY, f64::min);
-    eprintln!("fixed rates are fractions of {rate_base:.0} req/s (lowest saturation)");
+    // base is therefore the lowest saturation of direct, llmtap and nginx (`rate_base`). The
+    // peers run at the same absolute rates: a peer that cannot keep up sheds and queues, and
+    // that is what the rows show — its slowness does not lower everyone's rates.
+    let rate_base = routes
+        .iter()
+        .zip(&sats)
+        .filter(|(r, _)| !r.peer)
+        .map(|(_, s)| s.rps)
+        .fold(f64::INFINITY, f64::min);
+    eprintln!(
+        "fixed rates are fractions of {rate_base:.0} req/s (lowest saturation of direct, llmtap, nginx)"
+    );
     let fractions = [0.25, 0.5, 0.8];
     let long_body = Bytes::from(load::long_conversation_body());
     // Each rate for every path in turn (not all rates of one path, then the next path), so
     // drift over the run lands on every path alike.
-    let mut all_rates: Vec<Vec<load::RateRun>> = paths.iter().map(|_| Vec::new()).collect();
+    let mut all_rates: Vec<Vec<load::RateRun>> = routes.iter().map(|_| Vec::new()).collect();
+    let mut warm_calls: Vec<u64> = routes.iter().map(|r| warm_count(r) as u64).collect();
     for f in fractions {
-        for ((name, url), rates) in paths.iter().zip(all_rates.iter_mut()) {
+        for ((r, rates), sent) in routes.iter().zip(all_rates.iter_mut()).zip(&mut warm_calls) {
             // One unmeasured second at the same rate first: connection pools on every hop grow
             // to what the rate needs, so the measurement sees the steady state, not the ramp.
-            let _ =
-                load::fixed_rate(&client, url, rate_base * f, Duration::from_secs(1), 2048).await;
-            let r = load::fixed_rate(
+            let w = load::fixed_rate(
                 &client,
-                url,
+                &r.url,
+                &r.headers,
+                rate_base * f,
+                Duration::from_secs(1),
+                2048,
+            )
+            .await;
+            *sent += (w.latency.n + w.errors) as u64;
+            let x = load::fixed_rate(
+                &client,
+                &r.url,
+                &r.headers,
                 rate_base * f,
                 Duration::from_secs(args.seconds),
                 2048,
             )
             .await;
             eprintln!(
-                "{name} @ {:.0} req/s: p50 {:.0} µs p99 {:.0} µs (shed {}, errors {})",
-                r.target_rps, r.latency.p50_us, r.latency.p99_us, r.shed, r.errors
+                "{} @ {:.0} req/s: p50 {:.0} µs p99 {:.0} µs (shed {}, errors {})",
+                r.name, x.target_rps, x.latency.p50_us, x.latency.p99_us, x.shed, x.errors
             );
-            rates.push(r);
+            rates.push(x);
         }
     }
-    // Streams in interleaved rounds (every path once per round), so that drift in the
-    // machine's speed over the minutes this takes lands on every path alike.
+    // Streams and the concurrency-1 calls in interleaved rounds (every path once per round), so
+    // that drift in the machine's speed over the minutes this takes lands on every path alike.
+    let n = routes.len();
     let mut short = Vec::new();
     let mut serial = Vec::new();
     let mut long = Vec::new();
-    short.resize_with(paths.len(), load::StreamSamples::default);
-    serial.resize_with(paths.len(), load::StreamSamples::default);
-    long.resize_with(paths.len(), load::StreamSamples::default);
+    short.resize_with(n, load::StreamSamples::default);
+    serial.resize_with(n, load::StreamSamples::default);
+    long.resize_with(n, load::StreamSamples::default);
+    let mut conc1: Vec<(Vec<f64>, usize)> = vec![(Vec::new(), 0); n];
     for round in 0..STREAM_ROUNDS {
         let share =
             |total: usize| total / STREAM_ROUNDS + usize::from(round < total % STREAM_ROUNDS);
-        let each = short.iter_mut().zip(serial.iter_mut()).zip(long.iter_mut());
-        for ((_, url), ((short, serial), long)) in paths.iter().zip(each) {
-            let body = Bytes::from_static(load::STREAM_BODY.as_bytes());
+        let each = short
+            .iter_mut()
+            .zip(serial.iter_mut())
+            .zip(long.iter_mut())
+            .zip(conc1.iter_mut());
+        for (r, (((short, serial), long), conc1)) in routes.iter().zip(each) {
+            let (lat, errors) =
+                load::serial_calls(&client, &r.url, &r.headers, share(args.serial_calls)).await;
+            conc1.0.extend(lat);
+            conc1.1 += errors;
             let samples = load::stream_samples(
                 &client,
-                url,
-                body,
+                &r.url,
+                Bytes::from_static(load::STREAM_BODY.as_bytes()),
                 share(args.streams),
                 args.stream_concurrency,
-                Vec::new(),
+                r.headers.clone(),
             )
             .await;
             short.merge(samples);
+            let mut one_chunk = r.headers.clone();
+            one_chunk.push(("x-bench-chunks", "1".to_owned()));
             let samples = load::stream_samples(
                 &client,
-                url,
+                &r.url,
                 Bytes::from_static(load::STREAM_BODY.as_bytes()),
                 share(args.streams),
                 1,
-                vec![("x-bench-chunks", "1".to_owned())],
+                one_chunk,
             )
             .await;
             serial.merge(samples);
             let samples = load::stream_samples(
                 &client,
-                url,
+                &r.url,
                 long_body.clone(),
                 share(args.streams / 2),
                 1,
-                Vec::new(),
+                r.headers.clone(),
             )
             .await;
             long.merge(samples);
         }
     }
+    // Give exporters a moment to send their last batches before the sinks are read.
+    tokio::time::sleep(Duration::from_secs(6)).await;
     let gap = args.chunk_delay_us as f64;
     let mut results = Vec::new();
-    let streamed = short.into_iter().zip(serial).zip(long);
-    for ((((name, _), sat), rates), ((short, serial), long)) in
-        paths.iter().zip(sats).zip(all_rates).zip(streamed)
+    let streamed = short.into_iter().zip(serial).zip(long).zip(conc1);
+    for ((((r, sat), rates), sent), (((short, serial), long), (lat, c1_errors))) in routes
+        .iter()
+        .zip(sats)
+        .zip(all_rates)
+        .zip(warm_calls)
+        .zip(streamed)
     {
         let stream = short.into_run(gap);
         let serial = serial.into_run(gap);
         let long_prompt = long.into_run(gap);
+        let conc1 = Conc1 {
+            calls: lat.len() + c1_errors,
+            errors: c1_errors,
+            latency: load::pcts(lat),
+        };
         eprintln!(
-            "{name} stream: ttfb p50 {:.0} µs, chunk p50 {:.0} µs p99 {:.0} µs max {:.0} µs; one at a time: ttfb p50 {:.0} µs, long prompt {:.0} µs",
+            "{} stream: ttfb p50 {:.0} µs, chunk p50 {:.0} µs p99 {:.0} µs max {:.0} µs; one at a time: ttfb p50 {:.0} µs, long prompt {:.0} µs; concurrency 1: p50 {:.0} µs p99 {:.0} µs",
+            r.name,
             stream.ttfb.p50_us,
             stream.chunk_delay.p50_us,
             stream.chunk_delay.p99_us,
             stream.chunk_delay.max_us,
             serial.ttfb.p50_us,
-            long_prompt.ttfb.p50_us
+            long_prompt.ttfb.p50_us,
+            conc1.latency.p50_us,
+            conc1.latency.p99_us,
         );
+        let calls_sent = sent
+            + sat.latency.n as u64
+            + rates
+                .iter()
+                .map(|x| (x.latency.n + x.errors) as u64)
+                .sum::<u64>()
+            + (stream.streams + serial.streams + long_prompt.streams + conc1.calls) as u64
+            + 1;
+        let otlp = r.sink.as_ref().map(|s| SinkReport {
+            requests: s.requests.load(Ordering::Relaxed),
+            bytes: s.bytes.load(Ordering::Relaxed),
+            spans: s.spans.load(Ordering::Relaxed),
+            undecoded: s.undecoded.load(Ordering::Relaxed),
+            other_requests: s.other.load(Ordering::Relaxed),
+            calls_sent,
+        });
         results.push(PathResult {
-            name: name.clone(),
+            name: r.name.clone(),
+            peer: r.peer,
             saturation: sat,
             rates,
             stream,
             serial,
             long_prompt,
+            conc1,
+            rss_after_load_kib: r.pid.map(|p| tree_kib(p, "VmRSS:")),
+            peak_rss_kib: r.pid.map(|p| tree_kib(p, "VmHWM:")),
+            otlp,
         });
     }
     // Stop the proxies (keep the upstream) before memory and micro-benchmarks.
@@ -616,28 +1115,55 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
     {
         let p = free_port()?;
         let jsonl = dir.join("llmtap-mem.jsonl");
-        let url = format!("http://127.0.0.1:{p}/v1/chat/completions");
+        let url = route("", p, None).url;
         let m = memory(
             &args,
             "llmtap",
             || spawn_llmtap(&args, p, up_port, &jsonl, None),
             &url,
+            &[],
         )
         .await?;
         eprintln!("memory llmtap: {m:?}");
         memory_results.push(m);
         if !args.no_nginx {
             let p = free_port()?;
-            let url = format!("http://127.0.0.1:{p}/v1/chat/completions");
+            let url = route("", p, None).url;
             let m = memory(
                 &args,
                 "nginx",
                 || spawn_nginx(&args, &dir, p, up_port),
                 &url,
+                &[],
             )
             .await?;
             eprintln!("memory nginx: {m:?}");
             memory_results.push(m);
+        }
+        let measured = |name: &str| routes.iter().any(|r| r.name == name);
+        if let Some(exe) = args.litellm.as_ref().filter(|_| measured("litellm")) {
+            let p = free_port()?;
+            let url = route("", p, None).url;
+            let spawn = || spawn_litellm(&args, exe, &dir, p, up_port, litellm_sink);
+            match memory(&args, "litellm", spawn, &url, &litellm_headers()).await {
+                Ok(m) => {
+                    eprintln!("memory litellm: {m:?}");
+                    memory_results.push(m);
+                }
+                Err(e) => eprintln!("memory litellm: {e:#}"),
+            }
+        }
+        if let Some(script) = args.portkey.as_ref().filter(|_| measured("portkey")) {
+            let p = free_port()?;
+            let url = route("", p, None).url;
+            let spawn = || spawn_portkey(&args, script, &dir, p);
+            match memory(&args, "portkey", spawn, &url, &portkey_headers(up_port)).await {
+                Ok(m) => {
+                    eprintln!("memory portkey: {m:?}");
+                    memory_results.push(m);
+                }
+                Err(e) => eprintln!("memory portkey: {e:#}"),
+            }
         }
     }
     drop(procs);
@@ -654,6 +1180,8 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
         cpus,
         pinning,
         rate_base,
+        peers,
+        skipped,
         upstream: format!(
             "llmtap-bench upstream: JSON after {} µs; SSE {} chunks {} µs apart",
             args.delay_us, args.chunks, args.chunk_delay_us
@@ -663,6 +1191,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
         exporter,
         sdk,
         ratios: serde_json::Value::Null,
+        peer_ratios: Vec::new(),
         targets: Vec::new(),
     };
     let text = render(&mut report);
@@ -674,6 +1203,141 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
     std::fs::write(args.out.join("latest.txt"), text)?;
     eprintln!("wrote {}", args.out.join("latest.json").display());
     Ok(())
+}
+
+/// llmtap (and llmtap+otlp) against one peer on every latency, throughput and memory
+/// measurement both have.
+fn peer_rows(
+    direct: &PathResult,
+    ll: &PathResult,
+    lo: Option<&PathResult>,
+    peer: &PathResult,
+    memory: &[Memory],
+) -> Vec<RatioRow> {
+    let ratio = |a: f64, b: f64| (b > 0.0).then(|| a / b);
+    let row = |what: String, unit, higher: bool, get: &dyn Fn(&PathResult) -> f64| {
+        let (l, p) = (get(ll), get(peer));
+        let lo_v = lo.map(get);
+        let better = |x: f64| if higher { x > p } else { x < p };
+        RatioRow {
+            what,
+            unit,
+            higher_is_better: higher,
+            llmtap: l,
+            llmtap_otlp: lo_v,
+            peer: p,
+            ratio: ratio(l, p),
+            ratio_otlp: lo_v.and_then(|v| ratio(v, p)),
+            llmtap_ahead: better(l) && lo_v.is_none_or(better),
+            note: String::new(),
+        }
+    };
+    let mut rows = vec![row("saturation".into(), "req/s", true, &|p| {
+        p.saturation.rps
+    })];
+    for (i, rr) in direct.rates.iter().enumerate() {
+        let rate = rr.target_rps;
+        for (q, get) in [
+            ("p50", (|x: &Pcts| x.p50_us) as fn(&Pcts) -> f64),
+            ("p99", |x: &Pcts| x.p99_us),
+        ] {
+            let d = get(&rr.latency);
+            let mut x = row(
+                format!("added {q} at {rate:.0} req/s"),
+                "µs",
+                false,
+                &|p| p.rates.get(i).map_or(f64::NAN, |x| get(&x.latency) - d),
+            );
+            // A path that shed or failed calls at this rate did not carry it: its percentiles
+            // cover only the calls it answered. Fewer lost calls wins first.
+            let lost = |p: &PathResult| p.rates.get(i).map_or(0, |x| x.shed + x.errors);
+            let (l_lost, p_lost) = (lost(ll), lost(peer));
+            let lo_lost = lo.map_or(0, lost);
+            if l_lost + lo_lost + p_lost > 0 {
+                x.note = format!(
+                    "lost calls: llmtap {l_lost}, llmtap+otlp {lo_lost}, {} {p_lost}",
+                    peer.name
+                );
+                x.llmtap_ahead = (l_lost < p_lost && lo_lost < p_lost)
+                    || (l_lost == 0 && lo_lost == 0 && p_lost == 0 && x.llmtap_ahead);
+            }
+            rows.push(x);
+        }
+    }
+    // Streamed rows: a path whose calls failed has no TTFB to compare; more completed calls
+    // wins first.
+    let streamed = |what: &str, get: fn(&PathResult) -> &StreamRun| {
+        let d = get(direct).ttfb.p50_us;
+        let mut x = row(what.into(), "µs", false, &|p| get(p).ttfb.p50_us - d);
+        let done = |p: &PathResult| get(p).streams - get(p).errors;
+        let (l, p) = (done(ll), done(peer));
+        let lo_done = lo.map_or(l, done);
+        if l != get(ll).streams || p != get(peer).streams || lo_done != l {
+            x.note = format!(
+                "completed: llmtap {}, llmtap+otlp {lo_done}, {} {}",
+                get(ll).completed_of_total(),
+                peer.name,
+                get(peer).completed_of_total()
+            );
+            x.llmtap_ahead = (l > p && lo_done > p) || (l == p && lo_done == p && x.llmtap_ahead);
+        }
+        x
+    };
+    rows.push(streamed("added TTFB p50, streamed, serial", |p| &p.serial));
+    rows.push(streamed("added TTFB p50, long prompt", |p| &p.long_prompt));
+    let dc = direct.conc1.latency;
+    rows.push(row("added p50, concurrency 1".into(), "µs", false, &|p| {
+        p.conc1.latency.p50_us - dc.p50_us
+    }));
+    rows.push(row("added p99, concurrency 1".into(), "µs", false, &|p| {
+        p.conc1.latency.p99_us - dc.p99_us
+    }));
+    rows.push(row(
+        "peak RSS over the load phases".into(),
+        "KiB",
+        false,
+        &|p| p.peak_rss_kib.unwrap_or(0) as f64,
+    ));
+    let mem = |name: &str| memory.iter().find(|m| m.path == name);
+    if let (Some(lm), Some(pm)) = (mem("llmtap"), mem(&peer.name)) {
+        for (what, get) in [
+            (
+                "RSS idle",
+                (|m: &Memory| m.idle_rss_kib) as fn(&Memory) -> u64,
+            ),
+            ("peak RSS, 1,000 slow streams", |m: &Memory| {
+                m.peak_rss_slow_streams_kib
+            }),
+            ("peak RSS, large body", |m: &Memory| m.peak_rss_big_body_kib),
+        ] {
+            let (l, p) = (get(lm) as f64, get(pm) as f64);
+            rows.push(RatioRow {
+                what: what.into(),
+                unit: "KiB",
+                higher_is_better: false,
+                llmtap: l,
+                llmtap_otlp: None,
+                peer: p,
+                ratio: ratio(l, p),
+                ratio_otlp: None,
+                llmtap_ahead: l < p,
+                note: if what.contains("large body") {
+                    format!(
+                        "status llmtap {}, {} {}",
+                        lm.big_body_status, peer.name, pm.big_body_status
+                    )
+                } else if what.contains("slow streams") {
+                    format!(
+                        "completed llmtap {}, {} {}",
+                        lm.slow_streams_ok, peer.name, pm.slow_streams_ok
+                    )
+                } else {
+                    String::new()
+                },
+            });
+        }
+    }
+    rows
 }
 
 fn path<'a>(paths: &'a [PathResult], name: &str) -> Option<&'a PathResult> {
@@ -692,14 +1356,20 @@ fn render(r: &mut Report) -> String {
     let _ = writeln!(o, "upstream: {}", r.upstream);
     let _ = writeln!(
         o,
-        "fixed rates: 25/50/80 % of {:.0} req/s (the lowest saturation of all paths); open loop, latency from the scheduled send time",
+        "fixed rates: 25/50/80 % of {:.0} req/s (the lowest saturation of direct, llmtap, llmtap+otlp, nginx; peers at the same absolute rates); open loop, latency from the scheduled send time",
         r.rate_base
     );
+    for p in &r.peers {
+        let _ = writeln!(o, "peer {}: {}; {}", p.name, p.version, p.command);
+    }
+    for s in &r.skipped {
+        let _ = writeln!(o, "SKIP: {s}");
+    }
     let _ = writeln!(o);
     let _ = writeln!(
         o,
         "{:<12} {:>16} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10} {:>6}",
-        "path", "load", "p50 µs", "p90 µs", "p99 µs", "max µs", "+p50 µs", "+p99 µs", "shed"
+        "path", "load", "p50 µs", "p90 µs", "p99 µs", "max µs", "+p50 µs", "+p99 µs", "shed/err"
     );
     let Some(direct) = path(&paths, "direct") else {
         return o;
@@ -720,7 +1390,7 @@ fn render(r: &mut Report) -> String {
                 rr.latency.max_us,
                 rr.latency.p50_us - d.p50_us,
                 rr.latency.p99_us - d.p99_us,
-                rr.shed
+                format!("{}/{}", rr.shed, rr.errors)
             );
         }
         let s = p.saturation.latency;
@@ -753,16 +1423,25 @@ fn render(r: &mut Report) -> String {
     let dt = direct.stream.ttfb.p50_us;
     let dc = direct.stream.chunk_delay;
     for p in &paths {
+        let c = p.stream.chunk_delay;
+        // A gateway that re-encodes chunks drops the upstream's send stamps: no transit.
+        let cell = |v: f64| {
+            if c.n == 0 {
+                "n/a".to_owned()
+            } else {
+                format!("{v:.0}")
+            }
+        };
         let _ = writeln!(
             o,
-            "{:<12} {:>10} {:>12.0} {:>12.0} {:>14.0} {:>14.0} {:>14.0}",
+            "{:<12} {:>10} {:>12.0} {:>12.0} {:>14} {:>14} {:>14}",
             p.name,
             p.stream.completed_of_total(),
             p.stream.ttfb.p50_us,
             p.stream.ttfb.p50_us - dt,
-            p.stream.chunk_delay.p50_us,
-            p.stream.chunk_delay.p99_us,
-            p.stream.chunk_delay.max_us
+            cell(c.p50_us),
+            cell(c.p99_us),
+            cell(c.max_us)
         );
     }
     let _ = writeln!(
@@ -785,7 +1464,56 @@ fn render(r: &mut Report) -> String {
         &paths,
         |p| &p.long_prompt,
     );
+    let dc1 = direct.conc1.latency;
+    let _ = writeln!(
+        o,
+        "{:<12} {:>10} {:>9} {:>9} {:>9} {:>10} {:>10}   (non-streaming calls, one at a time)",
+        "conc-1", "calls", "p50 µs", "p99 µs", "max µs", "+p50 µs", "+p99 µs"
+    );
+    for p in &paths {
+        let c = &p.conc1;
+        let _ = writeln!(
+            o,
+            "{:<12} {:>10} {:>9.0} {:>9.0} {:>9.0} {:>10.0} {:>10.0}",
+            p.name,
+            format!("{}/{}", c.calls - c.errors, c.calls),
+            c.latency.p50_us,
+            c.latency.p99_us,
+            c.latency.max_us,
+            c.latency.p50_us - dc1.p50_us,
+            c.latency.p99_us - dc1.p99_us
+        );
+    }
     let _ = writeln!(o);
+    for p in paths.iter().filter(|p| p.peak_rss_kib.is_some()) {
+        let mib = |k: Option<u64>| k.unwrap_or(0) as f64 / 1024.0;
+        let _ = writeln!(
+            o,
+            "rss {:<12} after the load phases {:>7.1} MiB, peak {:>7.1} MiB",
+            p.name,
+            mib(p.rss_after_load_kib),
+            mib(p.peak_rss_kib)
+        );
+    }
+    for p in &paths {
+        if let Some(s) = &p.otlp {
+            let _ = writeln!(
+                o,
+                "otlp {:<12} {} spans in {} trace requests ({} KB in all{}; {} other OTLP requests) for ≈{} calls sent",
+                p.name,
+                s.spans,
+                s.requests - s.other_requests,
+                s.bytes / 1000,
+                if s.undecoded > 0 {
+                    format!(", {} bodies not countable", s.undecoded)
+                } else {
+                    String::new()
+                },
+                s.other_requests,
+                s.calls_sent
+            );
+        }
+    }
     for m in &r.memory {
         let _ = writeln!(
             o,
@@ -994,6 +1722,78 @@ fn render(r: &mut Report) -> String {
             ns <= 2000.0,
         ),
     ];
+    // Concurrency 1, as the public proxy boards measure: llmtap's added p50/p99 against nginx's.
+    let c1 = |p: &PathResult| {
+        (
+            p.conc1.latency.p50_us - direct.conc1.latency.p50_us,
+            p.conc1.latency.p99_us - direct.conc1.latency.p99_us,
+        )
+    };
+    let ((l1_50, l1_99), (n1_50, n1_99)) = (c1(ll), c1(ng));
+    let _ = writeln!(
+        o,
+        "  concurrency 1: added p50 {l1_50:.0} vs {n1_50:.0} µs, added p99 {l1_99:.0} vs {n1_99:.0} µs"
+    );
+    r.targets.push(t(
+        "concurrency 1: added p50 ≤ nginx's",
+        "≤ nginx",
+        format!("{l1_50:.0} vs {n1_50:.0} µs"),
+        l1_50 <= n1_50,
+    ));
+    r.targets.push(t(
+        "concurrency 1: added p99 ≤ nginx's",
+        "≤ nginx",
+        format!("{l1_99:.0} vs {n1_99:.0} µs"),
+        l1_99 <= n1_99,
+    ));
+
+    // The peers, row by row.
+    let lo = path(&paths, "llmtap+otlp");
+    for peer in paths.iter().filter(|p| p.peer) {
+        let rows = peer_rows(direct, ll, lo, peer, &r.memory);
+        let _ = writeln!(o);
+        let _ = writeln!(
+            o,
+            "llmtap vs {} (ratio = llmtap / {}; throughput: higher is better, latency and memory: lower is better):",
+            peer.name, peer.name
+        );
+        let _ = writeln!(
+            o,
+            "  {:<34} {:>11} {:>12} {:>11} {:>9} {:>9}  ahead",
+            "row", "llmtap", "llmtap+otlp", peer.name, "ratio", "+otlp"
+        );
+        let show = |r: Option<f64>| r.map_or("n/a".to_owned(), |r| format!("{r:.3}×"));
+        for row in &rows {
+            let _ = writeln!(
+                o,
+                "  {:<34} {:>11.0} {:>12} {:>11.0} {:>9} {:>9}  {}{}",
+                format!("{} ({})", row.what, row.unit),
+                row.llmtap,
+                row.llmtap_otlp.map_or("-".into(), |v| format!("{v:.0}")),
+                row.peer,
+                show(row.ratio),
+                show(row.ratio_otlp),
+                if row.llmtap_ahead { "yes" } else { "NO" },
+                if row.note.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", row.note)
+                }
+            );
+        }
+        let ahead = rows.iter().filter(|x| x.llmtap_ahead).count();
+        r.targets.push(t(
+            &format!("ahead of {} on every row", peer.name),
+            "every latency, throughput and RSS row",
+            format!("{ahead}/{} rows", rows.len()),
+            ahead == rows.len(),
+        ));
+        r.peer_ratios.push(PeerRatio {
+            peer: peer.name.clone(),
+            rows,
+        });
+    }
+
     let _ = writeln!(o);
     let _ = writeln!(o, "targets:");
     for t in &r.targets {

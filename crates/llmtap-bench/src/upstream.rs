@@ -6,6 +6,8 @@
 
 use std::convert::Infallible;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -136,27 +138,177 @@ pub(crate) async fn serve(listener: TcpListener, cfg: UpstreamConfig) {
     }
 }
 
-/// A sink that answers 200 to anything (the OTLP/HTTP collector stand-in).
-pub(crate) async fn serve_sink(listener: TcpListener) {
+/// What one OTLP sink received.
+#[derive(Debug, Default)]
+pub(crate) struct SinkStats {
+    pub(crate) requests: AtomicU64,
+    pub(crate) bytes: AtomicU64,
+    /// Spans counted in the bodies (OTLP/HTTP protobuf or JSON, uncompressed).
+    pub(crate) spans: AtomicU64,
+    /// Trace bodies whose spans could not be counted (compressed, or not OTLP).
+    pub(crate) undecoded: AtomicU64,
+    /// Requests to other paths than `/v1/traces` (OTLP logs or metrics).
+    pub(crate) other: AtomicU64,
+}
+
+/// Bodies past this are drained uncounted.
+const SINK_BODY_LIMIT: usize = 64 << 20;
+
+/// A sink that answers 200 to anything (the OTLP/HTTP collector stand-in) and counts the spans
+/// it is sent.
+pub(crate) async fn serve_sink(listener: TcpListener, stats: Arc<SinkStats>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(5)).await;
             continue;
         };
         let _ = stream.set_nodelay(true);
+        let stats = Arc::clone(&stats);
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(|req: Request<Incoming>| async move {
-                let _ = crate::load::drain(req.into_body()).await;
-                let mut resp = Response::new(http_body_util::Full::new(Bytes::new()));
-                resp.headers_mut().insert(
-                    hyper::header::CONTENT_TYPE,
-                    hyper::header::HeaderValue::from_static("application/x-protobuf"),
-                );
-                Ok::<_, Infallible>(resp)
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let stats = Arc::clone(&stats);
+                async move {
+                    record(&stats, req).await;
+                    let mut resp = Response::new(http_body_util::Full::new(Bytes::new()));
+                    resp.headers_mut().insert(
+                        hyper::header::CONTENT_TYPE,
+                        hyper::header::HeaderValue::from_static("application/x-protobuf"),
+                    );
+                    Ok::<_, Infallible>(resp)
+                }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
+    }
+}
+
+async fn record(stats: &SinkStats, req: Request<Incoming>) {
+    let header = |name| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase()
+    };
+    let traces = req.uri().path().ends_with("/v1/traces");
+    let json = header(hyper::header::CONTENT_TYPE).contains("json");
+    let encoded = !matches!(
+        header(hyper::header::CONTENT_ENCODING).as_str(),
+        "" | "identity"
+    );
+    let mut body = req.into_body();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut total = 0usize;
+    while let Some(Ok(frame)) = body.frame().await {
+        if let Ok(data) = frame.into_data() {
+            total += data.len();
+            if buf.len() + data.len() <= SINK_BODY_LIMIT {
+                buf.extend_from_slice(&data);
+            }
+        }
+    }
+    stats.requests.fetch_add(1, Ordering::Relaxed);
+    stats.bytes.fetch_add(total as u64, Ordering::Relaxed);
+    if !traces {
+        stats.other.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let spans = if encoded || total != buf.len() {
+        None
+    } else if json {
+        Some(count(&buf, b"\"spanId\"") as u64)
+    } else {
+        count_spans_protobuf(&buf)
+    };
+    match spans {
+        Some(n) => stats.spans.fetch_add(n, Ordering::Relaxed),
+        None => stats.undecoded.fetch_add(1, Ordering::Relaxed),
+    };
+}
+
+fn count(hay: &[u8], needle: &[u8]) -> usize {
+    hay.windows(needle.len()).filter(|w| *w == needle).count()
+}
+
+/// The length-delimited fields numbered `want` in one protobuf message; None if it does not
+/// parse.
+fn ld_fields(mut b: &[u8], want: u64) -> Option<Vec<&[u8]>> {
+    fn varint(b: &mut &[u8]) -> Option<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&byte, rest) = b.split_first()?;
+            *b = rest;
+            v |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    }
+    let mut out = Vec::new();
+    while !b.is_empty() {
+        let key = varint(&mut b)?;
+        let skip = match key & 7 {
+            0 => {
+                varint(&mut b)?;
+                0
+            }
+            1 => 8,
+            2 => usize::try_from(varint(&mut b)?).ok()?,
+            5 => 4,
+            _ => return None,
+        };
+        if skip > b.len() {
+            return None;
+        }
+        let (field, rest) = b.split_at(skip);
+        if key & 7 == 2 && key >> 3 == want {
+            out.push(field);
+        }
+        b = rest;
+    }
+    Some(out)
+}
+
+/// Spans in an OTLP `ExportTraceServiceRequest`: resource_spans (1) → scope_spans (2) → spans (2).
+pub(crate) fn count_spans_protobuf(b: &[u8]) -> Option<u64> {
+    let mut n = 0u64;
+    for rs in ld_fields(b, 1)? {
+        for ss in ld_fields(rs, 2)? {
+            n += ld_fields(ss, 2)?.len() as u64;
+        }
+    }
+    Some(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_spans_in_an_otlp_protobuf_request() {
+        // Hand-encoded: 2 resource_spans; the first with one scope of 2 spans and a resource
+        // (field 1) to skip, the second with 2 scopes of 1 span each.
+        fn ld(field: u8, body: &[u8]) -> Vec<u8> {
+            let mut v = vec![(field << 3) | 2, body.len() as u8];
+            v.extend_from_slice(body);
+            v
+        }
+        let span = {
+            let mut s = ld(1, &[7; 16]);
+            s.extend(ld(5, b"chat"));
+            s.extend([0x39, 1, 2, 3, 4, 5, 6, 7, 8]); // field 7, fixed64
+            s
+        };
+        let scope2 = [ld(1, &ld(1, b"x")), ld(2, &span), ld(2, &span)].concat();
+        let scope1 = [ld(2, &span)].concat();
+        let rs1 = [ld(1, &ld(1, b"attrs")), ld(2, &scope2)].concat();
+        let rs2 = [ld(2, &scope1), ld(2, &scope1)].concat();
+        let req = [ld(1, &rs1), ld(1, &rs2)].concat();
+        assert_eq!(count_spans_protobuf(&req), Some(4));
+        assert_eq!(count_spans_protobuf(&[]), Some(0));
+        assert_eq!(count_spans_protobuf(&[0x0a, 0x05, 1]), None);
     }
 }
