@@ -299,6 +299,29 @@ struct Route {
 /// Waits until a chat call through `url` answers 2xx (LiteLLM imports for tens of seconds, two
 /// minutes on a busy machine); fails with the last status or error after 5 minutes or when the
 /// process has exited.
+/// The chat completions URL of a path listening on `port`.
+fn chat_url(port: u16) -> String {
+    format!("http://127.0.0.1:{port}/v1/chat/completions")
+}
+
+/// A spawned peer on `port` once it answers; killed and reaped when it never does.
+async fn until_ready(
+    client: &HttpClient,
+    port: u16,
+    headers: &[(&'static str, String)],
+    spawned: anyhow::Result<Child>,
+) -> anyhow::Result<Child> {
+    let mut child = spawned?;
+    match wait_ready(client, &chat_url(port), headers, Some(&mut child)).await {
+        Ok(()) => Ok(child),
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(e)
+        }
+    }
+}
+
 async fn wait_ready(
     client: &HttpClient,
     url: &str,
@@ -456,7 +479,10 @@ fn litellm_env(sink: u16) -> Vec<(&'static str, String)> {
             "OTEL_ENDPOINT",
             format!("http://127.0.0.1:{sink}/v1/traces"),
         ),
-        ("OTEL_SERVICE_NAME", "litellm-bench".into()),
+        (
+            llmtap_proxy::settings::OTEL_SERVICE_NAME.env,
+            "litellm-bench".into(),
+        ),
         ("LITELLM_MASTER_KEY", LITELLM_KEY.into()),
         ("LITELLM_LOG", "ERROR".into()),
         ("LITELLM_MODE", "PRODUCTION".into()),
@@ -769,7 +795,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let route = |name: &str, port: u16, pid: Option<u32>| Route {
         name: name.into(),
-        url: format!("http://127.0.0.1:{port}/v1/chat/completions"),
+        url: chat_url(port),
         headers: Vec::new(),
         pid,
         peer: false,
@@ -813,20 +839,8 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(exe) = &args.litellm {
         let p = free_port()?;
         let version = litellm_version(exe);
-        let started = match spawn_litellm(&args, exe, &dir, p, up_port, litellm_sink) {
-            Ok(mut child) => {
-                let url = route("", p, None).url;
-                match wait_ready(&client, &url, &litellm_headers(), Some(&mut child)).await {
-                    Ok(()) => Ok(child),
-                    Err(e) => {
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        Err(e)
-                    }
-                }
-            }
-            Err(e) => Err(e),
-        };
+        let spawned = spawn_litellm(&args, exe, &dir, p, up_port, litellm_sink);
+        let started = until_ready(&client, p, &litellm_headers(), spawned).await;
         match started {
             Ok(child) => {
                 routes.push(Route {
@@ -868,20 +882,8 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
         let p = free_port()?;
         let version = portkey_version(script);
         let headers = portkey_headers(up_port);
-        let started = match spawn_portkey(&args, script, &dir, p) {
-            Ok(mut child) => {
-                let url = route("", p, None).url;
-                match wait_ready(&client, &url, &headers, Some(&mut child)).await {
-                    Ok(()) => Ok(child),
-                    Err(e) => {
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        Err(e)
-                    }
-                }
-            }
-            Err(e) => Err(e),
-        };
+        let spawned = spawn_portkey(&args, script, &dir, p);
+        let started = until_ready(&client, p, &headers, spawned).await;
         match started {
             Ok(child) => {
                 let shown: Vec<String> = headers.iter().map(|(k, v)| format!("{k}: {v}")).collect();

@@ -276,6 +276,14 @@ mod tests {
     const SSE_CUT: &[u8] =
         b"data: {\"id\":\"c1\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\n";
 
+    fn sse_head(status: u16) -> ResponseHead {
+        ResponseHead {
+            status,
+            content_type: Some("text/event-stream".into()),
+            ..ResponseHead::default()
+        }
+    }
+
     fn streaming_call() -> (CallLifecycle, Instant) {
         let mut call = LlmCall::new(operation::CHAT, provider::OPENAI);
         call.request.stream = true;
@@ -287,14 +295,7 @@ mod tests {
     fn run(body: &[u8], end: CallEnd) -> LlmCall {
         let policy = CapturePolicy::default();
         let (mut life, started) = streaming_call();
-        life.on_response_head(
-            ResponseHead {
-                status: 200,
-                content_type: Some("text/event-stream".into()),
-                ..ResponseHead::default()
-            },
-            &policy,
-        );
+        life.on_response_head(sse_head(200), &policy);
         life.on_chunk(body, started + Duration::from_millis(10));
         life.finish(end, started + Duration::from_millis(50), &policy)
             .call
@@ -347,9 +348,8 @@ mod tests {
         let (mut life, started) = streaming_call();
         life.on_response_head(
             ResponseHead {
-                status: 429,
                 content_type: Some("application/json".into()),
-                ..ResponseHead::default()
+                ..sse_head(429)
             },
             &policy,
         );
@@ -374,14 +374,7 @@ mod tests {
     fn the_forwarding_paths_first_chunk_wins() {
         let policy = CapturePolicy::default();
         let (mut life, started) = streaming_call();
-        life.on_response_head(
-            ResponseHead {
-                status: 200,
-                content_type: Some("text/event-stream".into()),
-                ..ResponseHead::default()
-            },
-            &policy,
-        );
+        life.on_response_head(sse_head(200), &policy);
         life.on_chunk(SSE_DONE, started + Duration::from_millis(30));
         life.first_chunk_at(Some(started + Duration::from_millis(3)));
         life.first_chunk_at(None);

@@ -14,7 +14,8 @@ use llmtap_tests::otlp::FakeCollector;
 use llmtap_tests::spans::RecordedSpan;
 use llmtap_tests::stack::{Stack, StackOptions};
 
-/// Keys only the proxy can know: how the bytes crossed it. Listed in docs/span-reference.md.
+/// Keys only the proxy writes. None today: the SDK records the route, server, transport end and
+/// capture errors from the same lifecycle, so the key sets must be equal.
 const PROXY_ONLY: &[&str] = &[];
 
 const COMPAT: &str = "langfuse,openinference";

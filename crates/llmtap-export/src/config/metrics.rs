@@ -8,9 +8,10 @@ use super::*;
 use crate::error::ExportConfigError;
 
 /// `OTEL_METRICS_EXPORTER`: `none` turns the gen_ai metrics off.
-pub(crate) const OTEL_METRICS_EXPORTER: &str = "OTEL_METRICS_EXPORTER";
+pub(crate) const OTEL_METRICS_EXPORTER: &str = llmtap_core::settings::OTEL_METRICS_EXPORTER.env;
 /// `OTEL_METRIC_EXPORT_INTERVAL`: milliseconds between metric exports.
-pub(crate) const OTEL_METRIC_EXPORT_INTERVAL: &str = "OTEL_METRIC_EXPORT_INTERVAL";
+pub(crate) const OTEL_METRIC_EXPORT_INTERVAL: &str =
+    llmtap_core::settings::OTEL_METRIC_EXPORT_INTERVAL.env;
 /// The spec's default export interval.
 const DEFAULT_METRIC_EXPORT_INTERVAL_MS: u64 = 60_000;
 

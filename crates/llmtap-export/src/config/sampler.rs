@@ -15,9 +15,9 @@ pub(crate) fn jsonl_follows_sampler(
 }
 
 /// `OTEL_TRACES_SAMPLER`: which sampler the tracer provider uses.
-pub(crate) const OTEL_TRACES_SAMPLER: &str = "OTEL_TRACES_SAMPLER";
+pub(crate) const OTEL_TRACES_SAMPLER: &str = llmtap_core::settings::OTEL_TRACES_SAMPLER.env;
 /// `OTEL_TRACES_SAMPLER_ARG`: the ratio for the `traceidratio` samplers.
-pub(crate) const OTEL_TRACES_SAMPLER_ARG: &str = "OTEL_TRACES_SAMPLER_ARG";
+pub(crate) const OTEL_TRACES_SAMPLER_ARG: &str = llmtap_core::settings::OTEL_TRACES_SAMPLER_ARG.env;
 
 /// A sampler named by `OTEL_TRACES_SAMPLER`, as the OTel SDK environment spec defines them.
 ///
