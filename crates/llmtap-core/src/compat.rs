@@ -45,17 +45,6 @@ impl Compat {
         Ok(compat)
     }
 
-    /// [`settings::COMPAT`](crate::settings::COMPAT): the flag's value if given, else the
-    /// variable; an unknown name is an error naming the setting.
-    pub fn read(
-        flag: Option<&str>,
-        env: &(impl crate::env::EnvSource + ?Sized),
-    ) -> Result<Self, crate::settings::SettingError> {
-        let setting = &crate::settings::COMPAT;
-        let raw = setting.raw(flag, env).unwrap_or_default();
-        Self::parse(&raw).map_err(|e| setting.error(&raw, e.to_string()))
-    }
-
     /// True when nothing extra is emitted.
     pub fn is_off(&self) -> bool {
         !self.openinference && !self.langfuse

@@ -25,8 +25,6 @@ pub const SCHEMA_URL: &str = "https://opentelemetry.io/schemas/1.41.0";
 /// Schema URL the GenAI repository declares for its conventions (README "Schema URL"), used
 /// with `gen_ai_latest_experimental`.
 pub const SCHEMA_URL_GENAI_LATEST: &str = "https://opentelemetry.io/schemas/gen-ai/1.42.0";
-/// The variable that selects the newer GenAI names (a comma-separated list of opt-ins).
-pub const OTEL_SEMCONV_STABILITY_OPT_IN: &str = crate::settings::OTEL_SEMCONV_STABILITY_OPT_IN.env;
 /// The opt-in value for the newest experimental GenAI conventions.
 pub const GEN_AI_LATEST_EXPERIMENTAL: &str = "gen_ai_latest_experimental";
 

@@ -224,6 +224,17 @@ impl Setting {
         self.error(value, self.kind.expected())
     }
 
+    /// A [`Kind::CompatList`] setting ([`COMPAT`]): the flag's value if given, else the variable;
+    /// an unknown name is an error naming the setting.
+    pub fn read_compat(
+        &'static self,
+        flag: Option<&str>,
+        env: &(impl EnvSource + ?Sized),
+    ) -> Result<crate::compat::Compat, SettingError> {
+        let raw = self.raw(flag, env).unwrap_or_default();
+        crate::compat::Compat::parse(&raw).map_err(|e| self.error(&raw, e.to_string()))
+    }
+
     /// A [`Kind::Bool`] setting; `switch` is its flag given (it means yes). Unset and no
     /// default: `false`.
     pub fn read_bool(

@@ -115,7 +115,7 @@ impl PipelineBuilder {
         let metrics = config::MetricsConfig::from_otel_env(&reader, otlp.is_some())?;
         let convention = Convention::from_opt_in(
             reader
-                .get(semconv::OTEL_SEMCONV_STABILITY_OPT_IN)
+                .get(llmtap_core::settings::OTEL_SEMCONV_STABILITY_OPT_IN.env)
                 .as_deref(),
         );
         self.env = Some(EnvSettings {

@@ -148,7 +148,7 @@ impl Config {
         let upstream_anthropic = parse_upstream(&settings::UPSTREAM_ANTHROPIC, flags, env, None)?;
         let upstream_gemini = parse_upstream(&settings::UPSTREAM_GEMINI, flags, env, None)?;
 
-        let compat = llmtap_core::compat::Compat::read(flag(&settings::COMPAT), env)?;
+        let compat = settings::COMPAT.read_compat(flag(&settings::COMPAT), env)?;
 
         let no_content =
             settings::NO_CONTENT.read_bool(flag(&settings::NO_CONTENT).is_some(), env)?;

@@ -231,7 +231,7 @@ impl Builder {
             None => None,
             Some(_) => Some(settings::MAX_CAPTURE_BYTES.read_size(None, env)?),
         };
-        let compat = Compat::read(None, env)?;
+        let compat = settings::COMPAT.read_compat(None, env)?;
         self.env = Some(EnvLayer {
             pipeline: Pipeline::builder().from_env(env)?,
             jsonl,
