@@ -303,3 +303,59 @@ async fn past_the_connection_limit_accepting_waits_then_serves() -> Result<()> {
     );
     Ok(())
 }
+
+/// Past the in-flight limit a call gets a fast 503 with `retry-after` naming the limit, counted
+/// in `/healthz`; the call in flight is untouched, and once it ends calls are served again.
+#[tokio::test]
+async fn past_the_in_flight_limit_calls_get_a_fast_503_with_retry_after() -> Result<()> {
+    let mut stack = stack_with(Overrides::default(), &[("LLMTAP_MAX_IN_FLIGHT", "1")]).await?;
+    let body = json!({"model": "gpt-4o-mini", "stream": true,
+        "messages": [{"role": "user", "content": "hi"}]})
+    .to_string();
+    // One streamed call holds the only slot until it is read to its end.
+    let held = stack
+        .open_stream(CHAT, body.clone(), "slow:200,chunks:5")
+        .await?;
+    let started = Instant::now();
+    let refused = stack.post(CHAT, &body, &[]).await?;
+    let took = started.elapsed();
+    assert_eq!(refused.status, http::StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        refused
+            .headers
+            .get(http::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    let text = refused.text();
+    assert!(text.contains("overloaded"), "{text}");
+    assert!(text.contains("LLMTAP_MAX_IN_FLIGHT"), "{text}");
+    // Refused without waiting for the call in flight (it takes a second).
+    ensure!(took < Duration::from_millis(800), "refused after {took:?}");
+    assert_eq!(limits(&stack).await?["calls_shed"], 1);
+
+    let held = llmtap_tests::stack::read_body(held.into_body()).await?;
+    assert!(String::from_utf8_lossy(&held).contains("[DONE]"));
+    // The slot is free again once the held call's span has ended.
+    let mut served = None;
+    for _ in 0..50 {
+        let reply = stack.post(CHAT, &body, &[]).await?;
+        if reply.status == http::StatusCode::OK {
+            served = Some(reply);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    ensure!(served.is_some(), "never served again");
+    let (report, spans) = stack.stop().await?;
+    let spans = llmtap_tests::spans::checked_calls(spans)?;
+    assert!(
+        spans.iter().all(|s| s.attr_str(sc::ERROR_TYPE).is_none()),
+        "the refused calls are not recorded; the served ones completed"
+    );
+    assert_eq!(
+        report.proxy.upstream_errors, 0,
+        "shedding is not the upstream's fault"
+    );
+    Ok(())
+}

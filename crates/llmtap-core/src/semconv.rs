@@ -340,6 +340,8 @@ pub mod error_type {
     pub const STREAM_TRUNCATED: &str = "stream_truncated";
     /// The client went away before the response was fully delivered.
     pub const CLIENT_DISCONNECTED: &str = "client_disconnected";
+    /// The proxy had its limit of calls in flight and refused this one (503, `retry-after`).
+    pub const OVERLOADED: &str = "overloaded";
     /// Upstream did not answer in time (proxy replies 504).
     pub const UPSTREAM_TIMEOUT: &str = "upstream_timeout";
     /// Upstream could not be reached (proxy replies 502).

@@ -537,6 +537,19 @@ pub const SHUTDOWN_GRACE_SECS: Setting = flagged(
     "drain time on SIGTERM/SIGINT; calls still open then end as `shutdown_grace_exceeded` and \
      the process exits",
 );
+/// Model calls in flight before new ones are refused.
+pub const MAX_IN_FLIGHT: Setting = flagged(
+    "LLMTAP_MAX_IN_FLIGHT",
+    "max-in-flight",
+    Some("2048"),
+    Kind::Count {
+        min: 1,
+        max: 1 << 40,
+    },
+    Scope::Proxy,
+    "model calls in flight at once; past it, a new call gets a fast 503 with `retry-after: 1` \
+     instead of queueing",
+);
 /// Quiet period after which an idle agent invocation's span ends.
 pub const AGENT_QUIET_SECS: Setting = flagged(
     "LLMTAP_AGENT_QUIET_SECS",
@@ -809,6 +822,7 @@ pub const ALL: &[&Setting] = &[
     &STREAM_IDLE_TIMEOUT_SECS,
     &SHUTDOWN_GRACE_SECS,
     &AGENT_QUIET_SECS,
+    &MAX_IN_FLIGHT,
     &HEADER_TIMEOUT_SECS,
     &BODY_TIMEOUT_SECS,
     &MAX_CONNECTIONS,

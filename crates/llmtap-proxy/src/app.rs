@@ -584,6 +584,18 @@ async fn forward_recorded(
     route: Route,
     req: Request<Incoming>,
 ) -> Response<ProxyBody> {
+    // Past the in-flight limit a call is refused at once, before any work: queueing it would
+    // stall every call behind it. Not recorded (a span would be more of the work being shed);
+    // counted in `/healthz` under `limits.calls_shed`.
+    let limit = state.config.max_in_flight;
+    if state.stats.in_flight() >= u64::try_from(limit).unwrap_or(u64::MAX) {
+        state.stats.record_limit(Limit::CallShed);
+        let mut response = error_response(&ProxyError::Overloaded { limit }, None);
+        response
+            .headers_mut()
+            .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return response;
+    }
     let (mut parts, body) = req.into_parts();
     let agent = take_agent_headers(&mut parts.headers);
     let Some(uri) = upstream_uri(&upstream.base, &route.upstream_path, parts.uri.query()) else {

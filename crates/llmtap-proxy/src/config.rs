@@ -122,6 +122,8 @@ pub struct Config {
     pub body_timeout: Duration,
     /// [`settings::MAX_CONNECTIONS`].
     pub max_connections: usize,
+    /// [`settings::MAX_IN_FLIGHT`].
+    pub max_in_flight: usize,
     /// [`settings::MAX_BUFFERED_BYTES`].
     pub max_buffered_bytes: usize,
 }
@@ -165,6 +167,8 @@ impl Config {
             settings::MAX_CAPTURE_BYTES.read_size(flag(&settings::MAX_CAPTURE_BYTES), env)?;
         let max_connections =
             settings::MAX_CONNECTIONS.read_count(flag(&settings::MAX_CONNECTIONS), env)?;
+        let max_in_flight =
+            settings::MAX_IN_FLIGHT.read_count(flag(&settings::MAX_IN_FLIGHT), env)?;
         let max_buffered_bytes =
             settings::MAX_BUFFERED_BYTES.read_size(flag(&settings::MAX_BUFFERED_BYTES), env)?;
 
@@ -172,6 +176,7 @@ impl Config {
             header_timeout,
             body_timeout,
             max_connections,
+            max_in_flight,
             max_buffered_bytes,
             listen,
             jsonl,

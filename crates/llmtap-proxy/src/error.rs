@@ -46,6 +46,15 @@ pub enum ProxyError {
     /// The client's request body stalled past the body timeout.
     #[error("the request body stalled for longer than the body timeout")]
     ClientBodyTimeout,
+    /// The proxy had its limit of model calls in flight: refused at once, to be retried.
+    #[error(
+        "{limit} calls are in flight, the limit ({}); retry shortly",
+        llmtap_core::settings::MAX_IN_FLIGHT.names()
+    )]
+    Overloaded {
+        /// The configured limit.
+        limit: usize,
+    },
 }
 
 impl ProxyError {
@@ -58,6 +67,7 @@ impl ProxyError {
             Self::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::ClientGone => StatusCode::BAD_REQUEST,
             Self::ClientBodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -69,6 +79,7 @@ impl ProxyError {
             Self::UpstreamTimeout { .. } => "upstream_timeout",
             Self::ClientGone => error_type::CLIENT_DISCONNECTED,
             Self::ClientBodyTimeout => error_type::CLIENT_BODY_TIMEOUT,
+            Self::Overloaded { .. } => error_type::OVERLOADED,
         }
     }
 
@@ -87,7 +98,10 @@ impl ProxyError {
 
     /// Whether the upstream is at fault (counted as an upstream error), not the client.
     pub fn is_upstream_fault(&self) -> bool {
-        !matches!(self, Self::ClientGone | Self::ClientBodyTimeout)
+        !matches!(
+            self,
+            Self::ClientGone | Self::ClientBodyTimeout | Self::Overloaded { .. }
+        )
     }
 
     /// The error for a client's failed upload.

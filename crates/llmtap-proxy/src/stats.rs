@@ -48,6 +48,7 @@ struct LimitCounters {
     capture_buffer_full: AtomicU64,
     connection_limit_waits: AtomicU64,
     accept_errors: AtomicU64,
+    calls_shed: AtomicU64,
 }
 
 /// A copy of the limit counters, in `/healthz` under `limits`.
@@ -64,6 +65,8 @@ pub struct LimitsSnapshot {
     pub connection_limit_waits: u64,
     /// Failed accepts (out of descriptors and the like), each followed by a back-off.
     pub accept_errors: u64,
+    /// Model calls refused with 503 because the in-flight limit was reached.
+    pub calls_shed: u64,
 }
 
 /// Which limit acted.
@@ -74,6 +77,7 @@ pub(crate) enum Limit {
     CaptureBufferFull,
     ConnectionLimitWait,
     AcceptError,
+    CallShed,
 }
 
 impl Default for ProxyStats {
@@ -148,6 +152,7 @@ impl ProxyStats {
             Limit::BodyTimeout => &self.limits.body_timeouts,
             Limit::CaptureBufferFull => &self.limits.capture_buffer_full,
             Limit::ConnectionLimitWait => &self.limits.connection_limit_waits,
+            Limit::CallShed => &self.limits.calls_shed,
             Limit::AcceptError => &self.limits.accept_errors,
         };
         counter.fetch_add(1, Ordering::Relaxed);
@@ -199,6 +204,7 @@ impl ProxyStats {
                 body_timeouts: self.limits.body_timeouts.load(Ordering::Relaxed),
                 capture_buffer_full: self.limits.capture_buffer_full.load(Ordering::Relaxed),
                 connection_limit_waits: self.limits.connection_limit_waits.load(Ordering::Relaxed),
+                calls_shed: self.limits.calls_shed.load(Ordering::Relaxed),
                 accept_errors: self.limits.accept_errors.load(Ordering::Relaxed),
             },
         }
