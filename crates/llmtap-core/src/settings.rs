@@ -550,6 +550,19 @@ pub const MAX_IN_FLIGHT: Setting = flagged(
     "model calls in flight at once; past it, a new call gets a fast 503 with `retry-after: 1` \
      instead of queueing",
 );
+/// Upstream connects in progress at once, per upstream host.
+pub const UPSTREAM_MAX_CONNECTING: Setting = flagged(
+    "LLMTAP_UPSTREAM_MAX_CONNECTING",
+    "upstream-max-connecting",
+    Some("32"),
+    Kind::Count {
+        min: 1,
+        max: 1 << 20,
+    },
+    Scope::Proxy,
+    "upstream connects (TCP and TLS) in progress at once per upstream host; the rest wait for \
+     a free slot or a pooled connection, so a burst reuses connections instead of storming",
+);
 /// Quiet period after which an idle agent invocation's span ends.
 pub const AGENT_QUIET_SECS: Setting = flagged(
     "LLMTAP_AGENT_QUIET_SECS",
@@ -823,6 +836,7 @@ pub const ALL: &[&Setting] = &[
     &SHUTDOWN_GRACE_SECS,
     &AGENT_QUIET_SECS,
     &MAX_IN_FLIGHT,
+    &UPSTREAM_MAX_CONNECTING,
     &HEADER_TIMEOUT_SECS,
     &BODY_TIMEOUT_SECS,
     &MAX_CONNECTIONS,

@@ -33,6 +33,7 @@ use crate::body::{
     BodyEnd, BufferLimits, ProxyBody, RequestBody, TapBody, UploadError, buffer_request,
 };
 use crate::config::{Config, Upstream};
+use crate::connect::ConnectLimit;
 use crate::error::{HeadLimits, ProxyError};
 use crate::headers::{
     HEADER_TRACERESPONSE, HeaderExtractor, HeaderInjector, strip_hop_by_hop, take_agent_headers,
@@ -61,7 +62,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Time allowed to flush both sinks at shutdown.
 const TELEMETRY_SHUTDOWN_LIMIT: Duration = Duration::from_secs(10);
 
-type UpstreamClient = Client<HttpsConnector<HttpConnector>, RequestBody>;
+type UpstreamClient = Client<ConnectLimit<HttpsConnector<HttpConnector>>, RequestBody>;
 
 /// Errors building the proxy.
 #[derive(Debug, thiserror::Error)]
@@ -372,11 +373,12 @@ fn upstream_client(config: &Config) -> UpstreamClient {
         .enable_http1()
         .enable_http2()
         .wrap_connector(http);
+    let connector = ConnectLimit::new(https, config.upstream_max_connecting);
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(90))
         .http1_max_headers(RESPONSE_HEAD_LIMITS.max_headers)
         .http1_max_buf_size(RESPONSE_HEAD_LIMITS.max_bytes)
-        .build(https)
+        .build(connector)
 }
 
 /// A TLS config that trusts nothing: https upstreams fail with a clear 502 instead of the proxy

@@ -124,6 +124,8 @@ pub struct Config {
     pub max_connections: usize,
     /// [`settings::MAX_IN_FLIGHT`].
     pub max_in_flight: usize,
+    /// [`settings::UPSTREAM_MAX_CONNECTING`].
+    pub upstream_max_connecting: usize,
     /// [`settings::MAX_BUFFERED_BYTES`].
     pub max_buffered_bytes: usize,
 }
@@ -169,6 +171,8 @@ impl Config {
             settings::MAX_CONNECTIONS.read_count(flag(&settings::MAX_CONNECTIONS), env)?;
         let max_in_flight =
             settings::MAX_IN_FLIGHT.read_count(flag(&settings::MAX_IN_FLIGHT), env)?;
+        let upstream_max_connecting = settings::UPSTREAM_MAX_CONNECTING
+            .read_count(flag(&settings::UPSTREAM_MAX_CONNECTING), env)?;
         let max_buffered_bytes =
             settings::MAX_BUFFERED_BYTES.read_size(flag(&settings::MAX_BUFFERED_BYTES), env)?;
 
@@ -177,6 +181,7 @@ impl Config {
             body_timeout,
             max_connections,
             max_in_flight,
+            upstream_max_connecting,
             max_buffered_bytes,
             listen,
             jsonl,

@@ -10,6 +10,7 @@ mod agents;
 mod app;
 mod body;
 pub mod config;
+mod connect;
 mod error;
 pub mod headers;
 pub mod listen;
