@@ -14,29 +14,18 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
+use llmtap_core::lifecycle::CallEnd;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::time::Sleep;
 
 /// Boxed error for bodies: hyper only needs `Into<Box<dyn Error>>`.
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// How a response body ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum BodyOutcome {
-    /// Upstream sent the whole body and the client took it.
-    Completed,
-    /// Upstream broke the body off (connection closed or reset mid-body).
-    UpstreamHangup,
-    /// No chunk arrived within the idle timeout.
-    IdleTimeout,
-    /// The client went away before the body ended (the body was dropped unfinished).
-    ClientDisconnected,
-}
-
-/// What the recorder learns when the body ends.
-#[derive(Debug, Clone, Copy)]
+/// What the recorder learns when the body ends: the outcome in the lifecycle's own terms
+/// (`Completed`, `Truncated` by the upstream, `TimedOut` idle, `Cancelled` by the client).
+#[derive(Debug, Clone)]
 pub(crate) struct BodyEnd {
-    pub(crate) outcome: BodyOutcome,
+    pub(crate) outcome: CallEnd,
     pub(crate) first_chunk_at: Option<Instant>,
     pub(crate) ended_at: Instant,
     /// Chunks not copied to the recorder because its queue was full (traffic first).
@@ -119,7 +108,7 @@ impl<B> TapBody<B> {
         }
     }
 
-    fn report(&mut self, outcome: BodyOutcome) {
+    fn report(&mut self, outcome: CallEnd) {
         // Close the copy channel first so the recorder has every copy before the outcome.
         self.copies = None;
         if let Some(end) = self.end.take() {
@@ -163,21 +152,21 @@ where
                 }
                 this.idle.touch();
                 if this.inner.is_end_stream() {
-                    this.report(BodyOutcome::Completed);
+                    this.report(CallEnd::Completed);
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(err))) => {
-                this.report(BodyOutcome::UpstreamHangup);
+                this.report(CallEnd::Truncated);
                 Poll::Ready(Some(Err(err.into())))
             }
             Poll::Ready(None) => {
-                this.report(BodyOutcome::Completed);
+                this.report(CallEnd::Completed);
                 Poll::Ready(None)
             }
             Poll::Pending => {
                 ready!(this.idle.poll_expired(cx));
-                this.report(BodyOutcome::IdleTimeout);
+                this.report(CallEnd::TimedOut);
                 Poll::Ready(Some(Err(Box::new(IdleTimeout(this.idle.timeout)))))
             }
         }
@@ -195,7 +184,7 @@ where
 impl<B> Drop for TapBody<B> {
     fn drop(&mut self) {
         // Dropped before its end: hyper only drops an unfinished body when the client is gone.
-        self.report(BodyOutcome::ClientDisconnected);
+        self.report(CallEnd::Cancelled);
     }
 }
 
@@ -597,7 +586,7 @@ mod tests {
         assert!(h.body.is_end_stream());
 
         let end = h.end.await.expect("the outcome is reported");
-        assert_eq!(end.outcome, BodyOutcome::Completed);
+        assert_eq!(end.outcome, CallEnd::Completed);
         assert!(end.first_chunk_at.is_some());
         assert_eq!(end.copies_lost, 0);
         // Every non-empty chunk was copied, and the copy channel is closed before the outcome.
@@ -619,7 +608,7 @@ mod tests {
         }
         assert!(h.body.frame().await.is_none());
         let end = h.end.await.expect("the outcome is reported");
-        assert_eq!(end.outcome, BodyOutcome::Completed);
+        assert_eq!(end.outcome, CallEnd::Completed);
         assert_eq!(end.copies_lost, 2);
         assert_eq!(drain_copies(&mut h.copies), ["a"]);
     }
@@ -642,7 +631,7 @@ mod tests {
         assert!(h.body.frame().await.is_none(), "nothing after the error");
 
         let end = h.end.await.expect("the outcome is reported");
-        assert_eq!(end.outcome, BodyOutcome::UpstreamHangup);
+        assert_eq!(end.outcome, CallEnd::Truncated);
         assert!(end.first_chunk_at.is_some());
         assert_eq!(drain_copies(&mut h.copies), ["partial"]);
     }
@@ -660,7 +649,7 @@ mod tests {
         assert!(h.body.frame().await.is_none());
 
         let end = h.end.await.expect("the outcome is reported");
-        assert_eq!(end.outcome, BodyOutcome::IdleTimeout);
+        assert_eq!(end.outcome, CallEnd::TimedOut);
         assert!(end.first_chunk_at.is_none());
         // The upstream is still open: the timeout, not its end, decided the outcome.
         assert!(!h.upstream.is_closed());
@@ -687,7 +676,7 @@ mod tests {
         assert_eq!(start.elapsed(), Duration::from_secs(6) + IDLE);
 
         let end = h.end.await.expect("the outcome is reported");
-        assert_eq!(end.outcome, BodyOutcome::IdleTimeout);
+        assert_eq!(end.outcome, CallEnd::TimedOut);
         assert!(end.first_chunk_at.is_some());
     }
 
@@ -699,7 +688,7 @@ mod tests {
         drop(h.body);
 
         let end = h.end.await.expect("the outcome is reported");
-        assert_eq!(end.outcome, BodyOutcome::ClientDisconnected);
+        assert_eq!(end.outcome, CallEnd::Cancelled);
         assert!(end.first_chunk_at.is_some());
         assert_eq!(drain_copies(&mut h.copies), ["first"]);
         assert!(h.copies.recv().await.is_none());
@@ -710,7 +699,7 @@ mod tests {
         let h = harness(8);
         drop(h.body);
         let end = h.end.await.expect("the outcome is reported");
-        assert_eq!(end.outcome, BodyOutcome::ClientDisconnected);
+        assert_eq!(end.outcome, CallEnd::Cancelled);
         assert!(end.first_chunk_at.is_none());
     }
 }

@@ -8,6 +8,13 @@
 //! head is back and on its way to the client, so a large prompt adds nothing to the time to
 //! first byte.
 //!
+//! The recorder is an adapter over [`llmtap_core::lifecycle::CallLifecycle`], which owns what a
+//! model call's record means (outcome precedence, time to first chunk, decoding, redaction) and
+//! its one emission path (span end, compatibility keys, gen_ai metrics) — the SDK's `ModelCall`
+//! uses the same. The recorder decides when the span starts (at the request head, so its id can
+//! go upstream and back in `traceresponse`), feeds the bytes as they are forwarded, and joins the
+//! call to its agent's invocation span ([`crate::agents`]).
+//!
 //! `finish` is the only place a span ends. It takes the recording out of an `Option`, so a second
 //! call is a no-op, and `Drop` calls it for the paths where nobody else could (the client hung up
 //! while we waited for the upstream's headers, or the task was cancelled): every span ends exactly
@@ -30,7 +37,7 @@ use opentelemetry_sdk::trace::{SdkTracer, Span};
 use llmtap_export::GenAiMetrics;
 
 use crate::agents::{AgentCall, AgentLease, AgentSpans};
-use crate::body::{BodyEnd, BodyOutcome};
+use crate::body::BodyEnd;
 use crate::error::ProxyError;
 use crate::headers::AgentHeaders;
 use crate::stats::ProxyStats;
@@ -297,13 +304,7 @@ impl Recording {
                 if self.status.is_some_and(|s| !s.is_success()) {
                     self.stats.record_upstream_error();
                 }
-                let end = match body.outcome {
-                    BodyOutcome::Completed => CallEnd::Completed,
-                    BodyOutcome::UpstreamHangup => CallEnd::Truncated,
-                    BodyOutcome::IdleTimeout => CallEnd::TimedOut,
-                    BodyOutcome::ClientDisconnected => CallEnd::Cancelled,
-                };
-                (end, body.ended_at)
+                (body.outcome, body.ended_at)
             }
             Outcome::Failed(err) => {
                 if err.is_upstream_fault() {
