@@ -1,7 +1,9 @@
 //! llmtap-bench: what `llmtap proxy` costs a call, side by side with no proxy and with nginx.
-//! Run through `scripts/bench.sh`; `llmtap-bench run --help` lists the knobs.
+//! Run through `scripts/bench.sh`; `llmtap-bench run --help` lists the knobs. By hand:
+//! `llmtap-bench encoder` times the JSONL exporter's OTLP/JSON encoder alone (ADR 0013).
 
 mod clock;
+mod encoder;
 mod exporter;
 mod load;
 mod run;
@@ -50,6 +52,19 @@ enum Cmd {
         dir: PathBuf,
         #[arg(long, default_value_t = 200_000)]
         iterations: usize,
+    },
+    /// The JSONL exporter's OTLP/JSON encoder against the proto path it replaced, on llmtap's
+    /// span shapes (ADR 0013; prints JSON). Build with `--release` for numbers that matter.
+    Encoder {
+        /// Spans per batch, cycling through the span shapes.
+        #[arg(long, default_value_t = 512)]
+        spans: usize,
+        /// Rounds of each path, alternating; the best round counts.
+        #[arg(long, default_value_t = 7)]
+        rounds: u32,
+        /// Batches encoded per round.
+        #[arg(long, default_value_t = 20)]
+        reps: u32,
     },
     /// One open-loop fixed-rate run against any URL (for A/B comparisons; prints JSON).
     Rate {
@@ -121,6 +136,15 @@ fn main() -> anyhow::Result<()> {
         Cmd::Sdk { dir, iterations } => {
             std::fs::create_dir_all(&dir)?;
             let r = runtime()?.block_on(async { exporter::sdk(&dir, iterations) })?;
+            println!("{}", serde_json::to_string(&r)?);
+            Ok(())
+        }
+        Cmd::Encoder {
+            spans,
+            rounds,
+            reps,
+        } => {
+            let r = encoder::encoder(spans, rounds, reps)?;
             println!("{}", serde_json::to_string(&r)?);
             Ok(())
         }

@@ -3,7 +3,7 @@
 //! no other source file spells an `LLMTAP_*` or `OTEL_*` name in a string literal.
 //!
 //! After changing a setting's help or default, rewrite the README's table with
-//! `cargo test -p llmtap-cli --test settings -- --ignored write_readme_environment_table`.
+//! `cargo run --locked -p llmtap-cli --example readme_env_table`.
 
 use std::path::{Path, PathBuf};
 
@@ -19,21 +19,13 @@ fn repo_root() -> PathBuf {
 }
 
 /// The README, and the byte range of its environment table (the first table under
-/// `## Environment`).
+/// `## Environment`, found by `settings::readme_table_range` as the example that rewrites it
+/// finds it).
 fn readme_table() -> Result<(String, std::ops::Range<usize>)> {
     let readme = std::fs::read_to_string(repo_root().join("README.md"))?;
-    let section = readme
-        .find("\n## Environment\n")
-        .context("README has no `## Environment` section")?;
-    let start = section
-        + readme[section..]
-            .find("\n| variable |")
-            .context("no table under `## Environment`")?
-        + 1;
-    let len = readme[start..]
-        .find("\n\n")
-        .map_or(readme.len() - start, |n| n + 1);
-    Ok((readme, start..start + len))
+    let range = settings::readme_table_range(&readme)
+        .context("README has no `| variable |` table under `## Environment`")?;
+    Ok((readme, range))
 }
 
 #[test]
@@ -51,21 +43,10 @@ fn readme_environment_table_is_the_settings_table() -> Result<()> {
             .collect();
         panic!(
             "the README's environment table differs from llmtap_core::settings (rewrite it with \
-             `cargo test -p llmtap-cli --test settings -- --ignored \
-             write_readme_environment_table`):\n{}",
+             `cargo run --locked -p llmtap-cli --example readme_env_table`):\n{}",
             diff.join("\n")
         );
     }
-    Ok(())
-}
-
-/// Rewrites the README's environment table from the settings table.
-#[test]
-#[ignore = "rewrites README.md; run by hand after changing a setting"]
-fn write_readme_environment_table() -> Result<()> {
-    let (mut readme, range) = readme_table()?;
-    readme.replace_range(range, &settings::markdown_table());
-    std::fs::write(repo_root().join("README.md"), readme)?;
     Ok(())
 }
 

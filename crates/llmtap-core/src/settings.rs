@@ -1,7 +1,9 @@
 //! Every `LLMTAP_*` and `OTEL_*` setting, declared once: variable, flag, default, kind (which
 //! parser reads it) and help. The proxy's configuration, the SDK, the exporter and the CLI read
 //! the names, defaults and parsers from here; `llmtap proxy --help` and the README's environment
-//! table are rendered from [`ALL`] (a test keeps the README equal to [`markdown_table`]).
+//! table are rendered from [`ALL`] (a test keeps the README equal to [`markdown_table`];
+//! `cargo run --locked -p llmtap-cli --example readme_env_table` rewrites it with
+//! [`replace_markdown_table`]).
 //!
 //! Precedence for a setting with a flag: flag, then variable, then [`Setting::default`]. An empty
 //! variable counts as unset. Two rules for bad values (ADR 0011, ADR 0012):
@@ -15,6 +17,7 @@
 //! Pure: this module reads an [`EnvSource`] and strings, never the process or the disk.
 
 use std::fmt;
+use std::ops::Range;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -1004,6 +1007,28 @@ pub fn markdown_table() -> String {
     out
 }
 
+/// Where the environment table sits in a README: the byte range of the first Markdown table
+/// under the `## Environment` heading, from its `| variable |` header row up to and including
+/// the newline that ends its last row (or to the end of the text). `None` if the README has no
+/// such heading or no such table after it.
+pub fn readme_table_range(readme: &str) -> Option<Range<usize>> {
+    let section = readme.find("\n## Environment\n")?;
+    let start = section + readme[section..].find("\n| variable |")? + 1;
+    let len = readme[start..]
+        .find("\n\n")
+        .map_or(readme.len() - start, |n| n + 1);
+    Some(start..start + len)
+}
+
+/// `readme` with its environment table ([`readme_table_range`]) replaced by
+/// [`markdown_table`]; `None` if it has none.
+pub fn replace_markdown_table(readme: &str) -> Option<String> {
+    let range = readme_table_range(readme)?;
+    let mut out = readme.to_owned();
+    out.replace_range(range, &markdown_table());
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1140,6 +1165,40 @@ mod tests {
             flag_help(&LISTEN),
             "proxy address, `HOST:PORT`; the host may be a name (`localhost`) \
              [env: LLMTAP_LISTEN] [default: 127.0.0.1:8421]"
+        );
+    }
+
+    #[test]
+    fn the_readme_table_is_found_and_replaced_in_place() {
+        let table = markdown_table();
+        let stale =
+            "| variable | meaning | default |\n|---|---|---|\n| `LLMTAP_OLD` | gone | — |\n";
+        let readme = format!(
+            "# x\n\n| variable | not this one |\n\n## Environment\n\nText.\n\n{stale}\nAfter.\n"
+        );
+        let range = readme_table_range(&readme).expect("found");
+        assert_eq!(&readme[range.clone()], stale);
+        let replaced = replace_markdown_table(&readme).expect("replaced");
+        assert_eq!(replaced, readme.replace(stale, &table));
+        assert_eq!(
+            readme_table_range(&replaced),
+            Some(range.start..range.start + table.len())
+        );
+        assert_eq!(
+            replace_markdown_table(&replaced).as_deref(),
+            Some(&*replaced)
+        );
+        // The table last in the file, with no blank line after it.
+        let at_end = format!("\n## Environment\n\n{}", stale.trim_end());
+        assert_eq!(
+            replace_markdown_table(&at_end),
+            Some(format!("\n## Environment\n\n{table}"))
+        );
+        // No section, or no table in it.
+        assert_eq!(readme_table_range(&format!("\n## Other\n\n{stale}")), None);
+        assert_eq!(
+            replace_markdown_table("\n## Environment\n\nNone yet.\n"),
+            None
         );
     }
 }

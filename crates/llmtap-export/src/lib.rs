@@ -7,7 +7,13 @@
 //!   never delays the file, with written/dropped/failed counters per sink;
 //! - [`JsonlReader`]: streams a JSONL file back, skipping and counting torn or invalid lines;
 //! - [`push_file`]: re-sends a JSONL file to any OTLP endpoint (`llmtap push`).
+//!
+//! Not part of the API: `bench_shapes` (hidden, behind the non-default `bench-shapes` feature)
+//! holds the span shapes and the reference proto encoder for `llmtap-bench encoder`.
 
+#[cfg(any(test, feature = "bench-shapes"))]
+#[doc(hidden)]
+pub mod bench_shapes;
 mod config;
 mod convention;
 mod error;
