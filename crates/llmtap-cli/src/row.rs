@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use llmtap_core::semconv;
 
-use crate::spans::{AttrValue, SpanRecord};
+use crate::spans::SpanRecord;
 use crate::timefmt::format_rfc3339_millis;
 
 /// A model call, flattened. Token counts are `None` when the span does not report them (never
@@ -151,10 +151,7 @@ impl CallRow {
             output_tokens_per_second: output
                 .filter(|&o| o > 0 && latency_ms > 0.0)
                 .map(|o| round3(o as f64 * 1000.0 / latency_ms)),
-            streamed: matches!(
-                span.attributes.get(semconv::GEN_AI_REQUEST_STREAM),
-                Some(AttrValue::Bool(true))
-            ),
+            streamed: span.streamed(),
             system_fingerprint: s(semconv::OPENAI_RESPONSE_SYSTEM_FINGERPRINT),
             request_id: s(semconv::LLMTAP_UPSTREAM_REQUEST_ID),
             server_address: s(semconv::SERVER_ADDRESS),

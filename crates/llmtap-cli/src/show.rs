@@ -19,7 +19,7 @@ use crate::cost::{PriceArgs, PriceTable, format_usd};
 use crate::input::{pretty_json, report_skipped, resolve_files, scan, write_stdout};
 use crate::spans::{AttrValue, Content, SpanRecord, service_name};
 use crate::timefmt::format_rfc3339_millis;
-use crate::tree::{Style, format_ms, stdout_style};
+use crate::tree::{Style, format_ms, format_timing, stdout_style};
 use crate::{EXIT_USAGE, content};
 
 /// Exit code when no span has the id.
@@ -233,13 +233,7 @@ pub fn to_json(found: &Found, prices: &PriceTable) -> Value {
                 .map(|secs| crate::row::round3(secs * 1000.0))
         ),
     );
-    put(
-        "streamed",
-        json!(matches!(
-            span.attributes.get(semconv::GEN_AI_REQUEST_STREAM),
-            Some(AttrValue::Bool(true))
-        )),
-    );
+    put("streamed", json!(span.streamed()));
     put(
         "request",
         Value::Object(
@@ -360,20 +354,16 @@ pub fn render(found: &Found, prices: &PriceTable, style: Style) -> String {
     if !who.is_empty() {
         field("who", who.join("  "));
     }
-    let mut timing = format!(
+    let timing = format!(
         "{}  {}",
         format_rfc3339_millis(span.start_unix_nanos),
-        format_ms(span.duration_nanos() as f64 / 1e6)
+        format_timing(
+            span.duration_nanos() as f64 / 1e6,
+            span.f64_attr(semconv::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK)
+                .map(|secs| secs * 1000.0),
+            span.streamed(),
+        )
     );
-    if let Some(ttft) = span.f64_attr(semconv::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK) {
-        timing.push_str(&format!(" (ttft {})", format_ms(ttft * 1000.0)));
-    }
-    if matches!(
-        span.attributes.get(semconv::GEN_AI_REQUEST_STREAM),
-        Some(AttrValue::Bool(true))
-    ) {
-        timing.push_str(" stream");
-    }
     field("time", timing);
     let count = |key: &str| {
         span.u64_attr(key)

@@ -237,6 +237,14 @@ impl SpanRecord {
         self.attributes.get(key)?.as_f64()
     }
 
+    /// Whether the call asked for a streamed answer (`gen_ai.request.stream` true).
+    pub fn streamed(&self) -> bool {
+        matches!(
+            self.attributes.get(semconv::GEN_AI_REQUEST_STREAM),
+            Some(AttrValue::Bool(true))
+        )
+    }
+
     /// Wall time in nanoseconds (0 when the timestamps are inconsistent).
     pub fn duration_nanos(&self) -> u64 {
         self.end_unix_nanos.saturating_sub(self.start_unix_nanos)

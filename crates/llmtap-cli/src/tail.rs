@@ -22,8 +22,8 @@ use crate::input::FilterArgs;
 use crate::input::with_rotations;
 use crate::paths::DEFAULT_TRACES_FILE;
 use crate::row::CallRow;
-use crate::spans::{AttrValue, Content, SpanRecord, for_each_span};
-use crate::tree::{Style, format_call_tokens, format_ms, stdout_style};
+use crate::spans::{Content, SpanRecord, for_each_span};
+use crate::tree::{Style, format_call_tokens, format_timing, stdout_style};
 use crate::{EXIT_DATA_ERR, EXIT_NO_INPUT, EXIT_USAGE};
 
 /// Flags of `llmtap tail`.
@@ -111,17 +111,13 @@ pub fn format_call(span: &SpanRecord, style: Style, cost: Option<u128>) -> Strin
     }
     line.push_str(&format!(
         "  {}",
-        format_ms(span.duration_nanos() as f64 / 1e6)
+        format_timing(
+            span.duration_nanos() as f64 / 1e6,
+            span.f64_attr(semconv::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK)
+                .map(|secs| secs * 1000.0),
+            span.streamed(),
+        )
     ));
-    if let Some(ttft) = span.f64_attr(semconv::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK) {
-        line.push_str(&format!(" (ttft {})", format_ms(ttft * 1000.0)));
-    }
-    if matches!(
-        span.attributes.get(semconv::GEN_AI_REQUEST_STREAM),
-        Some(AttrValue::Bool(true))
-    ) {
-        line.push_str(" stream");
-    }
     let reported = (
         span.u64_attr(semconv::GEN_AI_USAGE_INPUT_TOKENS).is_some(),
         span.u64_attr(semconv::GEN_AI_USAGE_OUTPUT_TOKENS).is_some(),

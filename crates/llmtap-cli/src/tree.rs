@@ -247,10 +247,7 @@ fn build_node(
         time_to_first_chunk_ms: span
             .f64_attr(semconv::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK)
             .map(|s| s * 1000.0),
-        streamed: matches!(
-            span.attributes.get(semconv::GEN_AI_REQUEST_STREAM),
-            Some(crate::spans::AttrValue::Bool(true))
-        ),
+        streamed: span.streamed(),
         error: span.status == SpanStatus::Error,
         error_type: span.str_attr(semconv::ERROR_TYPE).map(str::to_owned),
         orphan: !span.parent_span_id.is_empty()
@@ -365,13 +362,10 @@ fn render_node(node: &TreeNode, prefix: &str, last: bool, style: Style, out: &mu
         (true, None) => style.red("✗ error"),
         (false, _) => style.green("✓"),
     };
-    line.push_str(&format!("  {status}  {}", format_ms(node.duration_ms)));
-    if let Some(ttft) = node.time_to_first_chunk_ms {
-        line.push_str(&format!(" (ttft {})", format_ms(ttft)));
-    }
-    if node.streamed {
-        line.push_str(" stream");
-    }
+    line.push_str(&format!(
+        "  {status}  {}",
+        format_timing(node.duration_ms, node.time_to_first_chunk_ms, node.streamed)
+    ));
     if node.reported.0 || node.reported.1 {
         line.push_str(&format!(
             "  {}",
@@ -398,6 +392,19 @@ fn render_node(node: &TreeNode, prefix: &str, last: bool, style: Style, out: &mu
     for (i, child) in node.children.iter().enumerate() {
         render_node(child, &child_prefix, i + 1 == count, style, out);
     }
+}
+
+/// `173 ms (ttft 39 ms) stream`: a call's duration, its time to first chunk when known, and
+/// whether it streamed — the same words in `tree`, `tail` and `show`.
+pub(crate) fn format_timing(duration_ms: f64, ttft_ms: Option<f64>, streamed: bool) -> String {
+    let mut text = format_ms(duration_ms);
+    if let Some(ttft) = ttft_ms {
+        text.push_str(&format!(" (ttft {})", format_ms(ttft)));
+    }
+    if streamed {
+        text.push_str(" stream");
+    }
+    text
 }
 
 pub(crate) fn format_ms(ms: f64) -> String {
