@@ -261,12 +261,7 @@ impl AgentSpans {
         end_all_of(endings);
     }
 
-    fn release(
-        &self,
-        key: &InvocationKey,
-        call: Option<(SpanId, &Usage, &str)>,
-        ended: SystemTime,
-    ) {
+    fn release(&self, key: &InvocationKey, call: Option<(&Usage, &str)>, ended: SystemTime) {
         let mut registry = self.lock();
         let Some(open) = registry.open.get_mut(key) else {
             return;
@@ -274,7 +269,7 @@ impl AgentSpans {
         open.busy = open.busy.saturating_sub(1);
         open.last_end = open.last_end.max(ended);
         open.quiet_since = Instant::now();
-        if let Some((_, usage, provider)) = call {
+        if let Some((usage, provider)) = call {
             open.totals.add(usage);
             open.providers.note(provider);
         }
@@ -372,16 +367,10 @@ impl AgentLease {
     }
 
     /// The call ended at `ended` with `usage`, on `provider`.
-    pub(crate) fn finish(
-        mut self,
-        call: &SpanContext,
-        usage: &Usage,
-        provider: &str,
-        ended: SystemTime,
-    ) {
+    pub(crate) fn finish(mut self, usage: &Usage, provider: &str, ended: SystemTime) {
         self.released = true;
         self.spans
-            .release(&self.key, Some((call.span_id(), usage, provider)), ended);
+            .release(&self.key, Some((usage, provider)), ended);
     }
 }
 
@@ -481,7 +470,7 @@ mod tests {
         let root_call = model_call(&root, 1);
         let root_trace = root.context.trace_id();
         root.note_call(&root_call);
-        root.finish(&root_call, &usage(10), "openai", SystemTime::now());
+        root.finish(&usage(10), "openai", SystemTime::now());
 
         // The spawned agent's calls name the orchestrator's model call as their parent.
         let handoff = Context::new().with_remote_span_context(root_call.clone());
@@ -493,16 +482,14 @@ mod tests {
             "one invocation"
         );
         assert_eq!(child.context.trace_id(), root_trace);
-        let c1 = model_call(&child, 2);
-        child.finish(&c1, &usage(5), "openai", SystemTime::now());
+        child.finish(&usage(5), "openai", SystemTime::now());
         agents.end_quiet();
         assert!(
             exporter.get_finished_spans().unwrap().is_empty(),
             "a call is still in flight"
         );
         let late = SystemTime::now() + Duration::from_secs(5);
-        let c2 = model_call(&again, 3);
-        again.finish(&c2, &usage(7), "anthropic", late);
+        again.finish(&usage(7), "anthropic", late);
         agents.end_quiet();
 
         let done = exporter.get_finished_spans().unwrap();
@@ -539,9 +526,8 @@ mod tests {
         let (agents, exporter, _provider) = spans(Duration::from_secs(3600));
         let none = Context::new();
         let lease = agents.enter(&call("a", &none, Some("s"))).unwrap();
-        let c = model_call(&lease, 1);
         let ended = SystemTime::now();
-        lease.finish(&c, &usage(1), "openai", ended);
+        lease.finish(&usage(1), "openai", ended);
         agents.end_quiet();
         assert!(exporter.get_finished_spans().unwrap().is_empty());
         // Same session, same name: the same invocation while it is open.

@@ -70,7 +70,6 @@ struct Recording {
     api: Api,
     policy: Arc<CapturePolicy>,
     stats: Arc<ProxyStats>,
-    status: Option<StatusCode>,
     /// gen_ai metrics, recorded for every call whatever the sampler decided.
     metrics: Option<GenAiMetrics>,
     /// Extra keys for other backends' conventions.
@@ -155,6 +154,10 @@ impl CallRecorder {
         call.agent.agent_id = facts.agent.agent_id;
         call.agent.conversation_id = facts.agent.session;
         call.agent.meta = facts.agent.meta;
+        if call.request.model.is_none() && facts.content_encoding.is_none() {
+            call.request.model = codec::peek_model(facts.body);
+        }
+        // Once, before any field becomes a span name, attribute or agent key.
         call.redact_fields(&policy.redactor);
         let agent = match &call.agent.agent_name {
             Some(name) if !facts.agent.agent_span_recorded => facts.agent_spans.enter(&AgentCall {
@@ -170,10 +173,6 @@ impl CallRecorder {
         let parent = agent
             .as_ref()
             .map_or_else(|| facts.parent.clone(), AgentLease::parent_context);
-        if call.request.model.is_none() && facts.content_encoding.is_none() {
-            call.request.model = codec::peek_model(facts.body);
-        }
-        call.redact_fields(&policy.redactor);
         let span = tracer
             .span_builder(call.span_name())
             .with_kind(call.span_kind())
@@ -197,7 +196,6 @@ impl CallRecorder {
                 api,
                 policy,
                 stats,
-                status: None,
                 metrics: facts.metrics,
                 compat: facts.compat,
                 request_encoding: facts.content_encoding,
@@ -264,7 +262,6 @@ impl CallRecorder {
         let Some(rec) = self.recording.as_mut() else {
             return;
         };
-        rec.status = StatusCode::from_u16(head.status).ok();
         rec.life.on_response_head(head, &rec.policy);
     }
 
@@ -301,7 +298,12 @@ impl Recording {
                     let call = self.life.call_mut();
                     call.capture_error.get_or_insert(CAPTURE_CHUNKS_LOST);
                 }
-                if self.status.is_some_and(|s| !s.is_success()) {
+                if self
+                    .life
+                    .call()
+                    .http_status
+                    .is_some_and(|s| !(200..300).contains(&s))
+                {
                     self.stats.record_upstream_error();
                 }
                 (body.outcome, body.ended_at)
@@ -326,12 +328,7 @@ impl Recording {
         finished.emit(&mut self.span, self.compat, metrics);
         if let Some(agent) = self.agent.take() {
             let call = &finished.call;
-            agent.finish(
-                self.span.span_context(),
-                &call.usage,
-                &call.provider,
-                finished.ended_wall,
-            );
+            agent.finish(&call.usage, &call.provider, finished.ended_wall);
         }
         self.stats
             .record_call_finished(finished.call.error_type.is_some());
