@@ -45,6 +45,20 @@ pub struct Options {
     pub session: String,
 }
 
+impl Options {
+    /// A run against a server that needs no key (the mock, or a proxy in front of it), with the
+    /// default model.
+    pub fn keyless(base_url: String, mode: Mode, session: &str) -> Self {
+        Self {
+            base_url,
+            api_key: None,
+            model: DEFAULT_MODEL.into(),
+            mode,
+            session: session.into(),
+        }
+    }
+}
+
 /// What a run did.
 #[derive(Debug, Clone)]
 pub struct Summary {

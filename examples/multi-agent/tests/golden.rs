@@ -2,7 +2,7 @@
 //! and through the proxy (same golden: same tree shape, one model span per call), and a
 //! deliberately wrong twin golden that must fail.
 
-use example_multi_agent::{DEFAULT_MODEL, Mode, Options, run, start_mock};
+use example_multi_agent::{Mode, Options, run, start_mock};
 use llmtap_sdk::Builder;
 use llmtap_tests::spans::RecordedSpan;
 use llmtap_tests::stack::Stack;
@@ -13,13 +13,7 @@ const GOLDEN: &str = "multi_agent.json";
 const WRONG_TWIN: &str = "multi_agent_wrong_parent.json";
 
 fn options(base_url: String, mode: Mode) -> Options {
-    Options {
-        base_url,
-        api_key: None,
-        model: DEFAULT_MODEL.into(),
-        mode,
-        session: "golden-session".into(),
-    }
+    Options::keyless(base_url, mode, "golden-session")
 }
 
 /// Runs the example in direct mode against the mock; returns its spans and the calls made.

@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use example_multi_agent::{DEFAULT_MODEL, Mode, Options, run, start_mock};
+use example_multi_agent::{Mode, Options, run, start_mock};
 use llmtap_core::semconv::{self, compat_keys};
 use llmtap_sdk::Builder;
 use llmtap_tests::otlp::FakeCollector;
@@ -21,13 +21,7 @@ const PROXY_ONLY: &[&str] = &[];
 const COMPAT: &str = "langfuse,openinference";
 
 fn options(base_url: String, mode: Mode) -> Options {
-    Options {
-        base_url,
-        api_key: None,
-        model: DEFAULT_MODEL.into(),
-        mode,
-        session: "same-record".into(),
-    }
+    Options::keyless(base_url, mode, "same-record")
 }
 
 fn otlp_env(collector: &FakeCollector) -> Vec<(String, String)> {
