@@ -22,7 +22,8 @@
 //! and until then every text is withheld whole rather than recorded unredacted.
 
 use std::borrow::Cow;
-use std::sync::{Arc, LazyLock};
+use std::hash::{BuildHasher as _, RandomState};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use memchr::memmem;
 use regex::{Captures, Regex};
@@ -306,6 +307,61 @@ pub struct PatternError {
 pub struct Redactor {
     builtin: bool,
     extra: Arc<Vec<Regex>>,
+    /// Short texts this redactor found clean (shared by its clones).
+    clean: Arc<CleanTexts>,
+}
+
+/// Texts up to this long are remembered once found clean.
+const CLEAN_TEXT_MAX: usize = 96;
+/// Slots of the clean-text memory (direct-mapped by hash).
+const CLEAN_TEXT_SLOTS: usize = 256;
+
+/// A small memory of short texts already found free of secrets by one redactor: the same few
+/// values (model names, routes, finish reasons, agent names) pass through redaction on every
+/// call, several times, and a regex scan costs far more than a hash and a compare. A text is
+/// only ever found here after the full scan said it is clean under the same patterns, so a hit
+/// is exactly the scan's answer. Direct-mapped: a newer text takes its slot (no growth); a busy
+/// lock is skipped, never waited for.
+#[derive(Debug)]
+struct CleanTexts {
+    hasher: RandomState,
+    slots: Mutex<Vec<Option<Box<str>>>>,
+}
+
+impl CleanTexts {
+    fn new() -> Self {
+        Self {
+            hasher: RandomState::new(),
+            slots: Mutex::new(vec![None; CLEAN_TEXT_SLOTS]),
+        }
+    }
+
+    fn slot(&self, text: &str) -> usize {
+        // The modulo keeps the index below the slot count, whatever the hash.
+        usize::try_from(self.hasher.hash_one(text) % CLEAN_TEXT_SLOTS as u64).unwrap_or(0)
+    }
+
+    fn contains(&self, text: &str) -> bool {
+        if text.len() > CLEAN_TEXT_MAX {
+            return false;
+        }
+        let at = self.slot(text);
+        self.slots
+            .try_lock()
+            .is_ok_and(|slots| slots.get(at).and_then(Option::as_deref) == Some(text))
+    }
+
+    fn remember(&self, text: &str) {
+        if text.len() > CLEAN_TEXT_MAX {
+            return;
+        }
+        let at = self.slot(text);
+        if let Ok(mut slots) = self.slots.try_lock()
+            && let Some(slot) = slots.get_mut(at)
+        {
+            *slot = Some(text.into());
+        }
+    }
 }
 
 impl Default for Redactor {
@@ -320,6 +376,7 @@ impl Redactor {
         Self {
             builtin: true,
             extra: Arc::new(Vec::new()),
+            clean: Arc::new(CleanTexts::new()),
         }
     }
 
@@ -328,6 +385,7 @@ impl Redactor {
         Self {
             builtin: false,
             extra: Arc::new(Vec::new()),
+            clean: Arc::new(CleanTexts::new()),
         }
     }
 
@@ -373,6 +431,8 @@ impl Redactor {
         Ok(Self {
             builtin: self.builtin,
             extra: Arc::new(extra),
+            // Other patterns: what was clean before may not be now.
+            clean: Arc::new(CleanTexts::new()),
         })
     }
 
@@ -383,6 +443,25 @@ impl Redactor {
 
     /// `text` with every secret replaced; borrowed (no allocation) when nothing matched.
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        if !self.builtin && self.extra.is_empty() {
+            return Cow::Borrowed(text);
+        }
+        if self.clean.contains(text) {
+            return Cow::Borrowed(text);
+        }
+        let out = self.scan(text);
+        // Clean means the text itself came back (not the stand-in for an unusable set).
+        if let Cow::Borrowed(same) = &out
+            && std::ptr::eq(*same, text)
+        {
+            self.clean.remember(text);
+        }
+        out
+    }
+
+    /// The full scan behind [`redact`](Self::redact): private keys, the built-in alternation,
+    /// then the user patterns.
+    fn scan<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let mut out: Cow<'a, str> = Cow::Borrowed(text);
         if self.builtin {
             let Ok(builtin) = BUILTIN_SET.as_ref() else {
@@ -552,8 +631,11 @@ const PEM_MAX_LABEL: usize = 64;
 /// through its body to its END line — or, when the END line is missing (a cut, a paste), to the
 /// first character that cannot be part of a PEM body. Certificates and public keys are kept.
 fn redact_private_keys(text: &str) -> Cow<'_, str> {
+    /// Built once: a finder's set-up costs more than searching a short text.
+    static FINDER: LazyLock<memmem::Finder<'static>> =
+        LazyLock::new(|| memmem::Finder::new(PEM_BEGIN));
     let bytes = text.as_bytes();
-    let finder = memmem::Finder::new(PEM_BEGIN);
+    let finder = &*FINDER;
     let mut out = String::new();
     let mut copied = 0;
     let mut pos = 0;
@@ -680,6 +762,30 @@ fn end_line_end(bytes: &[u8], i: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remembered_clean_texts_give_the_scan_s_answer() {
+        let redactor = Redactor::new();
+        for _ in 0..3 {
+            // Clean: the same text back, borrowed, on the first call and from memory after.
+            let model = "gpt-4o-mini";
+            assert!(matches!(redactor.redact(model), Cow::Borrowed(m) if std::ptr::eq(m, model)));
+            // A secret is never remembered: it is redacted every time.
+            let key = "ghp_16C7e42F292c6912E7710c838347Ae178B4a";
+            assert_eq!(redactor.redact(key), "[REDACTED:github_token]");
+        }
+        // A clone shares the memory; a redactor with more patterns starts without it.
+        let clone = redactor.clone();
+        assert!(clone.clean.contains("gpt-4o-mini"));
+        let stricter = redactor.with_extra(["gpt-4o"]).expect("pattern");
+        assert!(!stricter.clean.contains("gpt-4o-mini"));
+        assert_eq!(stricter.redact("gpt-4o-mini"), "[REDACTED:custom]-mini");
+        assert_eq!(stricter.redact("gpt-4o-mini"), "[REDACTED:custom]-mini");
+        // Long texts are always scanned, never remembered.
+        let long = "a".repeat(CLEAN_TEXT_MAX + 1);
+        assert!(matches!(clone.redact(&long), Cow::Borrowed(_)));
+        assert!(!clone.clean.contains(&long));
+    }
 
     /// Secrets shaped like the real ones (random, not live).
     const SECRETS: &[(&str, &str)] = &[
