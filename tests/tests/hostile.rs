@@ -123,7 +123,7 @@ x-llmtap-agent: staller\r\ncontent-length: 1000\r\n\r\n{\"model\":\"gpt-4o\",",
 
 #[tokio::test]
 async fn a_client_that_leaves_during_its_upload_gets_one_span() -> Result<()> {
-    // Within the capture budget (buffered) and over it (streamed upstream while uploading).
+    // Within the capture budget and over it: both stream upstream while the client uploads.
     let mut stack = stack_with(
         Overrides::default(),
         &[("LLMTAP_MAX_CAPTURE_BYTES", "4096")],

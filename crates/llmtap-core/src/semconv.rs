@@ -372,6 +372,9 @@ pub mod capture_error {
     /// The proxy's shared capture buffer (`LLMTAP_MAX_BUFFERED_BYTES`) was full: the request
     /// passed through uncaptured.
     pub const CAPTURE_BUFFER_FULL: &str = "capture_buffer_full";
+    /// A request body streamed upstream did not reach its end (the client broke the upload off,
+    /// or the upstream answered and stopped reading it first): its partial copy was not parsed.
+    pub const UPLOAD_INCOMPLETE: &str = "upload_incomplete";
 }
 
 /// `llmtap.transport.end` values: how the connection ended *after* the protocol's terminal event

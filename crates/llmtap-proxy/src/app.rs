@@ -30,7 +30,8 @@ use tokio::task::JoinSet;
 
 use crate::agents::AgentSpans;
 use crate::body::{
-    BodyEnd, BufferLimits, ProxyBody, RequestBody, TapBody, UploadError, buffer_request,
+    BodyEnd, CopyEnd, ProxyBody, RequestBody, RequestCopy, TapBody, UploadError, UploadLimits,
+    start_upload,
 };
 use crate::config::{Config, Upstream};
 use crate::connect::ConnectLimit;
@@ -580,6 +581,12 @@ async fn forward_unrecorded(
     }
 }
 
+/// A recorded call. The span starts at the request head, before anything goes upstream (its
+/// id goes upstream as `traceparent` and back as `traceresponse`). The body is not waited for:
+/// what arrived with the head is read, and when that is the whole body it goes upstream with its
+/// length; otherwise the request goes upstream at once and the rest of the body streams through
+/// a tee that keeps the capture copy (see [`crate::body`]). The recorder task gets the copy when
+/// the upload ends.
 async fn forward_recorded(
     state: &State,
     upstream: &Upstream,
@@ -604,12 +611,13 @@ async fn forward_recorded(
         return json_response(StatusCode::BAD_REQUEST, Bytes::new(), None);
     };
     let head_at = std::time::SystemTime::now();
-    let limits = BufferLimits {
+    let limits = UploadLimits {
         max_bytes: state.config.max_capture_bytes,
         timeout: state.config.body_timeout,
         shared: Arc::clone(&state.capture_buffer),
+        stats: Arc::clone(&state.stats),
     };
-    let buffered = buffer_request(body, &limits).await;
+    let started = start_upload(body, &limits).await;
 
     let parent = state.propagator.extract(&HeaderExtractor(&parts.headers));
     let host = upstream.base.host().unwrap_or_default();
@@ -619,9 +627,9 @@ async fn forward_recorded(
         .or_else(|| route.provider_hint.map(str::to_owned))
         .unwrap_or_else(|| codec::provider_for(route.api, host).to_owned());
     state.stats.record_request(&provider);
-    let read = match &buffered {
-        Ok(buffered) => &buffered.bytes,
-        Err(err) => &err.partial,
+    let read = match &started {
+        Ok(started) => &started.read,
+        Err(cut) => &cut.partial,
     };
     let mut recorder = CallRecorder::on_request(
         RequestFacts {
@@ -644,51 +652,41 @@ async fn forward_recorded(
         Arc::clone(&state.stats),
     );
     let traceresponse = traceresponse(recorder.span_context());
-    // The upload failed on the client's side: the call still gets its one span, from the
-    // request head on, with what was read of the body.
-    let buffered = match buffered {
-        Ok(buffered) => buffered,
-        Err(err) => {
-            let failure = ProxyError::from_upload(err.cause);
-            if err.cause == UploadError::Stalled {
-                state.stats.record_limit(Limit::BodyTimeout);
-            }
+    // The body had already failed (the client is gone): the call still gets its one span, from
+    // the request head on, with what was read of the body.
+    let started = match started {
+        Ok(started) => started,
+        Err(cut) => {
+            let failure = ProxyError::from_upload(UploadError::ClientGone);
             tracing::debug!(error = %failure, "client request body failed");
-            recorder.on_request_body(&err.partial, false, false);
+            recorder.on_request_body(&cut.partial, CopyEnd::Cut);
             let response = error_response(&failure, traceresponse);
             recorder.finish(Outcome::Failed(failure));
             return response;
         }
     };
-    if buffered.no_room {
-        state.stats.record_limit(Limit::CaptureBufferFull);
-    }
 
     // The upstream sees our span as the caller, so a traced upstream nests under this call.
     state.propagator.inject_context(
         &recorder.propagation_context(),
         &mut HeaderInjector(&mut parts.headers),
     );
-    if buffered.complete {
+    // A whole body goes with its length; a streamed one keeps the client's own framing.
+    if let Some(length) = started.whole_length {
         parts
             .headers
-            .insert(CONTENT_LENGTH, HeaderValue::from(buffered.bytes.len()));
+            .insert(CONTENT_LENGTH, HeaderValue::from(length));
     }
-    let upstream_req = upstream_request(parts, uri, buffered.body);
+    let upstream_req = upstream_request(parts, uri, started.body);
 
     // The recorder task owns the call from here (see `record_call` for its order of work).
     let (head_tx, head_rx) = oneshot::channel::<Result<ResponseHead, ProxyError>>();
     let (copies_tx, copies_rx) = mpsc::channel::<Bytes>(CHUNK_COPY_QUEUE);
     let (end_tx, end_rx) = oneshot::channel();
-    let fate = Arc::clone(&buffered.fate);
+    let fate = started.fate;
     tokio::spawn(record_call(
         recorder,
-        RequestCopy {
-            bytes: buffered.bytes,
-            complete: buffered.complete,
-            no_room: buffered.no_room,
-            _permit: buffered.permit,
-        },
+        started.copy,
         head_rx,
         copies_rx,
         end_rx,
@@ -698,16 +696,8 @@ async fn forward_recorded(
         Ok(resp) => resp,
         Err(err) => {
             // A streamed upload the client broke off fails the upstream request too: the
-            // client is at fault, not the upstream.
-            let err = match fate.client_error() {
-                Some(cause) => {
-                    if cause == UploadError::Stalled {
-                        state.stats.record_limit(Limit::BodyTimeout);
-                    }
-                    ProxyError::from_upload(cause)
-                }
-                None => err,
-            };
+            // client is at fault, not the upstream (a stall was counted where it was seen).
+            let err = fate.client_error().map_or(err, ProxyError::from_upload);
             let response = error_response(&err, traceresponse);
             let _ = head_tx.send(Err(err));
             return response;
@@ -720,18 +710,6 @@ async fn forward_recorded(
     }
     let body = TapBody::new(body, copies_tx, end_tx, state.config.stream_idle_timeout);
     Response::from_parts(parts, ProxyBody::Tap(body))
-}
-
-/// The call's recorder task: waits for the response head, then parses the request copy, takes
-/// the head, the chunk copies and the outcome, in that order. Every way out ends the span once:
-/// a failed upstream as `Failed`, a dropped handler (client gone before the head) as abandoned,
-/// a dropped body as client-disconnected.
-/// The request copy handed to the recorder task, with its share of the capture buffer.
-struct RequestCopy {
-    bytes: Bytes,
-    complete: bool,
-    no_room: bool,
-    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// Bodies at least this large are parsed and redacted with the worker handed off
@@ -750,9 +728,15 @@ fn off_worker<T>(big: bool, work: impl FnOnce() -> T) -> T {
     }
 }
 
+/// The call's recorder task: waits for the response head, then for the request copy (at once
+/// for a body read whole; a streamed one's when its upload ends — on its end, error, or the
+/// upstream dropping it), parses the copy, then takes the head, the chunk copies and the
+/// outcome, in that order. Every way out ends the span once: a failed upstream as `Failed`, a
+/// dropped handler (client gone before the head) as abandoned, a dropped body as
+/// client-disconnected.
 async fn record_call(
     mut recorder: CallRecorder,
-    request: RequestCopy,
+    request: oneshot::Receiver<RequestCopy>,
     head: oneshot::Receiver<Result<ResponseHead, ProxyError>>,
     mut copies: mpsc::Receiver<Bytes>,
     end: oneshot::Receiver<BodyEnd>,
@@ -761,8 +745,9 @@ async fn record_call(
     // the head to hyper, which writes it (and the body bytes already read) before this task
     // runs, so a long prompt's parse never delays the answer's first byte.
     let head = head.await;
+    let request = request.await.unwrap_or_else(|_| RequestCopy::lost());
     off_worker(request.bytes.len() >= OFFLOAD_PARSE_BYTES, || {
-        recorder.on_request_body(&request.bytes, request.complete, request.no_room);
+        recorder.on_request_body(&request.bytes, request.end);
     });
     drop(request);
     match head {

@@ -1,10 +1,20 @@
 //! Bodies on both legs of the proxy.
 //!
+//! The request body is never held back for capture ([`start_upload`]). What the client sent with
+//! its head is read without waiting; when that is the whole body (the usual small request) it
+//! goes upstream as one known-length body and is the capture copy. Otherwise the request goes
+//! upstream at once with a [`TeeBody`]: the part already read, then each client frame as it
+//! arrives, unchanged, with a copy appended to the capture copy while it stays within the
+//! per-request budget and the shared capture buffer. The finished copy reaches the call's
+//! recorder on the body's end, error or drop. The body timeout applies between client reads on
+//! that path, and how the client's side failed ([`UploadFate`]) is kept for the handler.
+//!
 //! The response body is wrapped in [`TapBody`], which forwards every frame unchanged and hands a
 //! cheap copy (a refcounted `Bytes`) to the call's recorder task over a bounded channel. Decoding
 //! happens in that task, off the write path. The body's end, error or drop is the call's outcome,
 //! delivered on a oneshot that cannot be full — so the span always learns how the call ended.
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -17,6 +27,8 @@ use hyper::body::Incoming;
 use llmtap_core::lifecycle::CallEnd;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::time::Sleep;
+
+use crate::stats::{Limit, ProxyStats};
 
 /// Boxed error for bodies: hyper only needs `Into<Box<dyn Error>>`.
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -275,64 +287,316 @@ pub(crate) enum UploadError {
     Stalled,
 }
 
-/// The rest of a client's body, streamed upstream with the body timeout between reads.
-#[derive(Debug)]
-pub(crate) struct StreamedRest {
-    inner: Incoming,
-    idle: IdleTimer,
-    fate: Arc<UploadFate>,
-}
-
-impl StreamedRest {
-    pub(crate) fn new(inner: Incoming, timeout: Duration, fate: Arc<UploadFate>) -> Self {
-        Self {
-            inner,
-            idle: IdleTimer::new(timeout),
-            fate,
-        }
-    }
-
-    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match Pin::new(&mut self.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                self.idle.touch();
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Poll::Ready(Some(Err(err))) => {
-                self.fate.set(UploadFate::GONE);
-                Poll::Ready(Some(Err(Box::new(err))))
-            }
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => {
-                ready!(self.idle.poll_expired(cx));
-                self.fate.set(UploadFate::STALLED);
-                Poll::Ready(Some(Err(Box::new(UploadStalled(self.idle.timeout)))))
-            }
-        }
-    }
-}
-
 /// The upload stalled past the body timeout.
 #[derive(Debug, thiserror::Error)]
 #[error("client sent no body bytes for {0:?}")]
 pub(crate) struct UploadStalled(Duration);
 
-/// The body sent upstream: the request as buffered for parsing, or — when it was larger than the
-/// capture budget — the buffered prefix followed by the rest of the client's body, streamed.
-#[derive(Debug)]
-pub(crate) enum RequestBody {
-    /// Fully buffered.
-    Full(Option<Bytes>),
-    /// Prefix then the remaining client body.
-    Chained {
-        prefix: Option<Bytes>,
-        rest: Box<StreamedRest>,
-    },
-    /// An unrecorded request's body, streamed as is.
-    Plain(Incoming),
+/// What bounds a request's upload and its capture copy.
+#[derive(Debug, Clone)]
+pub(crate) struct UploadLimits {
+    /// Per-request capture budget.
+    pub(crate) max_bytes: usize,
+    /// Longest pause between two reads of the client's body.
+    pub(crate) timeout: Duration,
+    /// The capture buffer shared by every connection (permits are bytes).
+    pub(crate) shared: Arc<Semaphore>,
+    /// Where a stalled upload and a full capture buffer are counted, when they happen.
+    pub(crate) stats: Arc<ProxyStats>,
 }
 
-impl Body for RequestBody {
+/// How far the capture copy of a request body got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CopyEnd {
+    /// The copy holds the whole body.
+    Complete,
+    /// The body passed the capture budget: copying stopped there and nothing is kept.
+    OverBudget,
+    /// The shared capture buffer had no room: copying stopped and nothing is kept.
+    NoRoom,
+    /// The upload did not reach its end (the client broke it off, or the upstream stopped
+    /// reading it): the copy is what had arrived.
+    Cut,
+}
+
+/// The capture copy of a request body, as the call's recorder receives it.
+#[derive(Debug)]
+pub(crate) struct RequestCopy {
+    pub(crate) bytes: Bytes,
+    pub(crate) end: CopyEnd,
+    /// This copy's share of the shared capture buffer, released with the copy.
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl RequestCopy {
+    /// A copy whose sender vanished without a word (cannot happen: the tee reports on drop).
+    pub(crate) fn lost() -> Self {
+        Self {
+            bytes: Bytes::new(),
+            end: CopyEnd::Cut,
+            _permit: None,
+        }
+    }
+}
+
+/// Frames appended one by one; a single frame stays the client's own `Bytes`, so the usual
+/// small request is never copied.
+#[derive(Debug, Default)]
+enum Joined {
+    #[default]
+    Empty,
+    One(Bytes),
+    Many(bytes::BytesMut),
+}
+
+impl Joined {
+    fn len(&self) -> usize {
+        match self {
+            Self::Empty => 0,
+            Self::One(bytes) => bytes.len(),
+            Self::Many(bytes) => bytes.len(),
+        }
+    }
+
+    fn push(&mut self, data: &Bytes) {
+        *self = match std::mem::take(self) {
+            Self::Empty => Self::One(data.clone()),
+            Self::One(first) => {
+                let mut joined = bytes::BytesMut::with_capacity(first.len() + data.len());
+                joined.extend_from_slice(&first);
+                joined.extend_from_slice(data);
+                Self::Many(joined)
+            }
+            Self::Many(mut joined) => {
+                joined.extend_from_slice(data);
+                Self::Many(joined)
+            }
+        };
+    }
+
+    fn freeze(self) -> Bytes {
+        match self {
+            Self::Empty => Bytes::new(),
+            Self::One(bytes) => bytes,
+            Self::Many(bytes) => bytes.freeze(),
+        }
+    }
+}
+
+/// The capture copy while the body passes: it never grows past the per-request budget nor takes
+/// more of the shared buffer than it has room for. Past either it stops and lets go of what it
+/// held; the forwarding goes on regardless.
+#[derive(Debug)]
+struct CopyBuilder {
+    held: Joined,
+    permit: Option<OwnedSemaphorePermit>,
+    /// Why copying stopped early.
+    stopped: Option<CopyEnd>,
+    max_bytes: usize,
+    shared: Arc<Semaphore>,
+    stats: Arc<ProxyStats>,
+}
+
+impl CopyBuilder {
+    fn new(limits: &UploadLimits) -> Self {
+        Self {
+            held: Joined::Empty,
+            permit: None,
+            stopped: None,
+            max_bytes: limits.max_bytes,
+            shared: Arc::clone(&limits.shared),
+            stats: Arc::clone(&limits.stats),
+        }
+    }
+
+    fn push(&mut self, data: &Bytes) {
+        if self.stopped.is_some() || data.is_empty() {
+            return;
+        }
+        if self.held.len() + data.len() > self.max_bytes {
+            self.stop(CopyEnd::OverBudget);
+            return;
+        }
+        let want = u32::try_from(data.len()).unwrap_or(u32::MAX);
+        let Ok(more) = Arc::clone(&self.shared).try_acquire_many_owned(want) else {
+            self.stats.record_limit(Limit::CaptureBufferFull);
+            self.stop(CopyEnd::NoRoom);
+            return;
+        };
+        match self.permit.as_mut() {
+            Some(held) => held.merge(more),
+            None => self.permit = Some(more),
+        }
+        self.held.push(data);
+    }
+
+    /// Copying is over for `why`: what was held is of no use (a cut-off body is neither parsed
+    /// nor peeked) and goes back to the shared buffer now, not when the upload ends.
+    fn stop(&mut self, why: CopyEnd) {
+        self.stopped = Some(why);
+        self.held = Joined::Empty;
+        self.permit = None;
+    }
+
+    /// The copy as it stands; `reached_end` says whether the upload got to its end.
+    fn finish(&mut self, reached_end: bool) -> RequestCopy {
+        let end = match self.stopped {
+            Some(why) => why,
+            None if reached_end => CopyEnd::Complete,
+            None => CopyEnd::Cut,
+        };
+        RequestCopy {
+            bytes: std::mem::take(&mut self.held).freeze(),
+            end,
+            _permit: self.permit.take(),
+        }
+    }
+}
+
+/// A client body still arriving when the request went upstream: it yields the frames read
+/// before, then forwards each further client frame unchanged as it arrives, and tees a copy of
+/// it into the capture copy. The copy goes to the call's recorder on the body's end, error or
+/// drop (a drop before the end — the upstream stopped reading — leaves it [`CopyEnd::Cut`]).
+/// Generic over the client body only so the unit tests can drive it with an in-memory one.
+#[derive(Debug)]
+pub(crate) struct TeeBody<B = Incoming> {
+    /// Frames read before the request went upstream, forwarded first.
+    prefix: VecDeque<Frame<Bytes>>,
+    inner: B,
+    /// The client's body ended while the prefix was read (nothing more to poll).
+    inner_ended: bool,
+    /// The body timeout, armed the first time the upstream waits on the client.
+    idle: Option<IdleTimer>,
+    timeout: Duration,
+    fate: Arc<UploadFate>,
+    stats: Arc<ProxyStats>,
+    copy: CopyBuilder,
+    done: Option<oneshot::Sender<RequestCopy>>,
+}
+
+impl<B> TeeBody<B> {
+    fn finish(&mut self, reached_end: bool) {
+        if let Some(done) = self.done.take() {
+            let _ = done.send(self.copy.finish(reached_end));
+        }
+    }
+
+    fn rest_ended(&self) -> bool
+    where
+        B: Body,
+    {
+        self.prefix.is_empty() && (self.inner_ended || self.inner.is_end_stream())
+    }
+}
+
+impl<B> Body for TeeBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        if this.done.is_none() {
+            return Poll::Ready(None);
+        }
+        if let Some(frame) = this.prefix.pop_front() {
+            if this.rest_ended() {
+                this.finish(true);
+            }
+            return Poll::Ready(Some(Ok(frame)));
+        }
+        if this.inner_ended {
+            this.finish(true);
+            return Poll::Ready(None);
+        }
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(idle) = this.idle.as_mut() {
+                    idle.touch();
+                }
+                if let Some(data) = frame.data_ref() {
+                    this.copy.push(data);
+                }
+                if this.inner.is_end_stream() {
+                    this.finish(true);
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(err))) => {
+                this.fate.set(UploadFate::GONE);
+                this.finish(false);
+                Poll::Ready(Some(Err(err.into())))
+            }
+            Poll::Ready(None) => {
+                this.finish(true);
+                Poll::Ready(None)
+            }
+            Poll::Pending => {
+                let timeout = this.timeout;
+                let idle = this.idle.get_or_insert_with(|| IdleTimer::new(timeout));
+                ready!(idle.poll_expired(cx));
+                this.fate.set(UploadFate::STALLED);
+                this.stats.record_limit(Limit::BodyTimeout);
+                this.finish(false);
+                Poll::Ready(Some(Err(Box::new(UploadStalled(timeout)))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done.is_none() || self.rest_ended()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let read: u64 = self
+            .prefix
+            .iter()
+            .filter_map(|frame| frame.data_ref())
+            .map(|data| data.len() as u64)
+            .sum();
+        if self.inner_ended {
+            return SizeHint::with_exact(read);
+        }
+        let inner = self.inner.size_hint();
+        let mut hint = SizeHint::new();
+        hint.set_lower(inner.lower().saturating_add(read));
+        if let Some(upper) = inner.upper() {
+            hint.set_upper(upper.saturating_add(read));
+        }
+        hint
+    }
+}
+
+impl<B> Drop for TeeBody<B> {
+    fn drop(&mut self) {
+        // Dropped before its end: the upstream stopped reading (it answered, or failed).
+        self.finish(false);
+    }
+}
+
+/// The body sent upstream for a recorded call: the whole request when it had arrived with its
+/// head, or what had arrived followed by the rest as the client sends it.
+#[derive(Debug)]
+pub(crate) enum RequestBody<B = Incoming> {
+    /// The whole body, read before the request went upstream.
+    Full(Option<Bytes>),
+    /// Still arriving: streamed and teed.
+    Tee(Box<TeeBody<B>>),
+    /// An unrecorded request's body, streamed as is.
+    Plain(B),
+}
+
+impl<B> Body for RequestBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
     type Data = Bytes;
     type Error = BoxError;
 
@@ -342,22 +606,15 @@ impl Body for RequestBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match &mut *self {
             Self::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            Self::Chained { prefix, rest } => {
-                if let Some(bytes) = prefix.take() {
-                    return Poll::Ready(Some(Ok(Frame::data(bytes))));
-                }
-                rest.poll_frame(cx)
-            }
-            Self::Plain(body) => Pin::new(body)
-                .poll_frame(cx)
-                .map_err(|e| Box::new(e) as BoxError),
+            Self::Tee(body) => Pin::new(body.as_mut()).poll_frame(cx),
+            Self::Plain(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
             Self::Full(bytes) => bytes.is_none(),
-            Self::Chained { prefix, rest } => prefix.is_none() && rest.inner.is_end_stream(),
+            Self::Tee(body) => body.is_end_stream(),
             Self::Plain(body) => body.is_end_stream(),
         }
     }
@@ -366,140 +623,138 @@ impl Body for RequestBody {
         match self {
             Self::Full(Some(bytes)) => SizeHint::with_exact(bytes.len() as u64),
             Self::Full(None) => SizeHint::with_exact(0),
+            Self::Tee(body) => body.size_hint(),
             Self::Plain(body) => body.size_hint(),
-            Self::Chained { prefix, rest } => {
-                let extra = prefix.as_ref().map_or(0, |b| b.len() as u64);
-                let inner = rest.inner.size_hint();
-                let mut hint = SizeHint::new();
-                hint.set_lower(inner.lower() + extra);
-                if let Some(upper) = inner.upper() {
-                    hint.set_upper(upper + extra);
-                }
-                hint
-            }
         }
     }
 }
 
-/// Why the start of a request body could not be buffered, with what was read of it.
+/// The client's body broke off before the request went upstream: the client is gone.
 #[derive(Debug)]
-pub(crate) struct BufferError {
-    pub(crate) cause: UploadError,
+pub(crate) struct UploadCut {
+    /// What had arrived (as far as the capture copy kept it).
     pub(crate) partial: Bytes,
 }
 
-/// Result of reading the start of a client's request body.
+/// A recorded request's body, ready to go upstream.
 #[derive(Debug)]
-pub(crate) struct BufferedRequest {
-    /// The bytes read (the whole body unless `complete` is false).
-    pub(crate) bytes: Bytes,
-    /// Whether the whole body fit in the budget.
-    pub(crate) complete: bool,
-    /// The global capture buffer had no room: the body was not captured at all.
-    pub(crate) no_room: bool,
+pub(crate) struct StartedUpload<B = Incoming> {
+    /// The whole body when it was read before sending (empty when it streams), for the model
+    /// peek at span start.
+    pub(crate) read: Bytes,
     /// The body to send upstream.
-    pub(crate) body: RequestBody,
-    /// Holds this body's share of the global capture buffer until the copy is dropped.
-    pub(crate) permit: Option<OwnedSemaphorePermit>,
-    /// How the client's side of the upload ends (the streamed rest may still fail).
+    pub(crate) body: RequestBody<B>,
+    /// The body's length when it is all there: sent upstream as `content-length`.
+    pub(crate) whole_length: Option<usize>,
+    /// The capture copy: sent at once for a whole body, by the tee when the upload ends.
+    pub(crate) copy: oneshot::Receiver<RequestCopy>,
+    /// How the client's side of the upload ends (a streamed rest may still fail).
     pub(crate) fate: Arc<UploadFate>,
 }
 
-/// What bounds the read of a request's start.
-#[derive(Debug, Clone)]
-pub(crate) struct BufferLimits {
-    /// Per-request capture budget.
-    pub(crate) max_bytes: usize,
-    /// Longest pause between two reads.
-    pub(crate) timeout: Duration,
-    /// The capture buffer shared by every connection (permits are bytes).
-    pub(crate) shared: Arc<Semaphore>,
+/// How the read of what the client had already sent ended.
+enum ReadyRead {
+    /// The body is complete.
+    Ended,
+    /// More is to come (or enough was read to start with).
+    More,
+    /// The body failed: the client is gone.
+    Broken,
 }
 
-/// Reads the client's body up to `limits.max_bytes` bytes without ever holding more than that —
-/// nor more than the shared capture buffer has room for: past either, the rest is streamed
-/// upstream uncaptured. A stalled or vanished client is an error carrying what was read.
-pub(crate) async fn buffer_request(
-    mut body: Incoming,
-    limits: &BufferLimits,
-) -> Result<BufferedRequest, BufferError> {
-    use http_body_util::BodyExt as _;
-    let fate = Arc::new(UploadFate::default());
-    let mut buf = bytes::BytesMut::new();
-    let mut permit: Option<OwnedSemaphorePermit> = None;
-    while !body.is_end_stream() {
-        let frame = match tokio::time::timeout(limits.timeout, body.frame()).await {
-            Err(_) => {
-                return Err(BufferError {
-                    cause: UploadError::Stalled,
-                    partial: buf.freeze(),
-                });
-            }
-            Ok(Some(Err(_))) => {
-                return Err(BufferError {
-                    cause: UploadError::ClientGone,
-                    partial: buf.freeze(),
-                });
-            }
-            Ok(None) => break,
-            Ok(Some(Ok(frame))) => frame,
-        };
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        let over_budget = buf.len() + data.len() > limits.max_bytes;
-        let room = if over_budget {
-            None
-        } else {
-            let want = u32::try_from(data.len()).unwrap_or(u32::MAX);
-            Arc::clone(&limits.shared).try_acquire_many_owned(want).ok()
-        };
-        let Some(more) = room else {
-            // Over this request's budget, or no room left in the shared buffer: what was read
-            // goes first, the rest streams, nothing more is held.
-            let no_room = !over_budget;
-            buf.extend_from_slice(&data);
-            let prefix = buf.freeze();
-            return Ok(BufferedRequest {
-                bytes: if no_room {
-                    Bytes::new()
-                } else {
-                    prefix.clone()
-                },
-                complete: false,
-                no_room,
-                body: RequestBody::Chained {
-                    prefix: Some(prefix),
-                    rest: Box::new(StreamedRest::new(body, limits.timeout, Arc::clone(&fate))),
-                },
-                permit,
-                fate,
-            });
-        };
-        match permit.as_mut() {
-            Some(held) => held.merge(more),
-            None => permit = Some(more),
+/// Takes the frames that are ready without waiting, stopping once past the capture budget.
+fn read_ready<B>(
+    body: &mut B,
+    cx: &mut Context<'_>,
+    prefix: &mut VecDeque<Frame<Bytes>>,
+    copy: &mut CopyBuilder,
+) -> ReadyRead
+where
+    B: Body<Data = Bytes> + Unpin,
+{
+    let mut read = 0usize;
+    loop {
+        if body.is_end_stream() {
+            return ReadyRead::Ended;
         }
-        // The usual small request arrives in one frame: keep that `Bytes` as is (no copy).
-        if buf.is_empty() && body.is_end_stream() {
-            return Ok(BufferedRequest {
-                bytes: data.clone(),
-                complete: true,
-                no_room: false,
-                body: RequestBody::Full(Some(data)),
-                permit,
-                fate,
-            });
+        if read > copy.max_bytes {
+            return ReadyRead::More;
         }
-        buf.extend_from_slice(&data);
+        match Pin::new(&mut *body).poll_frame(cx) {
+            Poll::Pending => return ReadyRead::More,
+            Poll::Ready(None) => return ReadyRead::Ended,
+            Poll::Ready(Some(Err(_))) => return ReadyRead::Broken,
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    read = read.saturating_add(data.len());
+                    copy.push(data);
+                }
+                prefix.push_back(frame);
+            }
+        }
     }
-    let bytes = buf.freeze();
-    Ok(BufferedRequest {
-        bytes: bytes.clone(),
-        complete: true,
-        no_room: false,
-        body: RequestBody::Full(Some(bytes)),
-        permit,
+}
+
+/// Starts a recorded request's upload without waiting for its body: what the client has already
+/// sent is read (the usual small request arrives with its head, whole); if that is the whole
+/// body and its copy fits, it goes upstream as one known-length body. Otherwise the request goes
+/// upstream at once with a [`TeeBody`] that streams the rest and tees the capture copy within
+/// `limits`. A body that has already failed is an error carrying what was read.
+pub(crate) async fn start_upload<B>(
+    mut body: B,
+    limits: &UploadLimits,
+) -> Result<StartedUpload<B>, UploadCut>
+where
+    B: Body<Data = Bytes> + Unpin,
+{
+    let mut prefix = VecDeque::new();
+    let mut copy = CopyBuilder::new(limits);
+    let ready =
+        std::future::poll_fn(|cx| Poll::Ready(read_ready(&mut body, cx, &mut prefix, &mut copy)))
+            .await;
+    let (copy_tx, copy_rx) = oneshot::channel();
+    let fate = Arc::new(UploadFate::default());
+    let inner_ended = match ready {
+        ReadyRead::Broken => {
+            return Err(UploadCut {
+                partial: copy.finish(false).bytes,
+            });
+        }
+        ReadyRead::Ended if copy.stopped.is_none() => {
+            let whole = copy.finish(true);
+            let bytes = whole.bytes.clone();
+            let _ = copy_tx.send(whole);
+            return Ok(StartedUpload {
+                read: bytes.clone(),
+                whole_length: Some(bytes.len()),
+                body: RequestBody::Full(Some(bytes)),
+                copy: copy_rx,
+                fate,
+            });
+        }
+        // Whole but not copied (over the budget, or no room): forwarded in the client's
+        // framing, as the streamed case is.
+        ReadyRead::Ended => true,
+        ReadyRead::More => false,
+    };
+    let tee = TeeBody {
+        prefix,
+        inner: body,
+        inner_ended,
+        idle: None,
+        timeout: limits.timeout,
+        fate: Arc::clone(&fate),
+        stats: Arc::clone(&limits.stats),
+        copy,
+        done: Some(copy_tx),
+    };
+    Ok(StartedUpload {
+        // Nothing to peek: only a whole body names its model (`peek_model` finds none in a
+        // cut-off one), so the span starts without it and is named once the copy is parsed.
+        read: Bytes::new(),
+        body: RequestBody::Tee(Box::new(tee)),
+        whole_length: None,
+        copy: copy_rx,
         fate,
     })
 }
@@ -507,7 +762,9 @@ pub(crate) async fn buffer_request(
 #[cfg(test)]
 mod tests {
     //! The response body's state machine, driven by an in-memory upstream body: one test per
-    //! outcome, and the idle timer's lazy re-arm. Time is paused, so the timers are exact.
+    //! outcome, and the idle timer's lazy re-arm. Then the request side, driven by an in-memory
+    //! client body: the whole-body start, the tee's forwarding and copy, and each way it ends.
+    //! Time is paused, so the timers are exact.
 
     use std::io;
 
@@ -701,5 +958,247 @@ mod tests {
         let end = h.end.await.expect("the outcome is reported");
         assert_eq!(end.outcome, CallEnd::Cancelled);
         assert!(end.first_chunk_at.is_none());
+    }
+
+    // The request side: what arrived with the head, then the tee.
+
+    const TOTAL_PERMITS: usize = 1 << 20;
+
+    struct Upload {
+        client: mpsc::UnboundedSender<io::Result<Bytes>>,
+        started: StartedUpload<ChannelBody>,
+        shared: Arc<Semaphore>,
+        stats: Arc<ProxyStats>,
+    }
+
+    /// A client body with `before` already sent when the upload starts; `ended`: and closed.
+    async fn upload(
+        before: &[&'static str],
+        ended: bool,
+        max_bytes: usize,
+        permits: usize,
+    ) -> Upload {
+        let (client, rx) = mpsc::unbounded_channel();
+        for chunk in before {
+            client.send(Ok(Bytes::from_static(chunk.as_bytes()))).ok();
+        }
+        let shared = Arc::new(Semaphore::new(permits));
+        let stats = Arc::new(ProxyStats::default());
+        let limits = UploadLimits {
+            max_bytes,
+            timeout: IDLE,
+            shared: Arc::clone(&shared),
+            stats: Arc::clone(&stats),
+        };
+        let (client, body) = if ended {
+            // A sender that is already gone: the body ends right after `before`.
+            let (closed, _) = mpsc::unbounded_channel();
+            drop(client);
+            (closed, ChannelBody(rx))
+        } else {
+            (client, ChannelBody(rx))
+        };
+        let started = match start_upload(body, &limits).await {
+            Ok(started) => started,
+            Err(cut) => panic!("the upload was cut at once: {cut:?}"),
+        };
+        Upload {
+            client,
+            started,
+            shared,
+            stats,
+        }
+    }
+
+    /// The copy the recorder would get, once the upload has ended.
+    fn copy_now(copy: &mut oneshot::Receiver<RequestCopy>) -> RequestCopy {
+        match copy.try_recv() {
+            Ok(copy) => copy,
+            Err(e) => panic!("the copy was not sent: {e:?}"),
+        }
+    }
+
+    fn is_tee(body: &RequestBody<ChannelBody>) -> bool {
+        matches!(body, RequestBody::Tee(_))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_arrived_with_its_head_goes_upstream_whole_and_is_the_copy() {
+        let body = r#"{"model":"gpt-4o"}"#;
+        let mut up = upload(&[body], true, 1024, TOTAL_PERMITS).await;
+        assert!(!is_tee(&up.started.body));
+        assert_eq!(up.started.whole_length, Some(body.len()));
+        let copy = copy_now(&mut up.started.copy);
+        assert_eq!(copy.end, CopyEnd::Complete);
+        assert_eq!(copy.bytes, body);
+        // The usual small request: one frame, shared by the body, the peek and the copy.
+        assert_eq!(up.started.read.as_ptr(), copy.bytes.as_ptr());
+        assert_eq!(data(up.started.body.frame().await), body);
+        assert!(up.started.body.frame().await.is_none());
+        assert_eq!(up.shared.available_permits(), TOTAL_PERMITS - body.len());
+        drop(copy);
+        assert_eq!(
+            up.shared.available_permits(),
+            TOTAL_PERMITS,
+            "released with the copy"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn several_ready_frames_that_end_the_body_are_one_whole_body() {
+        let mut up = upload(&["ab", "cd"], true, 1024, TOTAL_PERMITS).await;
+        assert_eq!(up.started.whole_length, Some(4));
+        assert_eq!(data(up.started.body.frame().await), "abcd");
+        assert!(up.started.body.frame().await.is_none());
+        assert_eq!(copy_now(&mut up.started.copy).end, CopyEnd::Complete);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_tee_forwards_every_frame_unchanged_in_order_and_copies_the_whole_body() {
+        let mut up = upload(&["ab"], false, 1024, TOTAL_PERMITS).await;
+        assert!(is_tee(&up.started.body));
+        assert_eq!(up.started.whole_length, None, "the client's own framing");
+        assert_eq!(data(up.started.body.frame().await), "ab");
+        for chunk in ["cd", "", "ef"] {
+            up.client
+                .send(Ok(Bytes::from_static(chunk.as_bytes())))
+                .ok();
+        }
+        for chunk in ["cd", "", "ef"] {
+            assert_eq!(data(up.started.body.frame().await), chunk);
+        }
+        assert!(
+            up.started.copy.try_recv().is_err(),
+            "no copy before the upload ends"
+        );
+        drop(up.client);
+        assert!(up.started.body.frame().await.is_none());
+        assert!(up.started.body.is_end_stream());
+        let copy = copy_now(&mut up.started.copy);
+        assert_eq!(copy.end, CopyEnd::Complete);
+        assert_eq!(copy.bytes, "abcdef");
+        assert!(up.started.fate.client_error().is_none());
+        assert_eq!(up.shared.available_permits(), TOTAL_PERMITS - 6);
+        drop(copy);
+        assert_eq!(up.shared.available_permits(), TOTAL_PERMITS);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn past_the_budget_the_copy_stops_and_lets_go_while_forwarding_goes_on() {
+        let mut up = upload(&["ab"], false, 5, TOTAL_PERMITS).await;
+        assert_eq!(data(up.started.body.frame().await), "ab");
+        up.client.send(Ok(Bytes::from_static(b"cd"))).ok();
+        assert_eq!(data(up.started.body.frame().await), "cd");
+        assert_eq!(up.shared.available_permits(), TOTAL_PERMITS - 4);
+        for chunk in ["ef", "g"] {
+            up.client
+                .send(Ok(Bytes::from_static(chunk.as_bytes())))
+                .ok();
+            assert_eq!(data(up.started.body.frame().await), chunk);
+        }
+        // "ef" would have made 6 bytes of a 5-byte budget: copying stopped there (even "g",
+        // which would fit, is not copied) and what was held is released at once.
+        assert_eq!(up.shared.available_permits(), TOTAL_PERMITS);
+        drop(up.client);
+        assert!(up.started.body.frame().await.is_none());
+        let copy = copy_now(&mut up.started.copy);
+        assert_eq!(copy.end, CopyEnd::OverBudget);
+        assert!(copy.bytes.is_empty());
+        assert_eq!(up.stats.snapshot().limits.capture_buffer_full, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_room_in_the_shared_buffer_stops_the_copy_and_is_counted() {
+        let mut up = upload(&["ab"], false, 1024, 3).await;
+        assert_eq!(up.shared.available_permits(), 1);
+        assert_eq!(data(up.started.body.frame().await), "ab");
+        up.client.send(Ok(Bytes::from_static(b"cd"))).ok();
+        assert_eq!(
+            data(up.started.body.frame().await),
+            "cd",
+            "forwarded anyway"
+        );
+        assert_eq!(up.shared.available_permits(), 3, "what it held is released");
+        up.client.send(Ok(Bytes::from_static(b"e"))).ok();
+        assert_eq!(data(up.started.body.frame().await), "e");
+        drop(up.client);
+        assert!(up.started.body.frame().await.is_none());
+        let copy = copy_now(&mut up.started.copy);
+        assert_eq!(copy.end, CopyEnd::NoRoom);
+        assert!(copy.bytes.is_empty());
+        assert_eq!(up.stats.snapshot().limits.capture_buffer_full, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_error_mid_body_is_client_gone_and_cuts_the_copy() {
+        let mut up = upload(&["ab"], false, 1024, TOTAL_PERMITS).await;
+        assert_eq!(data(up.started.body.frame().await), "ab");
+        up.client
+            .send(Err(io::Error::new(io::ErrorKind::ConnectionReset, "reset")))
+            .ok();
+        match up.started.body.frame().await {
+            Some(Err(err)) => assert!(err.to_string().contains("reset"), "{err}"),
+            other => panic!("expected the client's error, got {other:?}"),
+        }
+        assert_eq!(
+            up.started.fate.client_error(),
+            Some(UploadError::ClientGone)
+        );
+        let copy = copy_now(&mut up.started.copy);
+        assert_eq!(copy.end, CopyEnd::Cut);
+        assert_eq!(copy.bytes, "ab");
+        assert!(up.started.body.is_end_stream());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stall_past_the_body_timeout_is_stalled_and_counted() {
+        let mut up = upload(&["ab"], false, 1024, TOTAL_PERMITS).await;
+        assert_eq!(data(up.started.body.frame().await), "ab");
+        let start = TokioInstant::now();
+        let err = match up.started.body.frame().await {
+            Some(Err(e)) => e,
+            other => panic!("expected the stall, got {other:?}"),
+        };
+        assert_eq!(start.elapsed(), IDLE);
+        assert!(err.is::<UploadStalled>(), "{err}");
+        assert_eq!(up.started.fate.client_error(), Some(UploadError::Stalled));
+        assert_eq!(up.stats.snapshot().limits.body_timeouts, 1);
+        assert_eq!(copy_now(&mut up.started.copy).end, CopyEnd::Cut);
+        assert!(
+            !up.client.is_closed(),
+            "the timeout, not the client, ended it"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_tee_dropped_before_its_end_reports_a_cut_copy_and_no_client_fault() {
+        let mut up = upload(&["ab"], false, 1024, TOTAL_PERMITS).await;
+        assert_eq!(data(up.started.body.frame().await), "ab");
+        drop(up.started.body);
+        let copy = copy_now(&mut up.started.copy);
+        assert_eq!(copy.end, CopyEnd::Cut);
+        assert_eq!(copy.bytes, "ab");
+        assert!(up.started.fate.client_error().is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_already_broken_is_an_upload_cut_with_what_arrived() {
+        let (client, rx) = mpsc::unbounded_channel();
+        client.send(Ok(Bytes::from_static(b"ab"))).ok();
+        client
+            .send(Err(io::Error::new(io::ErrorKind::ConnectionReset, "reset")))
+            .ok();
+        let shared = Arc::new(Semaphore::new(TOTAL_PERMITS));
+        let limits = UploadLimits {
+            max_bytes: 1024,
+            timeout: IDLE,
+            shared: Arc::clone(&shared),
+            stats: Arc::new(ProxyStats::default()),
+        };
+        match start_upload(ChannelBody(rx), &limits).await {
+            Err(cut) => assert_eq!(cut.partial, "ab"),
+            Ok(_) => panic!("a broken body was started"),
+        }
+        assert_eq!(shared.available_permits(), TOTAL_PERMITS);
     }
 }

@@ -4,9 +4,10 @@
 //!
 //! `on_request` runs before the request is forwarded and is cheap: the span starts with the
 //! sampling-relevant attributes, the model taken by [`codec::peek_model`] without parsing the
-//! body. The full parse (`on_request_body`) runs in the call's recorder task once the response
-//! head is back and on its way to the client, so a large prompt adds nothing to the time to
-//! first byte.
+//! body — when the body had arrived whole; a body still streaming upstream names its model (and
+//! its span) only once parsed. The full parse (`on_request_body`) runs in the call's recorder
+//! task once the response head is back and on its way to the client and the upload has ended, so
+//! a large prompt adds nothing to the time to first byte.
 //!
 //! The recorder is an adapter over [`llmtap_core::lifecycle::CallLifecycle`], which owns what a
 //! model call's record means (outcome precedence, time to first chunk, decoding, redaction) and
@@ -30,23 +31,24 @@ use llmtap_core::codec::{self, Api, Route};
 use llmtap_core::compat::Compat;
 use llmtap_core::content_coding::{self, ContentCoding};
 use llmtap_core::lifecycle::{CallEnd, CallLifecycle, CallMetrics, ResponseHead};
-use opentelemetry::Context;
 use opentelemetry::trace::{Span as _, SpanContext, TraceContextExt as _, Tracer as _};
+use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::{SdkTracer, Span};
 
 use llmtap_export::GenAiMetrics;
 
 use crate::agents::{AgentCall, AgentLease, AgentSpans};
-use crate::body::BodyEnd;
+use crate::body::{BodyEnd, CopyEnd};
 use crate::error::ProxyError;
 use crate::headers::AgentHeaders;
 use crate::stats::ProxyStats;
 
+use llmtap_core::semconv::GEN_AI_REQUEST_MODEL;
 use llmtap_core::semconv::capture_error::{
     BODY_OVER_BUDGET as CAPTURE_TOO_LARGE, CAPTURE_BUFFER_FULL,
     CHUNK_COPIES_LOST as CAPTURE_CHUNKS_LOST,
     CONTENT_ENCODING_UNSUPPORTED as CAPTURE_ENCODING_UNSUPPORTED,
-    INVALID_JSON as CAPTURE_INVALID_JSON,
+    INVALID_JSON as CAPTURE_INVALID_JSON, UPLOAD_INCOMPLETE as CAPTURE_UPLOAD_INCOMPLETE,
 };
 use llmtap_core::semconv::error_type::{
     CLIENT_DISCONNECTED as ERROR_CLIENT_DISCONNECTED, SHUTDOWN_GRACE_EXCEEDED as ERROR_SHUTDOWN,
@@ -128,8 +130,9 @@ pub(crate) struct RequestFacts<'a> {
     pub(crate) server_port: Option<u16>,
     /// When the request head arrived: the span starts there, before the body is read.
     pub(crate) started_at: SystemTime,
-    /// The request body copy (the prefix when it was over the capture budget); only peeked
-    /// here, parsed by [`CallRecorder::on_request_body`].
+    /// The request body when it had arrived whole before the request went upstream (the usual
+    /// small request; empty when it streams); only peeked here, the copy is parsed by
+    /// [`CallRecorder::on_request_body`].
     pub(crate) body: &'a [u8],
     /// The request's `content-encoding`: the copy is decoded before it is parsed.
     pub(crate) content_encoding: Option<String>,
@@ -218,21 +221,26 @@ impl CallRecorder {
         }
     }
 
-    /// Phase 1b, in the recorder task once the response head is back: parse the request copy
-    /// (parameters, stream flag, captured content).
-    pub(crate) fn on_request_body(&mut self, body: &[u8], complete: bool, no_room: bool) {
+    /// Phase 1b, in the recorder task once the response head is back and the upload has ended:
+    /// parse the request copy (parameters, stream flag, captured content). A span that started
+    /// without its model (not in what had arrived, or an encoded body) is named now.
+    pub(crate) fn on_request_body(&mut self, body: &[u8], copy: CopyEnd) {
         let Some(rec) = self.recording.as_mut() else {
             return;
         };
         let call = rec.life.call_mut();
-        if no_room {
-            call.capture_error = Some(CAPTURE_BUFFER_FULL);
+        // A cut-off copy is not parsed (nor does it name its model): say why it is missing.
+        let incomplete = match copy {
+            CopyEnd::Complete => None,
+            CopyEnd::NoRoom => Some(CAPTURE_BUFFER_FULL),
+            CopyEnd::OverBudget => Some(CAPTURE_TOO_LARGE),
+            CopyEnd::Cut => Some(CAPTURE_UPLOAD_INCOMPLETE),
+        };
+        if incomplete.is_some() {
+            call.capture_error = incomplete;
             return;
         }
-        if !complete {
-            call.capture_error = Some(CAPTURE_TOO_LARGE);
-            return;
-        }
+        let model_was_missing = call.request.model.is_none();
         let decoded = match ContentCoding::from_header(rec.request_encoding.as_deref()) {
             Ok(coding) => content_coding::decode_whole(coding, body, rec.max_capture_bytes),
             Err(_) => {
@@ -248,14 +256,11 @@ impl CallRecorder {
                 return;
             }
         };
-        let peeked_model = call.request.model.is_none();
         if codec::parse_request(rec.api, body, &rec.policy, call).is_err() {
             call.capture_error = Some(CAPTURE_INVALID_JSON);
         }
-        if peeked_model && call.request.model.is_some() {
-            // The span started before the (encoded) body could be read: name it now.
-            call.redact_fields(&rec.policy.redactor);
-            rec.span.update_name(call.span_name());
+        if model_was_missing {
+            rec.name_span_after_the_model();
         }
     }
 
@@ -302,6 +307,21 @@ impl Drop for CallRecorder {
 }
 
 impl Recording {
+    /// The span started before its model was known: once it is, redact it, name the span after
+    /// it and add the start attribute the span lacks (end attributes never repeat it).
+    fn name_span_after_the_model(&mut self) {
+        let call = self.life.call_mut();
+        if call.request.model.is_none() {
+            return;
+        }
+        call.redact_fields(&self.policy.redactor);
+        if let Some(model) = &call.request.model {
+            self.span
+                .set_attribute(KeyValue::new(GEN_AI_REQUEST_MODEL, model.clone()));
+            self.span.update_name(call.span_name());
+        }
+    }
+
     fn finish(mut self, outcome: Outcome) {
         let (end, ended_at) = match outcome {
             Outcome::Body(body) => {
