@@ -13,7 +13,7 @@
 #   llmtap           a recorded chat call, content captured, JSONL on (the benchmarked default)
 #   llmtap+otlp      the same with OTLP/HTTP forwarding to a local sink
 #
-#   scripts/bench-instructions.sh                # builds release once, ~3 minutes after that
+#   scripts/bench-instructions.sh                # builds release once, ~4 minutes after that
 #   SKIP_BUILD=1 scripts/bench-instructions.sh   # reuse target/release binaries
 #   LLMTAP=path/to/llmtap scripts/bench-instructions.sh   # count another build (A/B)
 #   CALLS=4000 scripts/bench-instructions.sh
@@ -37,6 +37,7 @@ fi
 llmtap=${LLMTAP:-target/release/llmtap}
 bench=target/release/llmtap-bench
 calls=${CALLS:-2000}
+settle=7
 rate=250
 seconds=$(( (calls + rate - 1) / rate ))
 work=$(mktemp -d)
@@ -90,8 +91,13 @@ count() {
   wait_port "$port"
   local url="http://127.0.0.1:$port$path"
   "$bench" rate --url "$url" --rps 200 --seconds 2 >/dev/null
+  # Spans leave in batches (every 5 s at the latest, OTEL_BSP_SCHEDULE_DELAY): let the warm-up's
+  # go out before counting, and the counted calls' go out before the count stops, so the
+  # export work counted is exactly the counted calls'.
+  sleep "$settle"
   callgrind_control -i on "$vg" >/dev/null
   "$bench" rate --url "$url" --rps "$rate" --seconds "$seconds" >"$work/$name.rate.json"
+  sleep "$settle"
   callgrind_control -i off "$vg" >/dev/null
   callgrind_control -d "$vg" >/dev/null
   kill -INT "$vg" 2>/dev/null || true
