@@ -72,7 +72,7 @@ impl GenAiMetrics {
 
     /// Records one finished call.
     pub fn record(&self, call: &LlmCall) {
-        let attributes = call.metric_attributes();
+        let mut attributes = call.metric_attributes();
         if let Some(duration) = call.timings.duration {
             self.duration.record(duration.as_secs_f64(), &attributes);
         }
@@ -81,9 +81,10 @@ impl GenAiMetrics {
             (semconv::token_type::OUTPUT, call.usage.output_tokens),
         ] {
             if let Some(count) = count {
-                let mut with_type = attributes.clone();
-                with_type.push(KeyValue::new(semconv::GEN_AI_TOKEN_TYPE, token_type));
-                self.tokens.record(count, &with_type);
+                // The token type goes on and comes off again: no copy of the other attributes.
+                attributes.push(KeyValue::new(semconv::GEN_AI_TOKEN_TYPE, token_type));
+                self.tokens.record(count, &attributes);
+                attributes.pop();
             }
         }
         if call.request.stream
