@@ -279,6 +279,53 @@ fn tree_kib(pid: u32, key: &str) -> u64 {
     descendants(pid).into_iter().map(|p| proc_kib(p, key)).sum()
 }
 
+/// CPU time (user + system, clock ticks) of a process and its descendants.
+fn tree_cpu_ticks(pid: u32) -> u64 {
+    descendants(pid)
+        .into_iter()
+        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok())
+        .map(|stat| {
+            // Fields after "(comm)": state is the 1st, utime the 12th, stime the 13th.
+            stat.rsplit_once(')')
+                .map(|(_, rest)| {
+                    rest.split_whitespace()
+                        .skip(11)
+                        .take(2)
+                        .filter_map(|v| v.parse::<u64>().ok())
+                        .sum::<u64>()
+                })
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+/// Longest wait for a path to finish the work a phase queued in it.
+const SETTLE_LIMIT: Duration = Duration::from_secs(90);
+
+/// Waits until the path's process tree is idle (at most 2 ticks of CPU, ~4 % of a core, in half
+/// a second). A proxy sent more than it carries keeps working through its queue after the load
+/// tool has stopped and dropped its connections (LiteLLM and Portkey do not cancel a call whose
+/// client left): on the shared proxy core that work would land on the next path's measurement.
+async fn settle(name: &str, pid: Option<u32>) {
+    let Some(pid) = pid else { return };
+    let started = std::time::Instant::now();
+    loop {
+        let before = tree_cpu_ticks(pid);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if tree_cpu_ticks(pid).saturating_sub(before) <= 2 {
+            let waited = started.elapsed();
+            if waited > Duration::from_secs(2) {
+                eprintln!("{name}: busy with its queued calls for {waited:.1?} after the load stopped");
+            }
+            return;
+        }
+        if started.elapsed() > SETTLE_LIMIT {
+            eprintln!("{name}: still busy {SETTLE_LIMIT:?} after the load stopped; going on");
+            return;
+        }
+    }
+}
+
 fn pinned(cores: &str, program: &Path) -> Command {
     let mut c = Command::new("taskset");
     c.arg("-c").arg(cores).arg(program);
@@ -937,6 +984,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
         };
         eprintln!("saturation {}: {:.0} req/s", r.name, s.rps);
         sats.push(s);
+        settle(&r.name, r.pid).await;
     }
     // Fixed rates: fractions of a saturation every path can actually carry. With the proxy on
     // one core, direct's saturation (wrk + upstream only) is several times what any proxy, nginx
@@ -987,6 +1035,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
                 r.name, x.target_rps, x.latency.p50_us, x.latency.p99_us, x.shed, x.errors
             );
             rates.push(x);
+            settle(&r.name, r.pid).await;
         }
     }
     // Streams and the concurrency-1 calls in interleaved rounds (every path once per round), so
