@@ -315,7 +315,9 @@ async fn settle(name: &str, pid: Option<u32>) {
         if tree_cpu_ticks(pid).saturating_sub(before) <= 2 {
             let waited = started.elapsed();
             if waited > Duration::from_secs(2) {
-                eprintln!("{name}: busy with its queued calls for {waited:.1?} after the load stopped");
+                eprintln!(
+                    "{name}: busy with its queued calls for {waited:.1?} after the load stopped"
+                );
             }
             return;
         }
