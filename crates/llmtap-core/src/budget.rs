@@ -180,10 +180,28 @@ impl io::Write for CappedBuffer {
     }
 }
 
+/// At most the length of `value`'s compact serialization, cheaply: strings and keys count their
+/// bytes and quotes (escaping only adds), every other value one byte.
+pub(crate) fn serialized_len_lower_bound(value: &Value) -> usize {
+    match value {
+        Value::String(s) => s.len() + 2,
+        Value::Array(items) => items
+            .iter()
+            .map(serialized_len_lower_bound)
+            .fold(2, usize::saturating_add),
+        Value::Object(members) => members
+            .iter()
+            .map(|(k, v)| k.len() + 3 + serialized_len_lower_bound(v))
+            .fold(2, usize::saturating_add),
+        _ => 1,
+    }
+}
+
 /// The compact serialization of `value` when it is at most `cap` bytes.
 fn serialize_within(value: &Value, cap: usize) -> Option<String> {
+    // Sized once from below: the buffer grows by doubling from there, not from empty.
     let mut out = CappedBuffer {
-        buf: Vec::new(),
+        buf: Vec::with_capacity(serialized_len_lower_bound(value).min(cap)),
         cap,
     };
     serde_json::to_writer(&mut out, value).ok()?;

@@ -276,23 +276,6 @@ const UNAVAILABLE: &str = "[REDACTED:redaction_unavailable]";
 /// what a budgeted capture keeps.
 pub const STRADDLE_MARGIN: usize = 16 * 1024;
 
-/// At most the length of `value`'s compact serialization, cheaply: strings and keys count their
-/// bytes and quotes (escaping only adds), every other value one byte.
-fn serialized_len_lower_bound(value: &serde_json::Value) -> usize {
-    match value {
-        serde_json::Value::String(s) => s.len() + 2,
-        serde_json::Value::Array(items) => items
-            .iter()
-            .map(serialized_len_lower_bound)
-            .fold(2, usize::saturating_add),
-        serde_json::Value::Object(members) => members
-            .iter()
-            .map(|(k, v)| k.len() + 3 + serialized_len_lower_bound(v))
-            .fold(2, usize::saturating_add),
-        _ => 1,
-    }
-}
-
 /// A user pattern could not be compiled (or a built-in one, in a broken build).
 #[derive(Debug, thiserror::Error)]
 #[error("invalid redaction pattern {pattern:?}: {reason}")]
@@ -533,7 +516,7 @@ impl Redactor {
                 let mut shown = 0usize;
                 for item in items.iter_mut() {
                     self.redact_json_within(item, max_bytes);
-                    shown = shown.saturating_add(serialized_len_lower_bound(item));
+                    shown = shown.saturating_add(crate::budget::serialized_len_lower_bound(item));
                     if shown > max_bytes {
                         break;
                     }
