@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Instructions per call, counted by valgrind's callgrind: the one proxy-cost figure that does not
-# move with the shared machine's speed (wall-clock and CPU-time figures here move by ±30 % from
-# minute to minute). User-space instructions only — the kernel's TCP work, the same for every
-# proxy, is not counted — so it measures exactly what llmtap's code adds.
+# Instructions per call, counted by valgrind's callgrind: the proxy-cost figure the shared
+# machine's speed moves least (wall-clock and CPU-time figures here move by ±30 % from minute to
+# minute; repeated counts on an idle machine agree within ~3 %). Run it on an idle machine: the
+# code paths taken depend on timing, and a busy machine adds ~15 %. User-space instructions only
+# — the kernel's TCP work, the same for every proxy, is not counted — so it measures what each
+# proxy's own code costs.
 #
 # For each path: the proxy starts under callgrind with instrumentation off, takes a warm-up
 # (connection pools, lazy statics), then counts instructions over a fixed number of calls sent
