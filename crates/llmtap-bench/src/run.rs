@@ -242,6 +242,19 @@ fn proc_kib(pid: u32, key: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// `/proc/<pid>/stat`, if the process is still there.
+fn proc_stat(pid: u32) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()
+}
+
+/// The fields of a `/proc/<pid>/stat` line after `(comm)`, which may hold spaces and
+/// parentheses: state is the 0th, ppid the 1st, utime the 11th, stime the 12th.
+fn stat_fields(stat: &str) -> std::str::SplitWhitespace<'_> {
+    stat.rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+}
+
 /// Children of every process, from /proc/*/stat.
 fn descendants(root: u32) -> Vec<u32> {
     let mut parent_of = Vec::new();
@@ -250,13 +263,11 @@ fn descendants(root: u32) -> Vec<u32> {
             let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
                 continue;
             };
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            let Some(stat) = proc_stat(pid) else {
                 continue;
             };
-            // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-            let ppid = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            let ppid = stat_fields(&stat)
+                .nth(1)
                 .and_then(|v| v.parse::<u32>().ok());
             if let Some(ppid) = ppid {
                 parent_of.push((pid, ppid));
@@ -283,18 +294,13 @@ fn tree_kib(pid: u32, key: &str) -> u64 {
 fn tree_cpu_ticks(pid: u32) -> u64 {
     descendants(pid)
         .into_iter()
-        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok())
+        .filter_map(proc_stat)
         .map(|stat| {
-            // Fields after "(comm)": state is the 1st, utime the 12th, stime the 13th.
-            stat.rsplit_once(')')
-                .map(|(_, rest)| {
-                    rest.split_whitespace()
-                        .skip(11)
-                        .take(2)
-                        .filter_map(|v| v.parse::<u64>().ok())
-                        .sum::<u64>()
-                })
-                .unwrap_or(0)
+            stat_fields(&stat)
+                .skip(11)
+                .take(2)
+                .filter_map(|v| v.parse::<u64>().ok())
+                .sum::<u64>()
         })
         .sum()
 }
@@ -1864,4 +1870,30 @@ fn render(r: &mut Report) -> String {
         );
     }
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_fields_start_after_a_comm_with_spaces_and_parentheses() {
+        let stat = "42 (node (worker) 1) S 7 42 42 0 -1 4194560 10 0 0 0 15 3 0 0 20 0 1";
+        let fields: Vec<&str> = stat_fields(stat).collect();
+        assert_eq!(fields.first(), Some(&"S"));
+        assert_eq!(fields.get(1), Some(&"7"), "ppid");
+        assert_eq!(fields.get(11..13), Some(&["15", "3"][..]), "utime, stime");
+        assert_eq!(stat_fields("no comm at all").next(), None);
+    }
+
+    #[test]
+    fn this_process_is_in_its_own_tree_and_uses_cpu() {
+        let me = std::process::id();
+        assert!(descendants(me).contains(&me));
+        let spin = std::time::Instant::now();
+        while spin.elapsed() < Duration::from_millis(50) {
+            std::hint::black_box(spin.elapsed());
+        }
+        assert!(tree_cpu_ticks(me) > 0);
+    }
 }
