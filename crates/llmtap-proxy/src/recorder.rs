@@ -307,14 +307,11 @@ impl Drop for CallRecorder {
 }
 
 impl Recording {
-    /// The span started before its model was known: once it is, redact it, name the span after
-    /// it and add the start attribute the span lacks (end attributes never repeat it).
+    /// The span started before its model was known: once the parse has found it (already
+    /// redacted: `codec::parse_request` redacts every field on return), name the span after it
+    /// and add the start attribute the span lacks (end attributes never repeat it).
     fn name_span_after_the_model(&mut self) {
-        let call = self.life.call_mut();
-        if call.request.model.is_none() {
-            return;
-        }
-        call.redact_fields(&self.policy.redactor);
+        let call = self.life.call();
         if let Some(model) = &call.request.model {
             self.span
                 .set_attribute(KeyValue::new(GEN_AI_REQUEST_MODEL, model.clone()));
