@@ -563,8 +563,9 @@ pub const UPSTREAM_MAX_CONNECTING: Setting = flagged(
         max: 1 << 20,
     },
     Scope::Proxy,
-    "upstream connects (TCP and TLS) in progress at once per upstream host; the rest wait for \
-     a free slot or a pooled connection, so a burst reuses connections instead of storming",
+    "upstream connects (TCP and TLS) in progress at once per upstream host; a call that finds \
+     no idle connection waits for one another call frees or a connect that finishes, so a \
+     burst reuses connections instead of storming",
 );
 /// Quiet period after which an idle agent invocation's span ends.
 pub const AGENT_QUIET_SECS: Setting = flagged(

@@ -11,7 +11,6 @@ use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HOST, TRANSFE
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -34,7 +33,7 @@ use crate::body::{
     start_upload,
 };
 use crate::config::{Config, Upstream};
-use crate::connect::ConnectLimit;
+use crate::pool::{PoolSettings, PoolSnapshot, UpstreamPool};
 use crate::error::{HeadLimits, ProxyError};
 use crate::headers::{
     HEADER_TRACERESPONSE, HeaderExtractor, HeaderInjector, strip_hop_by_hop, take_agent_headers,
@@ -56,6 +55,8 @@ const RESPONSE_HEAD_LIMITS: HeadLimits = HeadLimits {
     max_headers: 512,
     max_bytes: 512 * 1024,
 };
+/// An idle upstream connection older than this is closed instead of reused.
+const UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// How long shutdown waits for recorder tasks to end spans after connections have closed.
 const SPAN_DRAIN_LIMIT: Duration = Duration::from_millis(500);
 /// Pause after an accept failed for lack of descriptors or memory.
@@ -63,7 +64,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Time allowed to flush both sinks at shutdown.
 const TELEMETRY_SHUTDOWN_LIMIT: Duration = Duration::from_secs(10);
 
-type UpstreamClient = Client<ConnectLimit<HttpsConnector<HttpConnector>>, RequestBody>;
+type UpstreamClient = UpstreamPool<HttpsConnector<HttpConnector>, RequestBody>;
 
 /// Errors building the proxy.
 #[derive(Debug, thiserror::Error)]
@@ -374,12 +375,15 @@ fn upstream_client(config: &Config) -> UpstreamClient {
         .enable_http1()
         .enable_http2()
         .wrap_connector(http);
-    let connector = ConnectLimit::new(https, config.upstream_max_connecting);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .http1_max_headers(RESPONSE_HEAD_LIMITS.max_headers)
-        .http1_max_buf_size(RESPONSE_HEAD_LIMITS.max_bytes)
-        .build(connector)
+    UpstreamPool::new(
+        https,
+        PoolSettings {
+            max_connecting: config.upstream_max_connecting,
+            idle_timeout: UPSTREAM_IDLE_TIMEOUT,
+            max_headers: RESPONSE_HEAD_LIMITS.max_headers,
+            max_head_bytes: RESPONSE_HEAD_LIMITS.max_bytes,
+        },
+    )
 }
 
 /// A TLS config that trusts nothing: https upstreams fail with a clear 502 instead of the proxy
@@ -465,6 +469,7 @@ fn health(state: &State) -> Response<ProxyBody> {
         status: &'a str,
         #[serde(flatten)]
         proxy: StatsSnapshot,
+        upstream_pool: PoolSnapshot,
         agent_invocations: AgentInvocations,
         sinks: PipelineStats,
     }
@@ -478,6 +483,7 @@ fn health(state: &State) -> Response<ProxyBody> {
     let body = serde_json::to_vec(&Health {
         status: "ok",
         proxy: state.stats.snapshot(),
+        upstream_pool: state.client.snapshot(),
         agent_invocations: AgentInvocations {
             open: state.agent_spans.open(),
             refused: state.agent_spans.refused(),
@@ -514,7 +520,7 @@ async fn send_upstream(
     req: Request<RequestBody>,
 ) -> Result<Response<Incoming>, ProxyError> {
     let limit = state.config.upstream_timeout;
-    match tokio::time::timeout(limit, state.client.request(req)).await {
+    match tokio::time::timeout(limit, state.client.send(req)).await {
         Ok(Ok(resp)) => Ok(resp),
         Ok(Err(err)) => {
             tracing::debug!(error = %err, "upstream request failed");

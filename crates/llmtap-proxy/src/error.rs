@@ -115,7 +115,7 @@ impl ProxyError {
     /// Classifies a client error from the upstream HTTP client.
     pub(crate) fn from_client_error(
         upstream: String,
-        err: &hyper_util::client::legacy::Error,
+        err: &crate::pool::PoolError,
         limits: HeadLimits,
     ) -> Self {
         if head_too_large(err) {
