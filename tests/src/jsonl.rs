@@ -30,7 +30,11 @@ pub fn parse_traces_data(text: &str) -> Result<Vec<TracesData>> {
         .collect()
 }
 
-/// Every span in the file, flattened with its resource and scope.
+/// Every span in the file, flattened with its resource and scope, in the order the spans
+/// started. The file is in the order they ended, and recordings end on several threads, so two
+/// calls made one after the other may end in either order.
 pub fn read_spans(path: impl AsRef<Path>) -> Result<Vec<RecordedSpan>> {
-    Ok(read_traces_data(path)?.recorded_spans())
+    let mut spans = read_traces_data(path)?.recorded_spans();
+    crate::spans::sort_by_start(&mut spans);
+    Ok(spans)
 }

@@ -209,12 +209,15 @@ impl FakeCollector {
         lock(&self.shared.requests).clone()
     }
 
-    /// Every span of every accepted request, flattened with resource and scope.
+    /// Every span of every accepted request, flattened with resource and scope, in the order
+    /// the spans started (they arrive in the order they ended; see `jsonl::read_spans`).
     pub fn spans(&self) -> Vec<RecordedSpan> {
-        lock(&self.shared.requests)
+        let mut spans: Vec<RecordedSpan> = lock(&self.shared.requests)
             .iter()
             .flat_map(RecordedRequest::spans)
-            .collect()
+            .collect();
+        crate::spans::sort_by_start(&mut spans);
+        spans
     }
 
     /// Waits until at least `n` spans were accepted; the error says what did arrive.

@@ -296,6 +296,11 @@ pub fn check_calls_under_their_agents(spans: &[RecordedSpan]) -> anyhow::Result<
     Ok(checked)
 }
 
+/// Orders spans by start time (stable: equal starts keep their order).
+pub fn sort_by_start(spans: &mut [RecordedSpan]) {
+    spans.sort_by_key(|s| s.span.start_time_unix_nano);
+}
+
 /// The model calls of `spans`, after checking that each one naming an agent sits under an
 /// `invoke_agent` span of that agent ([`check_calls_under_their_agents`]).
 pub fn checked_calls(spans: Vec<RecordedSpan>) -> anyhow::Result<Vec<RecordedSpan>> {

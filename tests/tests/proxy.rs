@@ -785,9 +785,18 @@ async fn unknown_paths_pass_unrecorded_and_healthz_counts() -> Result<()> {
             &[("x-mock-scenario", "error:500")],
         )
         .await?;
-    let health = stack.get("/healthz").await?;
-    assert_eq!(health.status, StatusCode::OK);
-    let health: Value = serde_json::from_slice(&health.body)?;
+    // Calls are counted as they end, on the recording threads: a moment after their answers.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let health = loop {
+        let health = stack.get("/healthz").await?;
+        assert_eq!(health.status, StatusCode::OK);
+        let health: Value = serde_json::from_slice(&health.body)?;
+        if health["calls_in_flight"] == 0 || tokio::time::Instant::now() >= deadline {
+            break health;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(health["calls_in_flight"], 0, "{health}");
     assert_eq!(health["status"], "ok");
     assert_eq!(health["unrecorded_requests"], 2, "{health}");
     assert_eq!(health["requests_by_provider"]["openai"], 2, "{health}");

@@ -11,9 +11,9 @@ mod app;
 mod body;
 pub mod config;
 mod error;
-mod pool;
 pub mod headers;
 pub mod listen;
+mod pool;
 mod recorder;
 mod stats;
 

@@ -574,9 +574,8 @@ mod tests {
     impl Service<Uri> for CountingConnect {
         type Response = TokioIo<TcpStream>;
         type Error = BoxError;
-        type Future = Pin<
-            Box<dyn std::future::Future<Output = Result<Self::Response, BoxError>> + Send>,
-        >;
+        type Future =
+            Pin<Box<dyn std::future::Future<Output = Result<Self::Response, BoxError>> + Send>>;
 
         fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
             Poll::Ready(Ok(()))
@@ -710,7 +709,11 @@ mod tests {
         let pool = pool(connector.clone(), 3);
         let results = burst(&pool, &base, 30).await;
         assert!(results.iter().all(Result::is_ok), "{results:?}");
-        assert!(connector.most_at_once() <= 3, "{}", connector.most_at_once());
+        assert!(
+            connector.most_at_once() <= 3,
+            "{}",
+            connector.most_at_once()
+        );
         assert!(connector.started() <= 30, "{}", connector.started());
         // The connections went back to the pool: a second burst connects no more.
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -792,7 +795,9 @@ mod tests {
         call(&pool, &base).await.expect("first");
         // The connection goes back once hyper has seen the response end.
         tokio::time::sleep(Duration::from_millis(10)).await;
-        call(&pool, &base).await.expect("second, on the same connection");
+        call(&pool, &base)
+            .await
+            .expect("second, on the same connection");
         assert_eq!(connector.started(), 1);
         tokio::time::sleep(Duration::from_millis(120)).await;
         call(&pool, &base).await.expect("third");
