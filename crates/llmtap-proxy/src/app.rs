@@ -155,7 +155,7 @@ impl RecordingThreads {
             std::thread::Builder::new()
                 .name("llmtap-record".into())
                 .spawn(move || {
-                    lower_own_priority();
+                    llmtap_export::lower_thread_priority();
                     runtime.block_on(async {
                         let _ = stopped.await;
                     });
@@ -173,20 +173,6 @@ impl RecordingThreads {
         if let Some(handle) = self.handles.get(turn) {
             handle.spawn(recording);
         }
-    }
-}
-
-/// Niceness 10 for the calling thread: when a call arrives while recordings run, the kernel
-/// gives the forwarding worker the core (a nice-10 thread weighs about a tenth of a normal one).
-/// Not lower: recordings must still progress on a machine busy with other work. Best effort.
-fn lower_own_priority() {
-    use thread_priority::{ThreadPriority, ThreadPriorityValue};
-    // The crate's 0..=99 scale, mapped onto niceness 19..=-20: 22 is niceness 10.
-    let niceness_10 = ThreadPriorityValue::try_from(22u8).map(ThreadPriority::Crossplatform);
-    if let Ok(priority) = niceness_10
-        && let Err(err) = thread_priority::set_current_thread_priority(priority)
-    {
-        tracing::debug!(?err, "recording thread keeps the default priority");
     }
 }
 
