@@ -11,7 +11,6 @@
 //! Not part of the API: `bench_shapes` (hidden, behind the non-default `bench-shapes` feature)
 //! holds the span shapes and the reference proto encoder for `llmtap-bench encoder`.
 
-mod background;
 #[cfg(any(test, feature = "bench-shapes"))]
 #[doc(hidden)]
 pub mod bench_shapes;
@@ -28,7 +27,6 @@ mod resend;
 mod sink;
 mod summary;
 
-pub use background::{BACKGROUND_NICENESS, lower_thread_priority};
 pub use config::{
     BatchSettings, OtlpCompression, OtlpConfig, OtlpOverrides, OtlpProtocol, UnknownProtocol,
     redact_secrets, redact_userinfo,

@@ -41,7 +41,6 @@ impl RuntimeGuard {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name(thread_name)
-            .on_thread_start(crate::background::lower_thread_priority)
             .enable_all()
             .build()
             .map(|rt| Self(Some(rt)))

@@ -101,8 +101,6 @@ impl<E> CountingExporter<E> {
 
 impl<E: SpanExporter> SpanExporter for CountingExporter<E> {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        // Runs on the batch processor's own thread: it yields to the traffic.
-        crate::background::lower_thread_priority();
         let n = batch.len();
         self.stats.leave_queue(n);
         let result = self.inner.export(batch).await;

@@ -4,7 +4,6 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -77,9 +76,6 @@ pub enum BuildError {
     /// The exporter could not be set up (bad `OTEL_*` value, unwritable JSONL path).
     #[error(transparent)]
     Telemetry(#[from] llmtap_export::PipelineError),
-    /// The recording threads could not be started.
-    #[error("cannot start the recording threads: {0}")]
-    RecordingThreads(#[source] std::io::Error),
 }
 
 /// Errors serving.
@@ -117,63 +113,6 @@ struct State {
     connections: Arc<Semaphore>,
     /// Open agent invocations and their `invoke_agent` spans.
     agent_spans: Arc<AgentSpans>,
-    /// Where recorder tasks run (threads of their own).
-    recording: RecordingThreads,
-}
-
-/// The threads calls' recorder tasks run on: one per core the proxy may use, each a one-thread
-/// runtime of its own at a lower priority, tasks handed out in turn.
-///
-/// Parsing the copies, redaction, ending the span and the metrics are most of a recorded call's
-/// CPU time (~150k of ~220k instructions). On the forwarding worker they ran between the calls
-/// being forwarded: a call that arrived during another call's recording waited for it, and past
-/// ~60 % of saturation the backlog of recordings stalled every call behind it (p50 445 ms at
-/// 6,000 calls/s on one core). On their own threads at niceness 10 the kernel gives the core to
-/// the forwarding worker whenever a call needs it, and the recordings take the time left over.
-/// Their backlog is bounded by `LLMTAP_MAX_IN_FLIGHT` (a call counts until its span ends: past
-/// it new calls get a fast 503) and per call by the chunk-copy queue.
-struct RecordingThreads {
-    handles: Vec<tokio::runtime::Handle>,
-    next: AtomicUsize,
-    /// Dropped with the proxy: each thread then ends its runtime on itself (never inside
-    /// another runtime, where dropping one panics).
-    _stop: Vec<oneshot::Sender<()>>,
-}
-
-impl RecordingThreads {
-    fn start() -> Result<Self, std::io::Error> {
-        let count = std::thread::available_parallelism().map_or(1, usize::from);
-        let mut handles = Vec::with_capacity(count);
-        let mut stops = Vec::with_capacity(count);
-        for _ in 0..count {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            handles.push(runtime.handle().clone());
-            let (stop, stopped) = oneshot::channel::<()>();
-            stops.push(stop);
-            std::thread::Builder::new()
-                .name("llmtap-record".into())
-                .spawn(move || {
-                    llmtap_export::lower_thread_priority();
-                    runtime.block_on(async {
-                        let _ = stopped.await;
-                    });
-                })?;
-        }
-        Ok(Self {
-            handles,
-            next: AtomicUsize::new(0),
-            _stop: stops,
-        })
-    }
-
-    fn spawn(&self, recording: impl Future<Output = ()> + Send + 'static) {
-        let turn = self.next.fetch_add(1, Ordering::Relaxed) % self.handles.len().max(1);
-        if let Some(handle) = self.handles.get(turn) {
-            handle.spawn(recording);
-        }
-    }
 }
 
 /// A built proxy, ready to serve.
@@ -229,7 +168,6 @@ impl App {
                 propagator: TraceContextPropagator::new(),
                 metrics,
                 agent_spans,
-                recording: RecordingThreads::start().map_err(BuildError::RecordingThreads)?,
             }),
         })
     }
@@ -752,7 +690,7 @@ async fn forward_recorded(
     let (copies_tx, copies_rx) = mpsc::channel::<Bytes>(CHUNK_COPY_QUEUE);
     let (end_tx, end_rx) = oneshot::channel();
     let fate = started.fate;
-    state.recording.spawn(record_call(
+    tokio::spawn(record_call(
         recorder,
         started.copy,
         head_rx,
@@ -780,6 +718,22 @@ async fn forward_recorded(
     Response::from_parts(parts, ProxyBody::Tap(body))
 }
 
+/// Bodies at least this large are parsed and redacted with the worker handed off
+/// (`block_in_place`), so a slow capture cannot stall the other calls on that worker.
+const OFFLOAD_PARSE_BYTES: usize = 64 * 1024;
+
+/// Runs `work` where a long CPU burst cannot hold a runtime worker that other calls need: on a
+/// multi-threaded runtime the worker's other tasks move elsewhere while it runs.
+fn off_worker<T>(big: bool, work: impl FnOnce() -> T) -> T {
+    let multi = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if big && multi {
+        tokio::task::block_in_place(work)
+    } else {
+        work()
+    }
+}
+
 /// The call's recorder task: waits for the response head, then for the request copy (at once
 /// for a body read whole; a streamed one's when its upload ends — on its end, error, or the
 /// upstream dropping it), parses the copy, then takes the head, the chunk copies and the
@@ -793,23 +747,29 @@ async fn record_call(
     mut copies: mpsc::Receiver<Bytes>,
     end: oneshot::Receiver<BodyEnd>,
 ) {
-    // The request is parsed once the response head is in hand: the handler has given the head
-    // to hyper by then, so a long prompt's parse never competes with the answer's first byte.
-    // (This task runs on a recording thread, never on the forwarding worker.)
+    // The request is parsed once the response head is in hand: by then the handler has given
+    // the head to hyper, which writes it (and the body bytes already read) before this task
+    // runs, so a long prompt's parse never delays the answer's first byte.
     let head = head.await;
     let request = request.await.unwrap_or_else(|_| RequestCopy::lost());
-    recorder.on_request_body(&request.bytes, request.end);
+    off_worker(request.bytes.len() >= OFFLOAD_PARSE_BYTES, || {
+        recorder.on_request_body(&request.bytes, request.end);
+    });
     drop(request);
     match head {
         Ok(Ok(head)) => recorder.on_response_head(head),
         Ok(Err(err)) => return recorder.finish(Outcome::Failed(err)),
         Err(_) => return recorder.finish(Outcome::Abandoned),
     }
+    let mut response_bytes = 0usize;
     while let Some(chunk) = copies.recv().await {
+        response_bytes = response_bytes.saturating_add(chunk.len());
         recorder.on_chunk(&chunk);
     }
     let outcome = end.await.map_or(Outcome::Abandoned, Outcome::Body);
-    recorder.finish(outcome);
+    off_worker(response_bytes >= OFFLOAD_PARSE_BYTES, || {
+        recorder.finish(outcome)
+    });
 }
 
 #[cfg(test)]
@@ -828,48 +788,5 @@ mod tests {
         let base: Uri = "http://127.0.0.1:9/".parse().expect("uri");
         assert_eq!(upstream_label(&base), "http://127.0.0.1:9");
         assert_eq!(default_port(&"https://x".parse().expect("uri")), Some(443));
-    }
-
-    /// Recordings run on threads named `llmtap-record`, one per core the proxy may use, below
-    /// the forwarding worker's priority (niceness 10 on Linux).
-    #[tokio::test]
-    async fn recordings_run_on_their_own_lower_priority_threads() {
-        let threads = RecordingThreads::start().expect("threads");
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        assert_eq!(threads.handles.len(), cores);
-        let mut seen = Vec::new();
-        for _ in 0..cores * 2 {
-            let (tx, rx) = oneshot::channel();
-            threads.spawn(async move {
-                let name = std::thread::current().name().map(str::to_owned);
-                // Field 19 of /proc/thread-self/stat is the thread's niceness.
-                let nice = std::fs::read_to_string("/proc/thread-self/stat")
-                    .ok()
-                    .and_then(|stat| {
-                        let after_name = stat.rsplit_once(')')?.1.to_owned();
-                        after_name.split_whitespace().nth(16)?.parse::<i32>().ok()
-                    });
-                let _ = tx.send((name, nice, std::thread::current().id()));
-            });
-            seen.push(rx.await.expect("the recording ran"));
-        }
-        assert!(
-            seen.iter()
-                .all(|(name, ..)| name.as_deref() == Some("llmtap-record"))
-        );
-        if cfg!(target_os = "linux") {
-            // At least 10 (a process started nicer than that stays as nice).
-            assert!(
-                seen.iter()
-                    .all(|(_, nice, _)| nice.is_some_and(|n| n >= 10)),
-                "{seen:?}"
-            );
-        }
-        let mut ids: Vec<_> = seen.iter().map(|(.., id)| format!("{id:?}")).collect();
-        ids.sort();
-        ids.dedup();
-        assert_eq!(ids.len(), cores, "tasks are handed out in turn");
-        // Dropped inside a runtime: each thread ends its own runtime (no panic here).
-        drop(threads);
     }
 }
