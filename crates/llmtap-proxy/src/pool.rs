@@ -33,6 +33,41 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// was written (the upstream closed it while idle). Each retry takes another connection.
 const MAX_RESENDS: usize = 4;
 
+/// What the pool needs of a connector: TCP (+ TLS) streams hyper can drive.
+pub(crate) trait Connect:
+    Service<
+        Uri,
+        Response: hyper::rt::Read + hyper::rt::Write + Connection + Unpin + Send + 'static,
+        Future: Send + 'static,
+        Error: Into<BoxError>,
+    > + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<T> Connect for T where
+    T: Service<
+            Uri,
+            Response: hyper::rt::Read + hyper::rt::Write + Connection + Unpin + Send + 'static,
+            Future: Send + 'static,
+            Error: Into<BoxError>,
+        > + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// What the pool needs of a request body.
+pub(crate) trait PoolBody:
+    Body<Data: Send, Error: Into<BoxError>> + Send + Unpin + 'static
+{
+}
+
+impl<T> PoolBody for T where T: Body<Data: Send, Error: Into<BoxError>> + Send + Unpin + 'static {}
+
 /// Errors from [`UpstreamPool::send`].
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum PoolError {
@@ -186,6 +221,24 @@ impl<B> Host<B> {
         Some(checkout)
     }
 
+    /// An HTTP/1 connection ready for a call: to the first caller waiting, else idle.
+    fn hand_over(&mut self, sender: http1::SendRequest<B>, reused: bool) {
+        let checkout = Checkout {
+            sender: Sender::H1(sender),
+            reused,
+        };
+        if let Some(Checkout {
+            sender: Sender::H1(sender),
+            ..
+        }) = self.deliver(checkout)
+        {
+            self.idle.push_back(Idle {
+                sender,
+                since: Instant::now(),
+            });
+        }
+    }
+
     /// Hands a failed connect's error to the first caller still waiting.
     fn fail_one(&mut self, err: PoolError) {
         let mut err = err;
@@ -206,16 +259,7 @@ impl<B> Host<B> {
     }
 }
 
-impl<C, B> UpstreamPool<C, B>
-where
-    C: Service<Uri> + Clone + Send + Sync + 'static,
-    C::Response: hyper::rt::Read + hyper::rt::Write + Connection + Unpin + Send + 'static,
-    C::Future: Send + 'static,
-    C::Error: Into<BoxError>,
-    B: Body + Send + Unpin + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
+impl<C: Connect, B: PoolBody> UpstreamPool<C, B> {
     pub(crate) fn new(connector: C, settings: PoolSettings) -> Self {
         let mut h1 = http1::Builder::new();
         h1.max_headers(settings.max_headers)
@@ -326,21 +370,7 @@ where
             }
             if let Some(shared) = shared.upgrade() {
                 let mut hosts = shared.lock();
-                let host = hosts.entry(key).or_default();
-                let checkout = Checkout {
-                    sender: Sender::H1(sender),
-                    reused: true,
-                };
-                if let Some(Checkout {
-                    sender: Sender::H1(sender),
-                    ..
-                }) = host.deliver(checkout)
-                {
-                    host.idle.push_back(Idle {
-                        sender,
-                        since: Instant::now(),
-                    });
-                }
+                hosts.entry(key).or_default().hand_over(sender, true);
             }
         });
     }
@@ -374,16 +404,7 @@ where
     }
 }
 
-impl<C, B> Shared<C, B>
-where
-    C: Service<Uri> + Clone + Send + Sync + 'static,
-    C::Response: hyper::rt::Read + hyper::rt::Write + Connection + Unpin + Send + 'static,
-    C::Future: Send + 'static,
-    C::Error: Into<BoxError>,
-    B: Body + Send + Unpin + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
+impl<C: Connect, B: PoolBody> Shared<C, B> {
     fn lock(&self) -> MutexGuard<'_, HashMap<Key, Host<B>>> {
         self.hosts.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -420,22 +441,7 @@ where
                     reused |= waiter.send(Ok(checkout)).is_ok();
                 }
             }
-            Ok(Sender::H1(sender)) => {
-                let checkout = Checkout {
-                    sender: Sender::H1(sender),
-                    reused: false,
-                };
-                if let Some(Checkout {
-                    sender: Sender::H1(sender),
-                    ..
-                }) = host.deliver(checkout)
-                {
-                    host.idle.push_back(Idle {
-                        sender,
-                        since: Instant::now(),
-                    });
-                }
-            }
+            Ok(Sender::H1(sender)) => host.hand_over(sender, false),
             Err(err) => {
                 this.connect_errors.fetch_add(1, Ordering::Relaxed);
                 host.fail_one(err);
@@ -455,46 +461,37 @@ where
         let mut connector = self.connector.clone();
         poll_fn(|cx| connector.poll_ready(cx))
             .await
-            .map_err(|e| PoolError::Connect(e.into()))?;
-        let io = connector
-            .call(uri)
-            .await
-            .map_err(|e| PoolError::Connect(e.into()))?;
+            .map_err(connect_error)?;
+        let io = connector.call(uri).await.map_err(connect_error)?;
         self.connects.fetch_add(1, Ordering::Relaxed);
         if io.connected().is_negotiated_h2() {
-            let (mut sender, conn) = self
-                .h2
-                .handshake(io)
-                .await
-                .map_err(|e| PoolError::Connect(e.into()))?;
-            tokio::spawn(async move {
-                if let Err(err) = conn.await {
-                    tracing::debug!(error = %err, "upstream HTTP/2 connection ended");
-                }
-            });
-            sender
-                .ready()
-                .await
-                .map_err(|e| PoolError::Connect(e.into()))?;
+            let (mut sender, conn) = self.h2.handshake(io).await.map_err(connect_error)?;
+            drive(conn, "upstream HTTP/2 connection ended");
+            sender.ready().await.map_err(connect_error)?;
             Ok(Sender::H2(sender))
         } else {
-            let (mut sender, conn) = self
-                .h1
-                .handshake(io)
-                .await
-                .map_err(|e| PoolError::Connect(e.into()))?;
-            tokio::spawn(async move {
-                if let Err(err) = conn.await {
-                    tracing::debug!(error = %err, "upstream connection ended");
-                }
-            });
-            sender
-                .ready()
-                .await
-                .map_err(|e| PoolError::Connect(e.into()))?;
+            let (mut sender, conn) = self.h1.handshake(io).await.map_err(connect_error)?;
+            drive(conn, "upstream connection ended");
+            sender.ready().await.map_err(connect_error)?;
             Ok(Sender::H1(sender))
         }
     }
+}
+
+fn connect_error(err: impl Into<BoxError>) -> PoolError {
+    PoolError::Connect(err.into())
+}
+
+/// Runs a connection's I/O until it ends; how it ended is only worth a debug line.
+fn drive(
+    conn: impl std::future::Future<Output = hyper::Result<()>> + Send + 'static,
+    ended: &'static str,
+) {
+    tokio::spawn(async move {
+        if let Err(err) = conn.await {
+            tracing::debug!(error = %err, "{ended}");
+        }
+    });
 }
 
 /// HTTP/1 wants origin-form (`/v1/chat?x`) and a `host` header (with the port when it is not
