@@ -31,8 +31,8 @@ pub fn parse_traces_data(text: &str) -> Result<Vec<TracesData>> {
 }
 
 /// Every span in the file, flattened with its resource and scope, in the order the spans
-/// started. The file is in the order they ended, and recordings end on several threads, so two
-/// calls made one after the other may end in either order.
+/// started. The file is in the order they ended, and each call's span ends in its own recorder
+/// task (on any runtime worker), so two calls made one after the other may end in either order.
 pub fn read_spans(path: impl AsRef<Path>) -> Result<Vec<RecordedSpan>> {
     let mut spans = read_traces_data(path)?.recorded_spans();
     crate::spans::sort_by_start(&mut spans);

@@ -275,6 +275,26 @@ impl Stack {
         Ok((report, spans))
     }
 
+    /// `/healthz` once `ready` holds for it, or as it is when `timeout` passes (the caller's
+    /// assertions then say what was missing). Counters move when calls end, which is in the
+    /// call's recorder task, a moment after its answer.
+    pub async fn health_when(
+        &self,
+        timeout: Duration,
+        ready: impl Fn(&serde_json::Value) -> bool,
+    ) -> Result<serde_json::Value> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let reply = self.get("/healthz").await?;
+            anyhow::ensure!(reply.status == StatusCode::OK, "/healthz: {}", reply.status);
+            let health: serde_json::Value = serde_json::from_slice(&reply.body)?;
+            if ready(&health) || tokio::time::Instant::now() >= deadline {
+                return Ok(health);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Spans in the JSONL so far (the exporter flushes within about a second).
     pub async fn wait_for_jsonl_spans(
         &self,

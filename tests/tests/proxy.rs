@@ -785,17 +785,9 @@ async fn unknown_paths_pass_unrecorded_and_healthz_counts() -> Result<()> {
             &[("x-mock-scenario", "error:500")],
         )
         .await?;
-    // Calls are counted as they end, on the recording threads: a moment after their answers.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let health = loop {
-        let health = stack.get("/healthz").await?;
-        assert_eq!(health.status, StatusCode::OK);
-        let health: Value = serde_json::from_slice(&health.body)?;
-        if health["calls_in_flight"] == 0 || tokio::time::Instant::now() >= deadline {
-            break health;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    let health = stack
+        .health_when(Duration::from_secs(10), |h| h["calls_in_flight"] == 0)
+        .await?;
     assert_eq!(health["calls_in_flight"], 0, "{health}");
     assert_eq!(health["status"], "ok");
     assert_eq!(health["unrecorded_requests"], 2, "{health}");
@@ -1402,14 +1394,11 @@ async fn always_off_sampler_keeps_every_call_in_the_file_and_forwards_none() -> 
     }
     assert!(flags.iter().all(|t| t.ends_with("-00")), "{flags:?}");
     // Spans end in the recorder task just after the body: poll until all four are counted.
-    let mut health = Value::Null;
-    for _ in 0..40 {
-        health = serde_json::from_str(&stack.get("/healthz").await?.text())?;
-        if health["sinks"]["otlp"]["sampled_out"] == json!(4) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let health = stack
+        .health_when(Duration::from_secs(2), |h| {
+            h["sinks"]["otlp"]["sampled_out"] == json!(4)
+        })
+        .await?;
     let collector = stack.collector.take().context("collector")?;
     let (report, spans) = stack.stop().await?;
     let spans = llmtap_tests::spans::checked_calls(spans)?;

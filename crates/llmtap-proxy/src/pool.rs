@@ -5,9 +5,9 @@
 //!
 //! Why not hyper-util's pool: it starts a connect for every call that finds no idle connection
 //! and, when an idle one turns up first, finishes that connect in the background and keeps it.
-//! Capping connects in progress only queued those connects: at 6,500 calls a second (70 % of
-//! llmtap's saturation) a burst grew the pool past 15,000 upstream connections and every call
-//! stalled for a second (docs/benchmarks.md). Here a connect starts only while more calls wait
+//! Capping connects in progress only queued those connects: at 7,300 calls a second (past
+//! llmtap's saturation) the pool grew past 15,000 upstream connections while calls stalled for
+//! over a second (docs/benchmarks.md, ADR 0016). Here a connect starts only while more calls wait
 //! than connects are under way, so the pool grows no further than the concurrency the upstream
 //! really saw, and a burst is absorbed by connections freed microseconds later.
 
@@ -295,7 +295,7 @@ impl<C: Connect, B: PoolBody> UpstreamPool<C, B> {
         let mut resends = 0;
         loop {
             let checkout = self.checkout(&key).await?;
-            let sent = match checkout.sender {
+            let mut sent = match checkout.sender {
                 Sender::H1(mut sender) => {
                     to_http1_form(&mut req, &uri);
                     match sender.try_send_request(req).await {
@@ -311,7 +311,6 @@ impl<C: Connect, B: PoolBody> UpstreamPool<C, B> {
                     Err(err) => err,
                 },
             };
-            let mut sent = sent;
             match sent.take_message() {
                 Some(back) if checkout.reused && resends < MAX_RESENDS => {
                     resends += 1;
@@ -377,7 +376,9 @@ impl<C: Connect, B: PoolBody> UpstreamPool<C, B> {
 
     /// Once per pool: close idle connections past their timeout even when no call comes.
     fn start_reaper(&self) {
-        if self.shared.reaper_started.swap(true, Ordering::Relaxed) {
+        // Read first: every call passes here, and only the first needs the write.
+        let started = &self.shared.reaper_started;
+        if started.load(Ordering::Relaxed) || started.swap(true, Ordering::Relaxed) {
             return;
         }
         let shared: Weak<Shared<C, B>> = Arc::downgrade(&self.shared);
